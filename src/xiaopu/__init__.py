@@ -1,0 +1,1 @@
+"""Xiaopu: backend for social-sharing storefronts."""

@@ -1,0 +1,74 @@
+"""create_app(): routers, middleware, error handlers and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from xiaopu.auth.endpoints import router as auth_router
+from xiaopu.config import Settings, get_settings
+from xiaopu.db import create_engine, create_sessionmaker
+from xiaopu.errors import install_error_handlers
+from xiaopu.health.endpoints import router as health_router
+from xiaopu.kit.ratelimit import Limiter
+from xiaopu.observability import RequestContextMiddleware, configure_logging
+from xiaopu.suppliers.endpoints import router as suppliers_router
+
+API_DESCRIPTION = """
+Xiaopu is the backend of a social-sharing storefront: suppliers list products, shopkeepers
+open shops in one call and share links, buyers order, and the platform settles the money.
+
+Errors are `application/problem+json` with a stable `code`. Lists take `cursor` and `limit`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Stable `{tag}-{function}` ids, so generated clients keep their method names."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass a sessionmaker bound to their own connection."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = None
+        if sessionmaker is None:
+            engine = create_engine(settings)
+            app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="Xiaopu",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.limiter = Limiter(settings.rate_limit_storage_url)
+    if sessionmaker is not None:
+        app.state.sessionmaker = sessionmaker
+
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(suppliers_router)
+    return app

@@ -1,0 +1,1 @@
+"""Accounts, tokens, API keys: who is calling and what they may do."""

@@ -1,0 +1,118 @@
+"""Who may call: typed dependencies for people, operators and supplier members or API keys."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from xiaopu.auth import service
+from xiaopu.auth.scopes import Scope
+from xiaopu.auth.tokens import API_KEY_PREFIX, decode_access_token
+from xiaopu.db import DbSession
+from xiaopu.deps import AppSettings
+from xiaopu.errors import (
+    Forbidden,
+    InsufficientScope,
+    InvalidToken,
+    SupplierNotFound,
+    Unauthenticated,
+)
+from xiaopu.models import MemberRole
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An access token from /v1/auth/login, or a supplier API key (xpk_...).",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A signed-in person: shopkeeper and buyer; maybe also a supplier member or operator."""
+
+    account_id: uuid.UUID
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class SupplierCaller:
+    """A supplier acting through one of its members or one of its API keys."""
+
+    supplier_id: uuid.UUID
+    account_id: uuid.UUID | None
+    role: MemberRole | None
+    api_key_id: uuid.UUID | None
+
+
+def _token(credentials: Credentials) -> str:
+    if credentials is None:
+        raise Unauthenticated()
+    return credentials.credentials
+
+
+async def _person(credentials: Credentials, settings: AppSettings) -> Person:
+    token = _token(credentials)
+    if token.startswith(API_KEY_PREFIX):
+        raise InvalidToken("API keys act for a supplier, not for a person.")
+    claims = decode_access_token(settings, token)
+    return Person(account_id=claims.account_id, session_id=claims.session_id)
+
+
+CurrentPerson = Annotated[Person, Depends(_person)]
+
+
+async def _operator(person: CurrentPerson, session: DbSession) -> Person:
+    if not await service.is_operator(session, person.account_id):
+        raise Forbidden("Only operators may do this.")
+    return person
+
+
+CurrentOperator = Annotated[Person, Depends(_operator)]
+
+
+class SupplierAccess:
+    """Admits a supplier's members (owners only, if asked) and its API keys holding `scope`.
+
+    Anyone else gets 404, as if the supplier did not exist.
+    """
+
+    def __init__(self, scope: Scope, *, owner_only: bool = False, members_only: bool = False):
+        self.scope = scope
+        self.owner_only = owner_only
+        self.members_only = members_only or owner_only
+
+    async def __call__(
+        self,
+        supplier_id: uuid.UUID,
+        credentials: Credentials,
+        settings: AppSettings,
+        session: DbSession,
+    ) -> SupplierCaller:
+        token = _token(credentials)
+        if token.startswith(API_KEY_PREFIX):
+            key = await service.authenticate_api_key(session, token)
+            if key.supplier_id != supplier_id:
+                raise SupplierNotFound()
+            if self.members_only:
+                raise Forbidden("This action needs a member's login, not an API key.")
+            if not service.has_scope(key, self.scope):
+                raise InsufficientScope(f"This action needs the {self.scope} scope.")
+            return SupplierCaller(supplier_id, None, None, key.id)
+        claims = decode_access_token(settings, token)
+        role = await service.member_role(session, supplier_id, claims.account_id)
+        if role is None:
+            raise SupplierNotFound()
+        if self.owner_only and role is not MemberRole.owner:
+            raise Forbidden("Only the supplier's owners may do this.")
+        return SupplierCaller(supplier_id, claims.account_id, role, None)
+
+
+# Each domain declares its own aliases beside these, e.g. ProductWriter in catalogue/auth.py.
+SupplierReader = Annotated[SupplierCaller, Depends(SupplierAccess(Scope.supplier_read))]
+SupplierOwner = Annotated[
+    SupplierCaller, Depends(SupplierAccess(Scope.supplier_read, owner_only=True))
+]

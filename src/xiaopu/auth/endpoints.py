@@ -1,0 +1,81 @@
+"""Routes for sign-up, login, token refresh, the caller's account and supplier API keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from xiaopu.auth import service
+from xiaopu.auth.auth import CurrentPerson, SupplierOwner
+from xiaopu.auth.schemas import (
+    AccountOut,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    LoginRequest,
+    RefreshRequest,
+    SignupRequest,
+    SignupResponse,
+    TokenPair,
+)
+from xiaopu.db import DbSession
+from xiaopu.deps import AppLimiter, AppSettings, ClientIp
+from xiaopu.kit.pagination import Page, Pagination
+
+router = APIRouter(prefix="/v1", tags=["auth"])
+
+
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED)
+async def signup(body: SignupRequest, session: DbSession, settings: AppSettings) -> SignupResponse:
+    account, tokens = await service.signup(session, settings, body)
+    return SignupResponse(account=AccountOut.model_validate(account), tokens=tokens)
+
+
+@router.post("/auth/login")
+async def login(
+    body: LoginRequest,
+    session: DbSession,
+    settings: AppSettings,
+    limiter: AppLimiter,
+    client_ip: ClientIp,
+) -> TokenPair:
+    return await service.login(session, settings, limiter, body, client_ip)
+
+
+@router.post("/auth/refresh")
+async def refresh(body: RefreshRequest, session: DbSession, settings: AppSettings) -> TokenPair:
+    return await service.refresh(session, settings, body.refresh_token)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshRequest, session: DbSession) -> Response:
+    await service.logout(session, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me")
+async def me(person: CurrentPerson, session: DbSession) -> AccountOut:
+    return AccountOut.model_validate(await service.account(session, person.account_id))
+
+
+@router.post("/suppliers/{supplier_id}/api-keys", status_code=status.HTTP_201_CREATED)
+async def create_api_key(
+    supplier_id: uuid.UUID, body: ApiKeyCreate, caller: SupplierOwner, session: DbSession
+) -> ApiKeyCreated:
+    assert caller.account_id is not None  # owner-only: always a member's login
+    return await service.create_api_key(session, caller.supplier_id, caller.account_id, body)
+
+
+@router.get("/suppliers/{supplier_id}/api-keys")
+async def list_api_keys(
+    supplier_id: uuid.UUID, caller: SupplierOwner, session: DbSession, page: Pagination
+) -> Page[ApiKeyOut]:
+    return await service.list_api_keys(session, caller.supplier_id, page)
+
+
+@router.delete("/suppliers/{supplier_id}/api-keys/{key_id}")
+async def revoke_api_key(
+    supplier_id: uuid.UUID, key_id: uuid.UUID, caller: SupplierOwner, session: DbSession
+) -> ApiKeyOut:
+    return await service.revoke_api_key(session, caller.supplier_id, key_id)

@@ -1,0 +1,134 @@
+"""The `xiaopu` command: serve, dev, migrate, seed, openapi."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from xiaopu.config import PROJECT_ROOT, Environment, Settings, get_settings
+
+app = typer.Typer(help="Xiaopu: social-sharing storefront backend.", no_args_is_help=True)
+
+EMBEDDED_DBNAME = "xiaopu"
+
+
+def _settings() -> Settings:
+    """Settings with a database URL, starting the embedded PostgreSQL in development."""
+    settings = get_settings()
+    if settings.database_url is not None:
+        return settings
+    if settings.env is not Environment.development:
+        raise typer.BadParameter("XIAOPU_DATABASE_URL is required outside development")
+    from xiaopu import devdb
+
+    typer.echo(f"Starting the embedded PostgreSQL in {settings.data_dir / 'pg'} ...", err=True)
+    server_url = devdb.embedded_server_url(settings.data_dir / "pg")
+    asyncio.run(devdb.create_database(server_url, EMBEDDED_DBNAME))
+    return settings.model_copy(
+        update={"database_url": devdb.with_database(server_url, EMBEDDED_DBNAME)}
+    )
+
+
+def _migrate(settings: Settings) -> None:
+    from xiaopu.migrate import upgrade
+
+    assert settings.database_url is not None
+    upgrade(settings.database_url)
+
+
+async def _seed(settings: Settings) -> bool:
+    from xiaopu.db import create_engine, create_sessionmaker
+    from xiaopu.seed import seed_demo
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await seed_demo(session)
+    finally:
+        await engine.dispose()
+
+
+def _print_demo(settings: Settings) -> None:
+    from xiaopu.seed import DEMO_LOGINS, DEMO_PASSWORD
+
+    typer.echo(f"\nXiaopu is up: {settings.public_base_url}/docs")
+    typer.echo(f"Demo logins (password {DEMO_PASSWORD}):")
+    for demo in DEMO_LOGINS:
+        typer.echo(f"  {demo.login:32} {demo.role}")
+    typer.echo("Ctrl-C stops the server and everything it started.\n")
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    from xiaopu.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="warning",
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port.")] = None,
+) -> None:
+    """Serve the API (migrations must be applied: see `migrate`)."""
+    _serve(_settings(), host, port)
+
+
+@app.command()
+def dev(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port.")] = None,
+) -> None:
+    """Everything for a local try-out: database (embedded if none is set), migrations, demo data,
+    and the server."""
+    settings = _settings()
+    _migrate(settings)
+    if asyncio.run(_seed(settings)):
+        typer.echo("Loaded the demo data.", err=True)
+    _print_demo(settings)
+    _serve(settings, host, port)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply all migrations."""
+    _migrate(_settings())
+
+
+@app.command()
+def seed() -> None:
+    """Load the demo data (once; a second run changes nothing)."""
+    inserted = asyncio.run(_seed(_settings()))
+    typer.echo("Loaded the demo data." if inserted else "The demo data is already there.")
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where to write the schema.")] = PROJECT_ROOT
+    / "openapi"
+    / "openapi.json",
+) -> None:
+    """Write the OpenAPI schema of the app."""
+    from xiaopu.app import create_app
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_openapi(create_app(get_settings()).openapi()))
+    typer.echo(f"Wrote {output}")
+
+
+def render_openapi(schema: dict[str, object]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    app()

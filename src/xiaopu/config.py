@@ -1,0 +1,108 @@
+"""Settings: the one place that reads the environment (prefix XIAOPU_)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Development-only secrets. Using them outside development is refused at start-up.
+_DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0123456789"  # noqa: S105
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XIAOPU_", env_file=".env", extra="ignore")
+
+    env: Environment = Field(
+        default=Environment.development,
+        description="development, test or production. Only development has usable default secrets.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL URL (postgresql+asyncpg://...). Unset in development: an embedded "
+            "PostgreSQL is started in `data_dir`."
+        ),
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".data",
+        description="Where the embedded PostgreSQL keeps its files.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="Connections kept per process.")
+    db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load.")
+    db_statement_timeout_ms: int = Field(
+        default=15_000, ge=0, description="Statement timeout for request sessions (0 = none)."
+    )
+
+    host: str = Field(default="127.0.0.1", description="Address `xiaopu serve` binds.")
+    port: int = Field(default=8000, description="Port `xiaopu serve` binds.")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL the service is reached at."
+    )
+
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for access tokens (≥ 32 bytes). Required outside development.",
+    )
+    jwt_issuer: str = Field(default="xiaopu", description="`iss` of access tokens.")
+    jwt_audience: str = Field(default="xiaopu-app", description="`aud` of access tokens.")
+    access_token_ttl_seconds: int = Field(default=900, ge=60, description="Access token lifetime.")
+    refresh_token_ttl_days: int = Field(default=30, ge=1, description="Refresh token lifetime.")
+
+    login_limit_per_account: str = Field(
+        default="10/15minutes", description="Login attempts allowed per account (limits syntax)."
+    )
+    login_limit_per_ip: str = Field(
+        default="100/15minutes", description="Login attempts allowed per client IP."
+    )
+    rate_limit_storage_url: str = Field(
+        default="memory://",
+        description=(
+            "Where rate-limit counters live: memory:// (one process) or "
+            "async+redis://host:6379 (shared by all workers)."
+        ),
+    )
+
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body accepted (413 beyond)."
+    )
+
+    log_level: str = Field(default="INFO", description="Log level.")
+    log_json: bool = Field(default=True, description="JSON logs (false: human-readable console).")
+
+    @model_validator(mode="after")
+    def _secrets_required_outside_development(self) -> Self:
+        development = self.env is Environment.development
+        if self.jwt_secret is None:
+            if not development:
+                raise ValueError("XIAOPU_JWT_SECRET is required outside development")
+            self.jwt_secret = SecretStr(_DEV_JWT_SECRET)
+        elif not development:
+            value = self.jwt_secret.get_secret_value()
+            if len(value.encode()) < 32 or value == _DEV_JWT_SECRET:
+                raise ValueError("XIAOPU_JWT_SECRET must be a private value of at least 32 bytes")
+        if self.env is Environment.production and self.database_url is None:
+            raise ValueError("XIAOPU_DATABASE_URL is required in production")
+        return self
+
+    @property
+    def jwt_key(self) -> str:
+        assert self.jwt_secret is not None  # set by the validator
+        return self.jwt_secret.get_secret_value()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

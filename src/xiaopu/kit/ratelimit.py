@@ -1,0 +1,40 @@
+"""Rate limits on the `limits` library: in memory for one process, Redis across workers."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from xiaopu.errors import TooManyRequests
+
+
+class Limiter:
+    def __init__(self, storage_url: str) -> None:
+        storage = storage_from_string(storage_url if "://" in storage_url else "memory://")
+        if not isinstance(storage, Storage):
+            # Sync URLs (memory://, redis://) have async twins under the async+ scheme.
+            storage = storage_from_string("async+" + storage_url)
+        assert isinstance(storage, Storage)
+        self._storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    @staticmethod
+    def rule(spec: str) -> RateLimitItem:
+        return parse(spec)
+
+    async def ensure_allowed(self, rule: RateLimitItem, *identifiers: str) -> None:
+        """Raise 429 with Retry-After when the window for these identifiers is used up."""
+        if not await self._limiter.test(rule, *identifiers):
+            stats = await self._limiter.get_window_stats(rule, *identifiers)
+            raise TooManyRequests(retry_after=math.ceil(stats.reset_time - time.time()))
+
+    async def hit(self, rule: RateLimitItem, *identifiers: str) -> None:
+        await self._limiter.hit(rule, *identifiers)
+
+    async def reset(self) -> None:
+        await self._storage.reset()

@@ -1,0 +1,1 @@
+"""Suppliers: the businesses that list products and fulfil orders."""

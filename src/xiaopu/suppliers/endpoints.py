@@ -1,0 +1,28 @@
+"""Routes for supplier sign-up and profile."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from xiaopu.auth.auth import CurrentPerson, SupplierReader
+from xiaopu.db import DbSession
+from xiaopu.suppliers import service
+from xiaopu.suppliers.schemas import SupplierCreate, SupplierOut
+
+router = APIRouter(prefix="/v1/suppliers", tags=["suppliers"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_supplier(
+    body: SupplierCreate, person: CurrentPerson, session: DbSession
+) -> SupplierOut:
+    return SupplierOut.model_validate(await service.create(session, person.account_id, body))
+
+
+@router.get("/{supplier_id}")
+async def get_supplier(
+    supplier_id: uuid.UUID, caller: SupplierReader, session: DbSession
+) -> SupplierOut:
+    return SupplierOut.model_validate(await service.get(session, caller.supplier_id))

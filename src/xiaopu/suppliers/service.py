@@ -1,0 +1,32 @@
+"""Supplier sign-up and lookup."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.errors import SupplierNotFound
+from xiaopu.models import MemberRole, Supplier, SupplierMember, SupplierStatus
+from xiaopu.suppliers import repository
+from xiaopu.suppliers.schemas import SupplierCreate
+
+
+async def create(
+    session: AsyncSession, owner_account_id: uuid.UUID, data: SupplierCreate
+) -> Supplier:
+    supplier = Supplier(name=data.name, status=SupplierStatus.pending)
+    session.add(supplier)
+    await session.flush()
+    session.add(
+        SupplierMember(supplier_id=supplier.id, account_id=owner_account_id, role=MemberRole.owner)
+    )
+    await session.flush()
+    return supplier
+
+
+async def get(session: AsyncSession, supplier_id: uuid.UUID) -> Supplier:
+    supplier = await repository.get(session, supplier_id)
+    if supplier is None:
+        raise SupplierNotFound()
+    return supplier
