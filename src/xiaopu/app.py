@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.config import Settings, get_settings
 from xiaopu.db import create_engine, create_sessionmaker
-from xiaopu.errors import install_error_handlers
+from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from xiaopu.health.endpoints import router as health_router
 from xiaopu.kit.ratelimit import Limiter
 from xiaopu.observability import RequestContextMiddleware, configure_logging
@@ -30,6 +31,17 @@ def _operation_id(route: APIRoute) -> str:
     """Stable `{tag}-{function}` ids, so generated clients keep their method names."""
     tag = route.tags[0] if route.tags else "default"
     return f"{tag}-{route.name}"
+
+
+def _problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """Error responses are documented as application/problem+json, as they are sent."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return schema
 
 
 def create_app(
@@ -59,15 +71,22 @@ def create_app(
         description=API_DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
-        max_body_size=settings.max_body_bytes,
+        responses=PROBLEM_RESPONSES,
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_media_type(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.limiter = Limiter(settings.rate_limit_storage_url)
     if sessionmaker is not None:
         app.state.sessionmaker = sessionmaker
 
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(suppliers_router)

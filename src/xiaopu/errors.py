@@ -10,11 +10,39 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 
 log = structlog.get_logger(__name__)
+
+
+class ProblemIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """application/problem+json, as every error is answered."""
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable error code.")
+    errors: list[ProblemIssue] | None = Field(
+        default=None, description="Per-field issues of a request that failed validation."
+    )
+    retry_after: int | None = Field(default=None, description="Seconds to wait (429 only).")
+
+
+# Documented on every operation; the app moves them to the application/problem+json media type.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": Problem, "description": "Client error (problem+json)."},
+    "5XX": {"model": Problem, "description": "Server error (problem+json)."},
+}
 
 
 class AppError(Exception):

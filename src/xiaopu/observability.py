@@ -11,7 +11,10 @@ import uuid
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from xiaopu.errors import PayloadTooLarge, render
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -55,20 +58,28 @@ def _route_of(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (echoed in X-Request-ID), an access-log line and metrics."""
+    """Gives every request an id (echoed in X-Request-ID), an access-log line and metrics.
 
-    def __init__(self, app: ASGIApp) -> None:
+    It also caps request bodies: a declared Content-Length above the limit is turned away before
+    any work is done, and a streamed body is stopped as soon as it grows past the limit (the
+    HTTPException it raises is rendered as problem+json like every other error).
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = None
+        declared_length = 0
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
-                break
+            elif name == b"content-length" and value.isdigit():
+                declared_length = int(value)
         request_id = (
             incoming if incoming and _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         )
@@ -84,8 +95,24 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
             await send(message)
 
+        limit = self.max_body_bytes
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"The limit is {limit} bytes.")
+            return message
+
         try:
-            await self.app(scope, receive, send_with_id)
+            if declared_length > limit:
+                too_large = render(PayloadTooLarge(f"The limit is {limit} bytes."))
+                await too_large(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive_within_limit, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 class RequestModel(BaseModel):
     """Request bodies refuse unknown fields, so nobody can set what they should not."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class ResponseModel(BaseModel):
