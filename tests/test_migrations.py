@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,4 +45,4 @@ def test_one_head_and_dated_file_names() -> None:
     for revision in scripts.walk_revisions():
         name = Path(revision.path).name
         # YYYY-MM-DD-HHMM_slug.py
-        assert name[:4].isdigit() and name[4] == "-" and name[15] == "_", name
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{4}_[a-z0-9_]+\.py", name), name

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, seed, settings
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
     response_schema_conformance,
 )
-from schemathesis.checks import not_a_server_error
 
 from tests.conftest import _blocking, make_settings
 from xiaopu import devdb
