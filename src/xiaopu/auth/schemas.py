@@ -38,7 +38,7 @@ class SignupRequest(RequestModel):
     email: Email | None = None
     phone: Phone | None = None
     password: Password
-    display_name: str | None = Field(default=None, min_length=1, max_length=64)
+    display_name: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"\S")
 
     @model_validator(mode="after")
     def _needs_a_login(self) -> Self:
@@ -79,7 +79,7 @@ class SignupResponse(ResponseModel):
 
 
 class ApiKeyCreate(RequestModel):
-    name: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=80, pattern=r"\S")
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
 
 

@@ -20,7 +20,7 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 T = TypeVar("T")
-SelectT = TypeVar("SelectT", bound=Select[Any])
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
 def encode_cursor(values: Sequence[str | int]) -> str:

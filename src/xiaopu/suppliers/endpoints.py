@@ -8,8 +8,9 @@ from fastapi import APIRouter, status
 
 from xiaopu.auth.auth import CurrentPerson, SupplierReader
 from xiaopu.db import DbSession
+from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.suppliers import service
-from xiaopu.suppliers.schemas import SupplierCreate, SupplierOut
+from xiaopu.suppliers.schemas import Membership, SupplierCreate, SupplierOut
 
 router = APIRouter(prefix="/v1/suppliers", tags=["suppliers"])
 
@@ -19,6 +20,14 @@ async def create_supplier(
     body: SupplierCreate, person: CurrentPerson, session: DbSession
 ) -> SupplierOut:
     return SupplierOut.model_validate(await service.create(session, person.account_id, body))
+
+
+@router.get("")
+async def list_my_suppliers(
+    person: CurrentPerson, session: DbSession, page: Pagination
+) -> Page[Membership]:
+    """The suppliers the caller is a member of, with the caller's role in each."""
+    return await service.memberships(session, person.account_id, page)
 
 
 @router.get("/{supplier_id}")

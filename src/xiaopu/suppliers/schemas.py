@@ -8,11 +8,11 @@ from datetime import datetime
 from pydantic import Field
 
 from xiaopu.kit.schema import RequestModel, ResponseModel
-from xiaopu.models import SupplierStatus
+from xiaopu.models import MemberRole, SupplierStatus
 
 
 class SupplierCreate(RequestModel):
-    name: str = Field(min_length=1, max_length=120, description="Business name.")
+    name: str = Field(min_length=1, max_length=120, pattern=r"\S", description="Business name.")
 
 
 class SupplierOut(ResponseModel):
@@ -20,3 +20,8 @@ class SupplierOut(ResponseModel):
     name: str
     status: SupplierStatus
     created_at: datetime
+
+
+class Membership(ResponseModel):
+    supplier: SupplierOut
+    role: MemberRole
