@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,8 +24,10 @@ from xiaopu.migrate import upgrade
 
 T = TypeVar("T")
 
-TEMPLATE_DB = "xiaopu_test_template"
-MAIN_DB = "xiaopu_test"
+# Per-run database names, so two test runs on one server never drop each other's databases.
+RUN_PREFIX = f"xiaopu_t{os.getpid()}"
+TEMPLATE_DB = f"{RUN_PREFIX}_template"
+MAIN_DB = f"{RUN_PREFIX}_main"
 TEST_JWT_SECRET = "test-only-jwt-secret-0123456789abcdef0123456789"
 
 
@@ -44,9 +47,38 @@ def _find_server() -> str:
     return devdb.embedded_server_url(PROJECT_ROOT / ".data" / "pg-test")
 
 
+async def _drop_databases(server_url: str, *, only_dead_runs: bool) -> None:
+    """Drop this run's databases, or those left by runs whose process is gone."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        names = await conn.fetch(r"SELECT datname FROM pg_database WHERE datname ~ '^xiaopu_t\d+_'")
+    finally:
+        await conn.close()
+    for (name,) in names:
+        pid = int(name[len("xiaopu_t") :].split("_", 1)[0])
+        if only_dead_runs and (pid == os.getpid() or _alive(pid)):
+            continue
+        if not only_dead_runs and pid != os.getpid():
+            continue
+        await devdb.drop_database(server_url, name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
-def db_server() -> str:
-    return _find_server()
+def db_server() -> Iterator[str]:
+    server = _find_server()
+    _blocking(asyncio.run, _drop_databases(server, only_dead_runs=True))
+    yield server
+    _blocking(asyncio.run, _drop_databases(server, only_dead_runs=False))
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +164,7 @@ async def client(
 @pytest.fixture
 async def fresh_db_url(db_server: str, template_url: str) -> AsyncIterator[str]:
     """A database of its own, for tests that commit for real and run things concurrently."""
-    name = f"xiaopu_test_{uuid.uuid4().hex[:12]}"
+    name = f"{RUN_PREFIX}_{uuid.uuid4().hex[:12]}"
     await devdb.create_database(db_server, name, template=TEMPLATE_DB)
     try:
         yield devdb.with_database(db_server, name)

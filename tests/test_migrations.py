@@ -11,11 +11,11 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from tests.conftest import _blocking
+from tests.conftest import RUN_PREFIX, _blocking
 from xiaopu import devdb
 from xiaopu.migrate import alembic_config, check, head_revision
 
-SCRATCH_DB = "xiaopu_test_migrations"
+SCRATCH_DB = f"{RUN_PREFIX}_migrations"
 
 
 def test_models_match_migrations(template_url: str) -> None:

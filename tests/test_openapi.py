@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from tests.conftest import _blocking, make_settings
+from tests.conftest import RUN_PREFIX, TEMPLATE_DB, _blocking, make_settings
 from xiaopu import devdb
 from xiaopu.app import create_app
 from xiaopu.auth.passwords import hash_password
@@ -29,7 +29,7 @@ from xiaopu.config import Settings
 from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.models import Account, MemberRole, Supplier, SupplierMember, SupplierStatus
 
-FUZZ_DB = "xiaopu_test_fuzz"
+FUZZ_DB = f"{RUN_PREFIX}_fuzz"
 
 
 def test_committed_openapi_matches_the_app(settings: Settings, project_root: Path) -> None:
@@ -71,7 +71,7 @@ async def _seed_caller(fuzz_settings: Settings) -> dict[str, str]:
 def fuzz_target(db_server: str, template_url: str) -> Iterator[tuple[Any, dict[str, str]]]:
     _blocking(
         asyncio.run,
-        devdb.create_database(db_server, FUZZ_DB, template="xiaopu_test_template", replace=True),
+        devdb.create_database(db_server, FUZZ_DB, template=TEMPLATE_DB, replace=True),
     )
     fuzz_settings = make_settings(devdb.with_database(db_server, FUZZ_DB))
     headers = _blocking(asyncio.run, _seed_caller(fuzz_settings))

@@ -47,7 +47,8 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
-        cache_logger_on_first_use=True,
+        # Not cached, so tests can capture logs; the lookup costs well under a microsecond.
+        cache_logger_on_first_use=False,
     )
 
 
