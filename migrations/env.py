@@ -28,19 +28,30 @@ def _database_url() -> str:
     return async_url(str(url))
 
 
+def include_name(name: str | None, type_: str, _: object) -> bool:
+    """pgqueuer's tables are created from its own DDL (see the migrations); not our models."""
+    return not (type_ == "table" and name is not None and name.startswith("pgqueuer"))
+
+
 def run_migrations_offline() -> None:
     context.configure(
         url=_database_url(),
         target_metadata=target_metadata,
         literal_binds=True,
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_name=include_name,
+    )
     with context.begin_transaction():
         # Fail fast instead of queueing behind long transactions and blocking everyone else.
         connection.execute(text("SET lock_timeout = '5s'"))

@@ -15,9 +15,11 @@ from xiaopu.config import Settings, get_settings
 from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from xiaopu.health.endpoints import router as health_router
+from xiaopu.idempotency.service import Replay, replay_stored_response
 from xiaopu.kit.ratelimit import Limiter
 from xiaopu.observability import RequestContextMiddleware, configure_logging
 from xiaopu.suppliers.endpoints import router as suppliers_router
+from xiaopu.webhooks.endpoints import router as webhooks_router
 
 API_DESCRIPTION = """
 Xiaopu is the backend of a social-sharing storefront: suppliers list products, shopkeepers
@@ -86,8 +88,10 @@ def create_app(
         app.state.sessionmaker = sessionmaker
 
     install_error_handlers(app)
+    app.add_exception_handler(Replay, replay_stored_response)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(suppliers_router)
+    app.include_router(webhooks_router)
     return app

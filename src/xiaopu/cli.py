@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -95,8 +99,42 @@ def dev(
     _migrate(settings)
     if asyncio.run(_seed(settings)):
         typer.echo("Loaded the demo data.", err=True)
+    assert settings.database_url is not None
+    # The worker runs as its own process, as in production; it shares our process group, so
+    # Ctrl-C reaches it too.
+    worker_process = subprocess.Popen(
+        [sys.executable, "-m", "xiaopu.cli", "worker"],
+        env={**os.environ, "XIAOPU_DATABASE_URL": settings.database_url},
+    )
     _print_demo(settings)
-    _serve(settings, host, port)
+    try:
+        _serve(settings, host, port)
+    finally:
+        worker_process.terminate()
+        try:
+            worker_process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker_process.kill()
+
+
+@app.command()
+def worker(
+    drain: Annotated[
+        bool, typer.Option(help="Run the queued jobs, then exit (no schedules).")
+    ] = False,
+    heartbeat_seconds: Annotated[
+        float, typer.Option(help="A job whose worker is silent this long is picked up again.")
+    ] = 30.0,
+) -> None:
+    """Run background jobs (webhook deliveries) and scheduled jobs until stopped."""
+    from xiaopu.observability import configure_logging
+    from xiaopu.worker import run_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    asyncio.run(
+        run_worker(settings, drain=drain, heartbeat_timeout=timedelta(seconds=heartbeat_seconds))
+    )
 
 
 @app.command()

@@ -79,6 +79,17 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="Largest request body accepted (413 beyond)."
     )
 
+    webhook_allow_loopback: bool = Field(
+        default=False,
+        description=(
+            "Let webhooks reach loopback addresses and plain-http URLs. Development and tests "
+            "only: refused in production."
+        ),
+    )
+    worker_concurrency: int = Field(
+        default=20, ge=1, description="Jobs one `xiaopu worker` process runs at once."
+    )
+
     log_level: str = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="JSON logs (false: human-readable console).")
 
@@ -93,6 +104,8 @@ class Settings(BaseSettings):
             value = self.jwt_secret.get_secret_value()
             if len(value.encode()) < 32 or value == _DEV_JWT_SECRET:
                 raise ValueError("XIAOPU_JWT_SECRET must be a private value of at least 32 bytes")
+        if self.env is Environment.production and self.webhook_allow_loopback:
+            raise ValueError("XIAOPU_WEBHOOK_ALLOW_LOOPBACK is for development and tests only")
         if self.env is Environment.production and self.database_url is None:
             raise ValueError("XIAOPU_DATABASE_URL is required in production")
         return self

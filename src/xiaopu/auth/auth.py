@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from xiaopu.auth import service
@@ -21,6 +21,7 @@ from xiaopu.errors import (
     SupplierNotFound,
     Unauthenticated,
 )
+from xiaopu.idempotency.service import set_principal
 from xiaopu.models import MemberRole
 
 _bearer = HTTPBearer(
@@ -54,11 +55,12 @@ def _token(credentials: Credentials) -> str:
     return credentials.credentials
 
 
-async def _person(credentials: Credentials, settings: AppSettings) -> Person:
+async def _person(request: Request, credentials: Credentials, settings: AppSettings) -> Person:
     token = _token(credentials)
     if token.startswith(API_KEY_PREFIX):
         raise InvalidToken("API keys act for a supplier, not for a person.")
     claims = decode_access_token(settings, token)
+    set_principal(request, f"account:{claims.account_id}")
     return Person(account_id=claims.account_id, session_id=claims.session_id)
 
 
@@ -87,6 +89,7 @@ class SupplierAccess:
 
     async def __call__(
         self,
+        request: Request,
         supplier_id: uuid.UUID,
         credentials: Credentials,
         settings: AppSettings,
@@ -101,6 +104,7 @@ class SupplierAccess:
                 raise Forbidden("This action needs a member's login, not an API key.")
             if not service.has_scope(key, self.scope):
                 raise InsufficientScope(f"This action needs the {self.scope} scope.")
+            set_principal(request, f"supplier:{supplier_id}")
             return SupplierCaller(supplier_id, None, None, key.id)
         claims = decode_access_token(settings, token)
         role = await service.member_role(session, supplier_id, claims.account_id)
@@ -108,6 +112,7 @@ class SupplierAccess:
             raise SupplierNotFound()
         if self.owner_only and role is not MemberRole.owner:
             raise Forbidden("Only the supplier's owners may do this.")
+        set_principal(request, f"account:{claims.account_id}")
         return SupplierCaller(supplier_id, claims.account_id, role, None)
 
 

@@ -35,6 +35,7 @@ from xiaopu.errors import (
     InvalidApiKey,
     InvalidCredentials,
     InvalidRefreshToken,
+    InvalidToken,
     RefreshTokenReused,
 )
 from xiaopu.kit.clock import utcnow
@@ -43,6 +44,8 @@ from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.kit.ratelimit import Limiter
 from xiaopu.models import Account, AccountStatus, ApiKey, MemberRole, RefreshToken
+from xiaopu.webhooks import service as webhooks
+from xiaopu.webhooks.catalogue import EventType
 
 # Refreshing the last-used time on every call would write on every request of a busy key.
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -114,21 +117,19 @@ async def login(
     data: LoginRequest,
     client_ip: str,
 ) -> TokenPair:
+    await limiter.consume(limiter.rule(settings.login_limit_per_ip), "login-ip", client_ip)
     email, phone = _parse_login(data.login)
-    account_key = email or phone or data.login.strip().lower()
-    per_account = limiter.rule(settings.login_limit_per_account)
-    per_ip = limiter.rule(settings.login_limit_per_ip)
-    await limiter.ensure_allowed(per_account, "login-account", account_key)
-    await limiter.ensure_allowed(per_ip, "login-ip", client_ip)
-
     account = None
     if email or phone:
         account = await repository.account_by_login(session, email=email, phone=phone)
+    # One budget per account, whichever of its logins (email or phone) is tried.
+    account_key = str(account.id) if account else (email or phone or data.login.strip().lower())
+    await limiter.consume(
+        limiter.rule(settings.login_limit_per_account), "login-account", account_key
+    )
     password_hash = account.password_hash if account else None
     ok = await to_thread.run_sync(verify_password, password_hash, data.password)
     if account is None or not ok:
-        await limiter.hit(per_account, "login-account", account_key)
-        await limiter.hit(per_ip, "login-ip", client_ip)
         raise InvalidCredentials()
     if account.status is not AccountStatus.active:
         raise AccountDisabled()
@@ -166,7 +167,7 @@ async def logout(session: AsyncSession, refresh_token: str) -> None:
 async def account(session: AsyncSession, account_id: uuid.UUID) -> Account:
     found = await session.get(Account, account_id)
     if found is None:
-        raise InvalidRefreshToken("The account no longer exists.")
+        raise InvalidToken("The account no longer exists.")
     return found
 
 
@@ -206,7 +207,11 @@ async def create_api_key(
     )
     session.add(key)
     await session.flush()
-    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+    out = ApiKeyOut.model_validate(key)
+    await webhooks.emit(
+        session, EventType.api_key_created, supplier_id, out.model_dump(mode="json")
+    )
+    return ApiKeyCreated(**out.model_dump(), key=secret)
 
 
 async def list_api_keys(
@@ -223,10 +228,15 @@ async def revoke_api_key(
     key = await repository.supplier_api_key(session, supplier_id, key_id)
     if key is None:
         raise ApiKeyNotFound()
+    out = ApiKeyOut.model_validate(key)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
-    return ApiKeyOut.model_validate(key)
+        out = ApiKeyOut.model_validate(key)
+        await webhooks.emit(
+            session, EventType.api_key_revoked, supplier_id, out.model_dump(mode="json")
+        )
+    return out
 
 
 def has_scope(key: ApiKey, scope: Scope) -> bool:

@@ -27,14 +27,15 @@ class Limiter:
     def rule(spec: str) -> RateLimitItem:
         return parse(spec)
 
-    async def ensure_allowed(self, rule: RateLimitItem, *identifiers: str) -> None:
-        """Raise 429 with Retry-After when the window for these identifiers is used up."""
-        if not await self._limiter.test(rule, *identifiers):
+    async def consume(self, rule: RateLimitItem, *identifiers: str) -> None:
+        """Count one attempt, or raise 429 with Retry-After when the window is used up.
+
+        Counting before the work (not after it fails) keeps parallel attempts from all slipping
+        through while the first ones are still being checked.
+        """
+        if not await self._limiter.hit(rule, *identifiers):
             stats = await self._limiter.get_window_stats(rule, *identifiers)
             raise TooManyRequests(retry_after=math.ceil(stats.reset_time - time.time()))
-
-    async def hit(self, rule: RateLimitItem, *identifiers: str) -> None:
-        await self._limiter.hit(rule, *identifiers)
 
     async def reset(self) -> None:
         await self._storage.reset()

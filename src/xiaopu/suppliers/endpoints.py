@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from xiaopu.auth.auth import CurrentPerson, SupplierReader
 from xiaopu.db import DbSession
+from xiaopu.idempotency.service import OptionalIdempotency
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.suppliers import service
 from xiaopu.suppliers.schemas import Membership, SupplierCreate, SupplierOut
@@ -17,9 +18,15 @@ router = APIRouter(prefix="/v1/suppliers", tags=["suppliers"])
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_supplier(
-    body: SupplierCreate, person: CurrentPerson, session: DbSession
+    body: SupplierCreate,
+    person: CurrentPerson,
+    session: DbSession,
+    idempotency: OptionalIdempotency,
 ) -> SupplierOut:
-    return SupplierOut.model_validate(await service.create(session, person.account_id, body))
+    """Sign a supplier up (pending until approved), with the caller as its owner.
+
+    Send an Idempotency-Key to make retries safe: a retry returns the first answer."""
+    return await idempotency.once(lambda: service.create(session, person.account_id, body))
 
 
 @router.get("")

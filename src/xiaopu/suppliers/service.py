@@ -15,7 +15,7 @@ from xiaopu.suppliers.schemas import Membership, SupplierCreate, SupplierOut
 
 async def create(
     session: AsyncSession, owner_account_id: uuid.UUID, data: SupplierCreate
-) -> Supplier:
+) -> SupplierOut:
     supplier = Supplier(name=data.name, status=SupplierStatus.pending)
     session.add(supplier)
     await session.flush()
@@ -23,7 +23,7 @@ async def create(
         SupplierMember(supplier_id=supplier.id, account_id=owner_account_id, role=MemberRole.owner)
     )
     await session.flush()
-    return supplier
+    return SupplierOut.model_validate(supplier)
 
 
 async def get(session: AsyncSession, supplier_id: uuid.UUID) -> Supplier:

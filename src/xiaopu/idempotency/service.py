@@ -1,0 +1,144 @@
+"""The Idempotency-Key dependency: one effect per key, the first response replayed to retries.
+
+The key is scoped to the caller. A transaction-scoped advisory lock marks a request in flight, so
+a concurrent retry gets 409 at once instead of waiting. The response is stored in the same
+transaction as the request's effects: if they roll back, so does the key, and a retry runs anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.db import DbSession
+from xiaopu.errors import AppError, Conflict, IdempotencyKeyMissing
+from xiaopu.idempotency import repository
+from xiaopu.kit.clock import utcnow
+from xiaopu.models import IdempotencyKey
+
+T = TypeVar("T")
+
+RETENTION = timedelta(hours=24)
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+ANONYMOUS = "anonymous"
+
+
+class InvalidIdempotencyKey(AppError):
+    code = "invalid_idempotency_key"
+    title = "The Idempotency-Key must be 1 to 255 visible ASCII characters"
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    title = "A request with this Idempotency-Key is still being processed"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
+class IdempotencyKeyReused(AppError):
+    status = 422
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used for a different request"
+
+
+class Replay(Exception):
+    """Raised to answer with the stored first response; rendered by the app's handler."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body
+
+
+async def replay_stored_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Replay)
+    return JSONResponse(exc.body, status_code=exc.status, headers={"Idempotent-Replayed": "true"})
+
+
+def set_principal(request: Request, principal: str) -> None:
+    """Called by the auth dependencies: idempotency keys are scoped to this principal."""
+    request.state.principal = principal
+
+
+class Idempotency:
+    def __init__(self, session: AsyncSession, request: Request, key: str | None) -> None:
+        self._session = session
+        self._request = request
+        self.key = key
+
+    async def once(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` unless this key already has a response; then replay that instead."""
+        if self.key is None:
+            return await work()
+        request = self._request
+        principal: str = getattr(request.state, "principal", ANONYMOUS)
+        fingerprint = hashlib.sha256(
+            b"\n".join([request.method.encode(), request.url.path.encode(), await request.body()])
+        ).digest()
+        if not await repository.try_lock(self._session, principal, self.key):
+            raise IdempotencyKeyInUse()
+        stored = await repository.find(self._session, principal, self.key)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                raise IdempotencyKeyReused()
+            raise Replay(stored.response_status, stored.response_body)
+        result = await work()
+        route = request.scope.get("route")
+        status = getattr(route, "status_code", None) or 200
+        self._session.add(
+            IdempotencyKey(
+                principal=principal,
+                key=self.key,
+                method=request.method,
+                path=request.url.path[:2048],
+                fingerprint=fingerprint,
+                response_status=status,
+                response_body=jsonable_encoder(result),
+                completed_at=utcnow(),
+            )
+        )
+        await self._session.flush()
+        return result
+
+
+def _key_header(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="A unique key per intended action (a UUID, say); retries reuse it.",
+        ),
+    ] = None,
+) -> str | None:
+    if idempotency_key is not None and not _VALID_KEY.match(idempotency_key):
+        raise InvalidIdempotencyKey()
+    return idempotency_key
+
+
+async def _optional(
+    session: DbSession, request: Request, key: Annotated[str | None, Depends(_key_header)]
+) -> Idempotency:
+    return Idempotency(session, request, key)
+
+
+async def _required(
+    session: DbSession, request: Request, key: Annotated[str | None, Depends(_key_header)]
+) -> Idempotency:
+    if key is None:
+        raise IdempotencyKeyMissing()
+    return Idempotency(session, request, key)
+
+
+OptionalIdempotency = Annotated[Idempotency, Depends(_optional)]
+RequiredIdempotency = Annotated[Idempotency, Depends(_required)]
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    return await repository.purge_before(session, utcnow() - RETENTION)

@@ -1,0 +1,49 @@
+"""Every background job and schedule, declared in one place (the README lists them)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    settings: Settings
+    http: httpx.AsyncClient
+
+
+JobHandler = Callable[[AsyncSession, JobContext, bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    name: str
+    cron: str
+    handler: JobHandler
+    description: str
+
+
+def entrypoints() -> dict[str, JobHandler]:
+    """Jobs queued by the code (one per change that needs background work)."""
+    from xiaopu.webhooks import jobs as webhook_jobs
+
+    return {webhook_jobs.DELIVER_JOB: webhook_jobs.deliver}
+
+
+def schedules() -> list[Schedule]:
+    """Jobs run on a timetable (cron syntax, UTC)."""
+    from xiaopu.idempotency import jobs as idempotency_jobs
+
+    return [
+        Schedule(
+            "idempotency.purge",
+            "*/10 * * * *",
+            idempotency_jobs.purge,
+            "Delete Idempotency-Key records older than 24 hours.",
+        ),
+    ]

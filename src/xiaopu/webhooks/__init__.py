@@ -1,0 +1,1 @@
+"""Outbox events and their delivery to subscribers' endpoints as Standard Webhooks."""

@@ -1,0 +1,18 @@
+"""The event types subscribers can pick."""
+
+from __future__ import annotations
+
+import enum
+
+
+class EventType(enum.StrEnum):
+    api_key_created = "api_key.created"
+    api_key_revoked = "api_key.revoked"
+    supplier_order_paid = "supplier_order.paid"
+    supplier_order_cancelled = "supplier_order.cancelled"
+    supplier_order_completed = "supplier_order.completed"
+    return_requested = "return.requested"
+    return_decided = "return.decided"
+    product_stock_low = "product.stock_low"
+    payout_paid = "payout.paid"
+    payout_failed = "payout.failed"

@@ -1,0 +1,126 @@
+"""Routes for a supplier's webhook endpoints, events, delivery attempts and replays."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from xiaopu.db import DbSession
+from xiaopu.deps import AppSettings
+from xiaopu.kit.pagination import Page, Pagination
+from xiaopu.webhooks import service
+from xiaopu.webhooks.auth import WebhookManager
+from xiaopu.webhooks.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    EndpointCreate,
+    EndpointOut,
+    EndpointUpdate,
+    EndpointWithSecret,
+    EventOut,
+    ReplayRequest,
+    SecretRotation,
+)
+
+router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["webhooks"])
+
+
+@router.post("/webhook-endpoints", status_code=status.HTTP_201_CREATED)
+async def create_webhook_endpoint(
+    supplier_id: uuid.UUID,
+    body: EndpointCreate,
+    caller: WebhookManager,
+    session: DbSession,
+    settings: AppSettings,
+) -> EndpointWithSecret:
+    return await service.create_endpoint(
+        session, caller.supplier_id, body, allow_http=settings.webhook_allow_loopback
+    )
+
+
+@router.get("/webhook-endpoints")
+async def list_webhook_endpoints(
+    supplier_id: uuid.UUID, caller: WebhookManager, session: DbSession, page: Pagination
+) -> Page[EndpointOut]:
+    return await service.list_endpoints(session, caller.supplier_id, page)
+
+
+@router.get("/webhook-endpoints/{endpoint_id}")
+async def get_webhook_endpoint(
+    supplier_id: uuid.UUID, endpoint_id: uuid.UUID, caller: WebhookManager, session: DbSession
+) -> EndpointOut:
+    return await service.get_endpoint(session, caller.supplier_id, endpoint_id)
+
+
+@router.patch("/webhook-endpoints/{endpoint_id}")
+async def update_webhook_endpoint(
+    supplier_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    body: EndpointUpdate,
+    caller: WebhookManager,
+    session: DbSession,
+    settings: AppSettings,
+) -> EndpointOut:
+    return await service.update_endpoint(
+        session, caller.supplier_id, endpoint_id, body, allow_http=settings.webhook_allow_loopback
+    )
+
+
+@router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_webhook_endpoint(
+    supplier_id: uuid.UUID, endpoint_id: uuid.UUID, caller: WebhookManager, session: DbSession
+) -> Response:
+    await service.delete_endpoint(session, caller.supplier_id, endpoint_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/webhook-endpoints/{endpoint_id}/rotate-secret")
+async def rotate_webhook_secret(
+    supplier_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    body: SecretRotation,
+    caller: WebhookManager,
+    session: DbSession,
+) -> EndpointWithSecret:
+    return await service.rotate_secret(session, caller.supplier_id, endpoint_id, body)
+
+
+@router.get("/webhook-endpoints/{endpoint_id}/deliveries")
+async def list_webhook_deliveries(
+    supplier_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    caller: WebhookManager,
+    session: DbSession,
+    page: Pagination,
+) -> Page[DeliveryOut]:
+    return await service.list_deliveries(session, caller.supplier_id, endpoint_id, page)
+
+
+@router.get("/webhook-endpoints/{endpoint_id}/attempts")
+async def list_webhook_attempts(
+    supplier_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    caller: WebhookManager,
+    session: DbSession,
+    page: Pagination,
+) -> Page[AttemptOut]:
+    return await service.list_attempts(session, caller.supplier_id, endpoint_id, page)
+
+
+@router.get("/events")
+async def list_events(
+    supplier_id: uuid.UUID, caller: WebhookManager, session: DbSession, page: Pagination
+) -> Page[EventOut]:
+    return await service.list_events(session, caller.supplier_id, page)
+
+
+@router.post("/events/{event_id}/replay", status_code=status.HTTP_202_ACCEPTED)
+async def replay_event(
+    supplier_id: uuid.UUID,
+    event_id: uuid.UUID,
+    body: ReplayRequest,
+    caller: WebhookManager,
+    session: DbSession,
+) -> list[DeliveryOut]:
+    return await service.replay(session, caller.supplier_id, event_id, body.endpoint_id)

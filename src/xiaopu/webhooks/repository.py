@@ -1,0 +1,109 @@
+"""Queries for events, webhook endpoints, deliveries and attempts, scoped to their owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.kit.pagination import PageParams, newest_first
+from xiaopu.models import (
+    DeliveryStatus,
+    EndpointStatus,
+    Event,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+
+def _endpoints(owner_id: uuid.UUID) -> Select[WebhookEndpoint]:
+    return select(WebhookEndpoint).where(WebhookEndpoint.owner_id == owner_id)
+
+
+async def endpoint(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+) -> WebhookEndpoint | None:
+    stmt = _endpoints(owner_id).where(WebhookEndpoint.id == endpoint_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await session.scalar(stmt)
+
+
+async def endpoints(
+    session: AsyncSession, owner_id: uuid.UUID, page: PageParams
+) -> Sequence[WebhookEndpoint]:
+    return (
+        await session.scalars(newest_first(_endpoints(owner_id), WebhookEndpoint.id, page))
+    ).all()
+
+
+async def subscribed_endpoints(
+    session: AsyncSession, owner_id: uuid.UUID, event_type: str
+) -> Sequence[WebhookEndpoint]:
+    stmt = _endpoints(owner_id).where(
+        WebhookEndpoint.status == EndpointStatus.enabled,
+        WebhookEndpoint.event_types.contains([event_type]),
+    )
+    return (await session.scalars(stmt)).all()
+
+
+def _events(owner_id: uuid.UUID) -> Select[Event]:
+    return select(Event).where(Event.owner_id == owner_id)
+
+
+async def event(session: AsyncSession, owner_id: uuid.UUID, event_id: uuid.UUID) -> Event | None:
+    return await session.scalar(_events(owner_id).where(Event.id == event_id))
+
+
+async def events(session: AsyncSession, owner_id: uuid.UUID, page: PageParams) -> Sequence[Event]:
+    return (await session.scalars(newest_first(_events(owner_id), Event.id, page))).all()
+
+
+async def delivery_for_update(
+    session: AsyncSession, delivery_id: uuid.UUID
+) -> tuple[WebhookDelivery, WebhookEndpoint, Event] | None:
+    stmt = (
+        select(WebhookDelivery, WebhookEndpoint, Event)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .where(WebhookDelivery.id == delivery_id)
+        .with_for_update(of=[WebhookDelivery, WebhookEndpoint])
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def deliveries(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, page: PageParams
+) -> Sequence[WebhookDelivery]:
+    stmt = (
+        select(WebhookDelivery)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookEndpoint.owner_id == owner_id, WebhookDelivery.endpoint_id == endpoint_id)
+    )
+    return (await session.scalars(newest_first(stmt, WebhookDelivery.id, page))).all()
+
+
+async def attempts(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, page: PageParams
+) -> Sequence[WebhookAttempt]:
+    stmt = (
+        select(WebhookAttempt)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookAttempt.endpoint_id)
+        .where(WebhookEndpoint.owner_id == owner_id, WebhookAttempt.endpoint_id == endpoint_id)
+    )
+    return (await session.scalars(newest_first(stmt, WebhookAttempt.id, page))).all()
+
+
+async def cancel_pending(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == DeliveryStatus.pending,
+        )
+        .values(status=DeliveryStatus.cancelled, next_attempt_at=None)
+    )

@@ -1,0 +1,356 @@
+"""Webhook endpoints, the outbox (emit), delivery attempts on the retry schedule, and replay."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu import queue
+from xiaopu.errors import AppError, NotFound
+from xiaopu.kit.clock import utcnow
+from xiaopu.kit.pagination import Page, PageParams, id_page
+from xiaopu.models import (
+    DeliveryStatus,
+    EndpointStatus,
+    Event,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from xiaopu.webhooks import repository, sender
+from xiaopu.webhooks.catalogue import EventType
+from xiaopu.webhooks.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    EndpointCreate,
+    EndpointOut,
+    EndpointUpdate,
+    EndpointWithSecret,
+    EventOut,
+    SecretRotation,
+)
+
+DELIVER_JOB = "webhooks.deliver"
+# Delay before each attempt, measured from the previous one (Standard Webhooks' suggestion).
+RETRY_SCHEDULE = (
+    timedelta(0),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+JITTER = 0.1
+DISABLE_AFTER = timedelta(days=5)
+MAX_PAYLOAD_BYTES = 20_000
+
+
+class WebhookEndpointNotFound(NotFound):
+    code = "webhook_endpoint_not_found"
+    title = "Webhook endpoint not found"
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+    title = "Event not found"
+
+
+class InsecureWebhookUrl(AppError):
+    status = 422
+    code = "insecure_webhook_url"
+    title = "Webhook endpoints must use https"
+
+
+def _check_scheme(url: str, *, allow_http: bool) -> str:
+    if not url.startswith("https://") and not allow_http:
+        raise InsecureWebhookUrl()
+    return url
+
+
+class PayloadTooLargeForWebhook(AppError):
+    status = 500
+    code = "webhook_payload_too_large"
+    title = "An event's payload exceeds the webhook size limit"
+
+
+def _new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+# Endpoints ------------------------------------------------------------------------------------
+
+
+async def create_endpoint(
+    session: AsyncSession, owner_id: uuid.UUID, data: EndpointCreate, *, allow_http: bool
+) -> EndpointWithSecret:
+    endpoint = WebhookEndpoint(
+        owner_id=owner_id,
+        url=_check_scheme(str(data.url), allow_http=allow_http),
+        description=data.description,
+        event_types=[str(t) for t in data.event_types],
+        secret=_new_secret(),
+    )
+    session.add(endpoint)
+    await session.flush()
+    return EndpointWithSecret(
+        **EndpointOut.model_validate(endpoint).model_dump(), secret=endpoint.secret
+    )
+
+
+async def _endpoint(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+) -> WebhookEndpoint:
+    endpoint = await repository.endpoint(session, owner_id, endpoint_id, for_update=for_update)
+    if endpoint is None:
+        raise WebhookEndpointNotFound()
+    return endpoint
+
+
+async def get_endpoint(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> EndpointOut:
+    return EndpointOut.model_validate(await _endpoint(session, owner_id, endpoint_id))
+
+
+async def list_endpoints(
+    session: AsyncSession, owner_id: uuid.UUID, page: PageParams
+) -> Page[EndpointOut]:
+    rows = await repository.endpoints(session, owner_id, page)
+    items, cursor = id_page(rows, page, lambda e: e.id)
+    return Page[EndpointOut](
+        items=[EndpointOut.model_validate(e) for e in items], next_cursor=cursor
+    )
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    data: EndpointUpdate,
+    *,
+    allow_http: bool,
+) -> EndpointOut:
+    endpoint = await _endpoint(session, owner_id, endpoint_id, for_update=True)
+    if data.url is not None:
+        endpoint.url = _check_scheme(str(data.url), allow_http=allow_http)
+    if data.event_types is not None:
+        endpoint.event_types = sorted({str(t) for t in data.event_types})
+    if "description" in data.model_fields_set:
+        endpoint.description = data.description
+    if data.enabled is True and endpoint.status is EndpointStatus.disabled:
+        endpoint.status = EndpointStatus.enabled
+        endpoint.disabled_reason = None
+        endpoint.failing_since = None
+    elif data.enabled is False and endpoint.status is EndpointStatus.enabled:
+        await _disable(session, endpoint, "disabled by the subscriber")
+    await session.flush()
+    return EndpointOut.model_validate(endpoint)
+
+
+async def delete_endpoint(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> None:
+    endpoint = await _endpoint(session, owner_id, endpoint_id, for_update=True)
+    await session.delete(endpoint)
+    await session.flush()
+
+
+async def rotate_secret(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, data: SecretRotation
+) -> EndpointWithSecret:
+    endpoint = await _endpoint(session, owner_id, endpoint_id, for_update=True)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = utcnow() + timedelta(seconds=data.overlap_seconds)
+    endpoint.secret = _new_secret()
+    await session.flush()
+    return EndpointWithSecret(
+        **EndpointOut.model_validate(endpoint).model_dump(), secret=endpoint.secret
+    )
+
+
+async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:
+    endpoint.status = EndpointStatus.disabled
+    endpoint.disabled_reason = reason
+    await repository.cancel_pending(session, endpoint.id)
+
+
+# Outbox ---------------------------------------------------------------------------------------
+
+
+async def emit(
+    session: AsyncSession, event_type: EventType, owner_id: uuid.UUID, data: dict[str, Any]
+) -> Event:
+    """Record an event in the caller's transaction and queue one delivery per subscribed
+    endpoint; both commit or vanish with the change that caused them."""
+    created_at = utcnow()
+    body = sender.payload(str(event_type), created_at, data)
+    if len(body.encode()) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeForWebhook(f"{event_type} payload is {len(body.encode())} bytes")
+    event = Event(type=str(event_type), owner_id=owner_id, data=data, created_at=created_at)
+    session.add(event)
+    await session.flush()
+    for endpoint in await repository.subscribed_endpoints(session, owner_id, str(event_type)):
+        await _new_delivery(session, event, endpoint)
+    return event
+
+
+async def _new_delivery(
+    session: AsyncSession, event: Event, endpoint: WebhookEndpoint
+) -> WebhookDelivery:
+    delivery = WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id, next_attempt_at=utcnow())
+    session.add(delivery)
+    await session.flush()
+    await _schedule(session, delivery, attempt=1, delay=timedelta(0))
+    return delivery
+
+
+async def _schedule(
+    session: AsyncSession, delivery: WebhookDelivery, *, attempt: int, delay: timedelta
+) -> None:
+    payload = json.dumps({"delivery_id": str(delivery.id), "attempt": attempt}).encode()
+    await queue.enqueue(session, DELIVER_JOB, payload, execute_after=delay)
+
+
+def _jittered(delay: timedelta) -> timedelta:
+    if not delay:
+        return delay
+    return delay * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 - not for secrets
+
+
+# Delivery -------------------------------------------------------------------------------------
+
+
+async def attempt_delivery(
+    session: AsyncSession,
+    client: httpx.AsyncClient,
+    delivery_id: uuid.UUID,
+    attempt: int,
+    *,
+    allow_loopback: bool,
+) -> WebhookAttempt | None:
+    """Make attempt number `attempt` of a delivery, record it, and schedule the next one.
+
+    A job that runs twice (a worker died after the attempt was committed) finds the attempt
+    count already past it and does nothing, so the retry chain never forks.
+    """
+    found = await repository.delivery_for_update(session, delivery_id)
+    if found is None:
+        return None
+    delivery, endpoint, event = found
+    if delivery.status is not DeliveryStatus.pending or delivery.attempts != attempt - 1:
+        return None
+    if endpoint.status is not EndpointStatus.enabled:
+        delivery.status = DeliveryStatus.cancelled
+        delivery.next_attempt_at = None
+        return None
+
+    now = utcnow()
+    keys = [endpoint.secret]
+    if (
+        endpoint.previous_secret is not None
+        and endpoint.previous_secret_expires_at is not None
+        and endpoint.previous_secret_expires_at > now
+    ):
+        keys.append(endpoint.previous_secret)
+    result = await sender.send(
+        client,
+        url=endpoint.url,
+        message_id=f"msg_{event.id.hex}",
+        body=sender.payload(event.type, event.created_at, event.data),
+        secrets=keys,
+        at=now,
+        allow_loopback=allow_loopback,
+    )
+    record = WebhookAttempt(
+        delivery_id=delivery.id,
+        endpoint_id=endpoint.id,
+        attempted_at=now,
+        status_code=result.status_code,
+        latency_ms=result.latency_ms,
+        succeeded=result.succeeded,
+        error=result.error,
+        response_snippet=result.response_snippet,
+    )
+    session.add(record)
+    delivery.attempts = attempt
+    delivery.last_attempt_at = now
+
+    if result.succeeded:
+        delivery.status = DeliveryStatus.succeeded
+        delivery.next_attempt_at = None
+        endpoint.failing_since = None
+    elif result.status_code == 410:
+        delivery.status = DeliveryStatus.cancelled
+        delivery.next_attempt_at = None
+        await _disable(session, endpoint, "the endpoint answered 410 Gone")
+    else:
+        endpoint.failing_since = endpoint.failing_since or now
+        if now - endpoint.failing_since >= DISABLE_AFTER:
+            delivery.status = DeliveryStatus.failed
+            delivery.next_attempt_at = None
+            await _disable(session, endpoint, "every delivery failed for 5 days")
+        elif attempt >= len(RETRY_SCHEDULE):
+            delivery.status = DeliveryStatus.failed
+            delivery.next_attempt_at = None
+        else:
+            delay = _jittered(RETRY_SCHEDULE[attempt])
+            delivery.next_attempt_at = now + delay
+            await _schedule(session, delivery, attempt=attempt + 1, delay=delay)
+    await session.flush()
+    return record
+
+
+# Events, deliveries, attempts, replay ----------------------------------------------------------
+
+
+async def list_events(
+    session: AsyncSession, owner_id: uuid.UUID, page: PageParams
+) -> Page[EventOut]:
+    rows = await repository.events(session, owner_id, page)
+    items, cursor = id_page(rows, page, lambda e: e.id)
+    return Page[EventOut](items=[EventOut.model_validate(e) for e in items], next_cursor=cursor)
+
+
+async def list_deliveries(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, page: PageParams
+) -> Page[DeliveryOut]:
+    await _endpoint(session, owner_id, endpoint_id)
+    rows = await repository.deliveries(session, owner_id, endpoint_id, page)
+    items, cursor = id_page(rows, page, lambda d: d.id)
+    return Page[DeliveryOut](
+        items=[DeliveryOut.model_validate(d) for d in items], next_cursor=cursor
+    )
+
+
+async def list_attempts(
+    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, page: PageParams
+) -> Page[AttemptOut]:
+    await _endpoint(session, owner_id, endpoint_id)
+    rows = await repository.attempts(session, owner_id, endpoint_id, page)
+    items, cursor = id_page(rows, page, lambda a: a.id)
+    return Page[AttemptOut](items=[AttemptOut.model_validate(a) for a in items], next_cursor=cursor)
+
+
+async def replay(
+    session: AsyncSession, owner_id: uuid.UUID, event_id: uuid.UUID, endpoint_id: uuid.UUID | None
+) -> list[DeliveryOut]:
+    """Deliver an event again (same webhook-id) to one endpoint or every subscribed one."""
+    event = await repository.event(session, owner_id, event_id)
+    if event is None:
+        raise EventNotFound()
+    if endpoint_id is not None:
+        targets = [await _endpoint(session, owner_id, endpoint_id)]
+    else:
+        targets = list(await repository.subscribed_endpoints(session, owner_id, event.type))
+    deliveries = [await _new_delivery(session, event, endpoint) for endpoint in targets]
+    return [DeliveryOut.model_validate(d) for d in deliveries]

@@ -1,0 +1,98 @@
+"""`xiaopu worker`: runs queued jobs and schedules on pgqueuer until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import asyncpg
+import httpx
+import structlog
+from pgqueuer import PgQueuer
+from pgqueuer.errors import RetryRequested
+from pgqueuer.models import Job, Schedule
+from pgqueuer.types import QueueExecutionMode
+
+from xiaopu.config import Settings
+from xiaopu.db import create_engine, create_sessionmaker
+from xiaopu.jobs import JobContext, JobHandler, entrypoints, schedules
+
+log = structlog.get_logger(__name__)
+
+# A job whose handler keeps raising is retried this often, then held for inspection.
+MAX_JOB_ATTEMPTS = 10
+
+
+def _plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    drain: bool = False,
+    heartbeat_timeout: timedelta = timedelta(seconds=30),
+) -> None:
+    assert settings.database_url is not None
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    connection = await asyncpg.connect(_plain_dsn(settings.database_url))
+    http = httpx.AsyncClient(follow_redirects=False)
+    ctx = JobContext(settings=settings, http=http)
+    pgq = PgQueuer.from_asyncpg_connection(connection)
+
+    def register(name: str, handler: JobHandler) -> None:
+        async def run(job: Job) -> None:
+            try:
+                # One unit of work per job: the handler's writes and any jobs it queues commit
+                # together, after it returns.
+                async with sessionmaker() as session, session.begin():
+                    await handler(session, ctx, job.payload or b"")
+            except Exception as exc:
+                log.exception("job_failed", entrypoint=name, job_id=job.id, attempts=job.attempts)
+                if job.attempts + 1 >= MAX_JOB_ATTEMPTS:
+                    raise
+                raise RetryRequested(
+                    delay=timedelta(seconds=min(300, 2**job.attempts)), reason=str(exc)[:200]
+                ) from exc
+
+        pgq.entrypoint(name, on_failure="hold")(run)
+
+    for name, handler in entrypoints().items():
+        register(name, handler)
+    for schedule in schedules():
+        register(schedule.name, schedule.handler)
+
+        async def trigger(_: Schedule, name: str = schedule.name) -> None:
+            # A schedule only queues the job, so it gets the same retries as any other.
+            await pgq.qm.queries.enqueue(name, None)
+
+        pgq.schedule(schedule.name, schedule.cron)(trigger)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, pgq.shutdown.set)
+    log.info("worker_started", entrypoints=sorted(entrypoints()), drain=drain)
+    try:
+        if drain:
+            await pgq.qm.run(
+                mode=QueueExecutionMode.drain,
+                batch_size=10,
+                max_concurrent_tasks=max(settings.worker_concurrency, 20),
+                heartbeat_timeout=heartbeat_timeout,
+                dequeue_timeout=timedelta(seconds=1),
+            )
+        else:
+            await pgq.run(
+                batch_size=10,
+                max_concurrent_tasks=max(settings.worker_concurrency, 20),
+                heartbeat_timeout=heartbeat_timeout,
+            )
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await http.aclose()
+        await connection.close()
+        await engine.dispose()
+        log.info("worker_stopped")
