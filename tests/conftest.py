@@ -96,6 +96,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "jwt_secret": TEST_JWT_SECRET,
         "log_level": "WARNING",
+        "webhook_allow_loopback": True,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
