@@ -25,8 +25,8 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     delay_seconds: float = 0.0
 
-    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_for(self, count: int, within: float = 20.0) -> list[Received]:
+        deadline = asyncio.get_running_loop().time() + within
         while len(self.requests) < count:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"got {len(self.requests)} deliveries, wanted {count}")
