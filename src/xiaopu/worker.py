@@ -88,6 +88,8 @@ async def run_worker(
                 batch_size=10,
                 max_concurrent_tasks=max(settings.worker_concurrency, 20),
                 heartbeat_timeout=heartbeat_timeout,
+                # Jobs of a dead worker are only picked up again on a dequeue pass.
+                dequeue_timeout=min(heartbeat_timeout, timedelta(seconds=30)),
             )
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

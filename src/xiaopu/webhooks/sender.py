@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -78,18 +79,35 @@ async def send(
     }
     # Connect to the address we vetted, not to whatever a second DNS lookup returns.
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    request = client.build_request(
+        "POST",
+        _pinned(url, addresses[0]),
+        content=body.encode(),
+        headers=headers,
+        extensions=extensions,
+        timeout=TIMEOUT_SECONDS,
+    )
     try:
-        response = await client.post(
-            _pinned(url, addresses[0]),
-            content=body.encode(),
-            headers=headers,
-            extensions=extensions,
-            follow_redirects=False,
-            timeout=TIMEOUT_SECONDS,
-        )
-    except httpx.TimeoutException:
+        # The whole exchange, not each phase, must finish within the limit.
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            response = await client.send(request, follow_redirects=False, stream=True)
+            try:
+                head = await _read_head(response)
+            finally:
+                await response.aclose()
+    except (TimeoutError, httpx.TimeoutException):
         return AttemptResult(None, elapsed(), "timed out", None)
     except httpx.HTTPError as exc:
         return AttemptResult(None, elapsed(), f"connection failed: {type(exc).__name__}", None)
-    snippet = response.text[:SNIPPET_CHARS] if response.content else None
+    snippet = head.decode("utf-8", errors="replace")[:SNIPPET_CHARS] if head else None
     return AttemptResult(response.status_code, elapsed(), None, snippet)
+
+
+async def _read_head(response: httpx.Response) -> bytes:
+    """The first few kilobytes of the answer: enough for the log, never a whole large body."""
+    head = b""
+    async for chunk in response.aiter_bytes():
+        head += chunk
+        if len(head) >= SNIPPET_CHARS * 4:
+            break
+    return head
