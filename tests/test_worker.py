@@ -31,7 +31,7 @@ def _start_worker(database_url: str) -> subprocess.Popen[bytes]:
         "XIAOPU_WEBHOOK_ALLOW_LOOPBACK": "true",
         "XIAOPU_LOG_LEVEL": "WARNING",
     }
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    return subprocess.Popen(
         [sys.executable, "-m", "xiaopu.cli", "worker", "--heartbeat-seconds", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
