@@ -11,6 +11,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from xiaopu.auth.endpoints import router as auth_router
+from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
+from xiaopu.catalogue.endpoints import router as catalogue_router
 from xiaopu.config import Settings, get_settings
 from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
@@ -18,6 +20,8 @@ from xiaopu.health.endpoints import router as health_router
 from xiaopu.idempotency.service import Replay, replay_stored_response
 from xiaopu.kit.ratelimit import Limiter
 from xiaopu.observability import RequestContextMiddleware, configure_logging
+from xiaopu.shops.endpoints import router as shops_router
+from xiaopu.suppliers.endpoints import operator_router as operator_suppliers_router
 from xiaopu.suppliers.endpoints import router as suppliers_router
 from xiaopu.webhooks.endpoints import router as webhooks_router
 
@@ -93,5 +97,9 @@ def create_app(
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(suppliers_router)
+    app.include_router(operator_suppliers_router)
+    app.include_router(catalogue_router)
+    app.include_router(catalogue_browse_router)
+    app.include_router(shops_router)
     app.include_router(webhooks_router)
     return app

@@ -79,6 +79,15 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="Largest request body accepted (413 beyond)."
     )
 
+    supplier_auto_approve: bool = Field(
+        default=False, description="Activate new suppliers at once instead of awaiting an operator."
+    )
+    trial_shop_product_limit: int = Field(
+        default=30, ge=1, description="Products a `trial` shop may carry."
+    )
+    standard_shop_after_sales: int = Field(
+        default=5, ge=1, description="Completed sales that promote a shop to `standard`."
+    )
     webhook_allow_loopback: bool = Field(
         default=False,
         description=(

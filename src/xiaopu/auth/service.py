@@ -171,6 +171,13 @@ async def account(session: AsyncSession, account_id: uuid.UUID) -> Account:
     return found
 
 
+async def account_by_login(session: AsyncSession, login: str) -> Account | None:
+    email, phone = _parse_login(login)
+    if email is None and phone is None:
+        return None
+    return await repository.account_by_login(session, email=email, phone=phone)
+
+
 async def is_operator(session: AsyncSession, account_id: uuid.UUID) -> bool:
     return await repository.is_operator(session, account_id)
 

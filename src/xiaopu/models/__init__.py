@@ -3,9 +3,17 @@
 from xiaopu.models.accounts import Account, AccountStatus, RefreshToken
 from xiaopu.models.api_keys import ApiKey
 from xiaopu.models.base import Base
+from xiaopu.models.catalogue import Category, Product, ProductStatus, Variant
 from xiaopu.models.idempotency import IdempotencyKey
 from xiaopu.models.operators import Operator, OperatorRole
-from xiaopu.models.suppliers import MemberRole, Supplier, SupplierMember, SupplierStatus
+from xiaopu.models.shops import Shop, ShopLevel, ShopProduct
+from xiaopu.models.suppliers import (
+    MemberRole,
+    PayoutMethod,
+    Supplier,
+    SupplierMember,
+    SupplierStatus,
+)
 from xiaopu.models.webhooks import (
     DeliveryStatus,
     EndpointStatus,
@@ -20,6 +28,7 @@ __all__ = [
     "AccountStatus",
     "ApiKey",
     "Base",
+    "Category",
     "DeliveryStatus",
     "EndpointStatus",
     "Event",
@@ -27,10 +36,17 @@ __all__ = [
     "MemberRole",
     "Operator",
     "OperatorRole",
+    "PayoutMethod",
+    "Product",
+    "ProductStatus",
     "RefreshToken",
+    "Shop",
+    "ShopLevel",
+    "ShopProduct",
     "Supplier",
     "SupplierMember",
     "SupplierStatus",
+    "Variant",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

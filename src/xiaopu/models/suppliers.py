@@ -23,6 +23,12 @@ class MemberRole(enum.StrEnum):
     staff = "staff"
 
 
+class PayoutMethod(enum.StrEnum):
+    bank_transfer = "bank_transfer"
+    alipay = "alipay"
+    wechat_pay = "wechat_pay"
+
+
 class Supplier(IdMixin, TimestampMixin, Base):
     __tablename__ = "suppliers"
 
@@ -30,6 +36,16 @@ class Supplier(IdMixin, TimestampMixin, Base):
     status: Mapped[SupplierStatus] = mapped_column(
         text_enum(SupplierStatus, "supplier_status"), default=SupplierStatus.pending
     )
+    contact_name: Mapped[str | None] = mapped_column(String(80))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_phone: Mapped[str | None] = mapped_column(String(20))
+    payout_method: Mapped[PayoutMethod | None] = mapped_column(
+        text_enum(PayoutMethod, "payout_method")
+    )
+    payout_account_name: Mapped[str | None] = mapped_column(String(120))
+    payout_account_number: Mapped[str | None] = mapped_column(String(64))
+    # Why an operator rejected or suspended it; cleared on approval.
+    status_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class SupplierMember(IdMixin, CreatedAtMixin, Base):

@@ -1,0 +1,1 @@
+"""The catalogue: categories, suppliers' products and variants, stock."""

@@ -1,0 +1,36 @@
+"""The platform's category tree, seeded by a migration: (id, parent, 中文名, English name)."""
+
+from __future__ import annotations
+
+CATEGORIES: tuple[tuple[str, str | None, str, str], ...] = (
+    ("food", None, "食品生鲜", "Food & Fresh"),
+    ("food.tea", "food", "茶叶", "Tea"),
+    ("food.snacks", "food", "休闲零食", "Snacks"),
+    ("food.fruit", "food", "新鲜水果", "Fresh Fruit"),
+    ("food.grain-oil", "food", "粮油调味", "Grain, Oil & Seasoning"),
+    ("food.specialty", "food", "地方特产", "Regional Specialties"),
+    ("beauty", None, "美妆个护", "Beauty & Personal Care"),
+    ("beauty.skincare", "beauty", "护肤", "Skincare"),
+    ("beauty.makeup", "beauty", "彩妆", "Makeup"),
+    ("beauty.hair", "beauty", "洗护发", "Hair Care"),
+    ("apparel", None, "服饰鞋包", "Apparel, Shoes & Bags"),
+    ("apparel.women", "apparel", "女装", "Women's Clothing"),
+    ("apparel.men", "apparel", "男装", "Men's Clothing"),
+    ("apparel.shoes", "apparel", "鞋靴", "Shoes"),
+    ("apparel.bags", "apparel", "箱包", "Bags & Luggage"),
+    ("baby", None, "母婴", "Mother & Baby"),
+    ("baby.formula", "baby", "奶粉辅食", "Formula & Baby Food"),
+    ("baby.diapers", "baby", "尿裤湿巾", "Diapers & Wipes"),
+    ("baby.toys", "baby", "玩具", "Toys"),
+    ("home", None, "家居生活", "Home & Living"),
+    ("home.kitchen", "home", "厨房用品", "Kitchen"),
+    ("home.cleaning", "home", "清洁用品", "Cleaning"),
+    ("home.textiles", "home", "家纺", "Home Textiles"),
+    ("digital", None, "数码家电", "Electronics & Appliances"),
+    ("digital.phone-accessories", "digital", "手机配件", "Phone Accessories"),
+    ("digital.small-appliances", "digital", "生活电器", "Small Appliances"),
+    ("health", None, "医药保健", "Health"),
+    ("health.supplements", "health", "营养保健", "Supplements"),
+    ("agri", None, "农资园艺", "Farm & Garden"),
+    ("agri.seeds", "agri", "种子种苗", "Seeds & Seedlings"),
+)

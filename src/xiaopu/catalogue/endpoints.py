@@ -1,0 +1,97 @@
+"""Routes for suppliers' products and stock, and the catalogue shopkeepers browse."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from xiaopu.auth.auth import CurrentPerson
+from xiaopu.catalogue import service
+from xiaopu.catalogue.auth import ProductReader, ProductWriter
+from xiaopu.catalogue.schemas import (
+    BulkResult,
+    BulkUpsert,
+    CatalogueProduct,
+    CategoryOut,
+    ProductIn,
+    ProductOut,
+    ProductUpdate,
+    StockPush,
+    StockResult,
+)
+from xiaopu.catalogue.service import Sort
+from xiaopu.db import DbSession
+from xiaopu.kit.pagination import Page, Pagination
+
+router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["catalogue"])
+browse_router = APIRouter(prefix="/v1/catalogue", tags=["catalogue"])
+
+
+@router.post("/products", status_code=status.HTTP_201_CREATED)
+async def create_product(
+    supplier_id: uuid.UUID, body: ProductIn, caller: ProductWriter, session: DbSession
+) -> ProductOut:
+    return await service.create_product(session, caller.supplier_id, body)
+
+
+@router.post("/products/bulk-upsert")
+async def bulk_upsert_products(
+    supplier_id: uuid.UUID, body: BulkUpsert, caller: ProductWriter, session: DbSession
+) -> BulkResult:
+    """Create or update up to 1,000 variants by your product refs and SKUs. Sending the same
+    payload again changes nothing; items that fail are reported without failing the rest."""
+    return await service.bulk_upsert(session, caller.supplier_id, body)
+
+
+@router.get("/products")
+async def list_products(
+    supplier_id: uuid.UUID, caller: ProductReader, session: DbSession, page: Pagination
+) -> Page[ProductOut]:
+    return await service.list_products(session, caller.supplier_id, page)
+
+
+@router.get("/products/{product_id}")
+async def get_product(
+    supplier_id: uuid.UUID, product_id: uuid.UUID, caller: ProductReader, session: DbSession
+) -> ProductOut:
+    return await service.get_product(session, caller.supplier_id, product_id)
+
+
+@router.patch("/products/{product_id}")
+async def update_product(
+    supplier_id: uuid.UUID,
+    product_id: uuid.UUID,
+    body: ProductUpdate,
+    caller: ProductWriter,
+    session: DbSession,
+) -> ProductOut:
+    """Change a product. Orders already placed keep the prices and rates they were placed at."""
+    return await service.update_product(session, caller.supplier_id, product_id, body)
+
+
+@router.post("/stock")
+async def push_stock(
+    supplier_id: uuid.UUID, body: StockPush, caller: ProductWriter, session: DbSession
+) -> StockResult:
+    """Set absolute stock levels for many SKUs at once."""
+    return await service.push_stock(session, caller.supplier_id, body)
+
+
+@browse_router.get("/categories")
+async def list_categories(session: DbSession) -> list[CategoryOut]:
+    return await service.list_categories(session)
+
+
+@browse_router.get("/products")
+async def browse_catalogue(
+    person: CurrentPerson,
+    session: DbSession,
+    page: Pagination,
+    q: Annotated[str | None, Query(max_length=100, description="Words or Chinese text.")] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    sort: Sort = Sort.newest,
+) -> Page[CatalogueProduct]:
+    """Products shopkeepers can add to their shops: active, from active suppliers."""
+    return await service.browse(session, query=q, category_id=category, sort=sort, page=page)

@@ -1,0 +1,28 @@
+"""Money: ISO 4217 currency codes, integer minor units, and the one rounding rule."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pycountry
+from pydantic import AfterValidator, Field
+
+
+def check_currency(code: str) -> str:
+    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+CurrencyCode = Annotated[
+    str,
+    Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", examples=["CNY"]),
+    AfterValidator(check_currency),
+]
+MinorAmount = Annotated[int, Field(ge=0, le=10**12, description="Amount in minor units (分).")]
+BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="Basis points: 100 = 1%.")]
+
+
+def apply_bps(amount: int, bps: int) -> int:
+    """`amount × bps / 10000`, rounded half-up on minor units (the platform's one rounding)."""
+    return (amount * bps + 5000) // 10000

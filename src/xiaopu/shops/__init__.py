@@ -1,0 +1,1 @@
+"""Shops: one-click opening, levels, and the products a shopkeeper has picked."""

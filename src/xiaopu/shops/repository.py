@@ -1,0 +1,95 @@
+"""Queries for shops and their selections."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.models import (
+    Product,
+    ProductStatus,
+    Shop,
+    ShopProduct,
+    Supplier,
+    SupplierStatus,
+    Variant,
+)
+
+
+async def by_owner(
+    session: AsyncSession, account_id: uuid.UUID, *, for_update: bool = False
+) -> Shop | None:
+    stmt = select(Shop).where(Shop.owner_account_id == account_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await session.scalar(stmt)
+
+
+async def by_slug(session: AsyncSession, slug: str) -> Shop | None:
+    return await session.scalar(select(Shop).where(Shop.slug == slug))
+
+
+async def slug_taken(session: AsyncSession, slug: str) -> bool:
+    return await session.scalar(select(Shop.id).where(Shop.slug == slug)) is not None
+
+
+async def product_count(session: AsyncSession, shop_id: uuid.UUID) -> int:
+    count = await session.scalar(select(func.count()).where(ShopProduct.shop_id == shop_id))
+    return int(count or 0)
+
+
+async def selection(
+    session: AsyncSession, shop_id: uuid.UUID, product_id: uuid.UUID
+) -> ShopProduct | None:
+    return await session.scalar(
+        select(ShopProduct).where(
+            ShopProduct.shop_id == shop_id, ShopProduct.product_id == product_id
+        )
+    )
+
+
+async def selections(
+    session: AsyncSession, shop_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> Sequence[tuple[ShopProduct, Product]]:
+    stmt = (
+        select(ShopProduct, Product)
+        .join(Product, Product.id == ShopProduct.product_id)
+        .where(ShopProduct.shop_id == shop_id)
+    )
+    if after is not None:
+        stmt = stmt.where(ShopProduct.id < after)
+    rows = await session.execute(stmt.order_by(ShopProduct.id.desc()).limit(limit))
+    return [(sp, p) for sp, p in rows.all()]
+
+
+async def get(
+    session: AsyncSession, shop_id: uuid.UUID, *, for_update: bool = False
+) -> Shop | None:
+    return await session.get(Shop, shop_id, with_for_update=for_update)
+
+
+async def public_selections(
+    session: AsyncSession, shop_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> Sequence[tuple[ShopProduct, Product]]:
+    """The shop's products that are on sale with at least one variant in stock."""
+    in_stock = (
+        select(Variant.id).where(Variant.product_id == Product.id, Variant.stock > 0).exists()
+    )
+    stmt = (
+        select(ShopProduct, Product)
+        .join(Product, Product.id == ShopProduct.product_id)
+        .join(Supplier, Supplier.id == Product.supplier_id)
+        .where(
+            ShopProduct.shop_id == shop_id,
+            Product.status == ProductStatus.active,
+            Supplier.status == SupplierStatus.active,
+            in_stock,
+        )
+    )
+    if after is not None:
+        stmt = stmt.where(ShopProduct.id < after)
+    rows = await session.execute(stmt.order_by(ShopProduct.id.desc()).limit(limit))
+    return [(sp, p) for sp, p in rows.all()]

@@ -1,0 +1,291 @@
+"""One-click shops, level promotion, product selection with markup, and the public shop view."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from slugify import slugify
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.catalogue import service as catalogue
+from xiaopu.config import Settings
+from xiaopu.errors import AppError, Conflict, NotFound
+from xiaopu.kit.money import apply_bps
+from xiaopu.kit.pagination import Page, PageParams, encode_cursor
+from xiaopu.models import Account, Product, Shop, ShopLevel, ShopProduct
+from xiaopu.shops import repository
+from xiaopu.shops.schemas import (
+    PublicProduct,
+    PublicShop,
+    PublicVariant,
+    SelectionAdd,
+    SelectionOut,
+    SelectionUpdate,
+    ShopCreate,
+    ShopOut,
+    ShopUpdate,
+)
+
+
+class ShopNotFound(NotFound):
+    code = "shop_not_found"
+    title = "Shop not found"
+
+
+class ShopExists(Conflict):
+    code = "shop_exists"
+    title = "You already have a shop"
+
+
+class SlugTaken(Conflict):
+    code = "slug_taken"
+    title = "Another shop has this slug"
+
+
+class ShopProductLimit(Conflict):
+    code = "shop_product_limit"
+    title = "A trial shop carries a limited number of products"
+
+
+class AlreadyInShop(Conflict):
+    code = "already_in_shop"
+    title = "The product is already in your shop"
+
+
+class NotInShop(NotFound):
+    code = "not_in_shop"
+    title = "The product is not in your shop"
+
+
+class MarkupAboveCeiling(AppError):
+    status = 422
+    code = "markup_above_ceiling"
+    title = "The markup is above what the supplier allows"
+
+
+def _limit(shop: Shop, settings: Settings) -> int | None:
+    return settings.trial_shop_product_limit if shop.level is ShopLevel.trial else None
+
+
+async def _out(session: AsyncSession, shop: Shop, settings: Settings) -> ShopOut:
+    return ShopOut(
+        id=shop.id,
+        name=shop.name,
+        slug=shop.slug,
+        level=shop.level,
+        completed_sales=shop.completed_sales,
+        product_limit=_limit(shop, settings),
+        product_count=await repository.product_count(session, shop.id),
+        created_at=shop.created_at,
+    )
+
+
+async def _free_slug(session: AsyncSession, name: str) -> str:
+    # Chinese names become pinyin ("小林的小铺" -> "xiao-lin-de-xiao-pu").
+    base = slugify(name, max_length=40, word_boundary=True) or "shop"
+    if len(base) >= 3 and not await repository.slug_taken(session, base):
+        return base
+    for _ in range(10):
+        candidate = f"{base}-{secrets.token_hex(3)}"
+        if not await repository.slug_taken(session, candidate):
+            return candidate
+    return f"shop-{secrets.token_hex(8)}"
+
+
+async def open_shop(
+    session: AsyncSession, settings: Settings, account_id: uuid.UUID, data: ShopCreate
+) -> ShopOut:
+    if await repository.by_owner(session, account_id) is not None:
+        raise ShopExists()
+    account = await session.get(Account, account_id)
+    name = data.name or f"{(account.display_name if account else None) or '掌柜'}的小铺"
+    slug = data.slug or await _free_slug(session, name)
+    if data.slug and await repository.slug_taken(session, data.slug):
+        raise SlugTaken()
+    shop = Shop(owner_account_id=account_id, name=name, slug=slug)
+    try:
+        async with session.begin_nested():
+            session.add(shop)
+    except IntegrityError as exc:  # a concurrent request won the owner or the slug
+        raise ShopExists("You already have a shop, or the slug was just taken.") from exc
+    return await _out(session, shop, settings)
+
+
+async def _mine(session: AsyncSession, account_id: uuid.UUID, *, for_update: bool = False) -> Shop:
+    shop = await repository.by_owner(session, account_id, for_update=for_update)
+    if shop is None:
+        raise ShopNotFound("You have no shop yet: open one with POST /v1/shops.")
+    return shop
+
+
+async def my_shop(session: AsyncSession, settings: Settings, account_id: uuid.UUID) -> ShopOut:
+    return await _out(session, await _mine(session, account_id), settings)
+
+
+async def update_shop(
+    session: AsyncSession, settings: Settings, account_id: uuid.UUID, data: ShopUpdate
+) -> ShopOut:
+    shop = await _mine(session, account_id, for_update=True)
+    if data.name is not None:
+        shop.name = data.name
+    if data.slug is not None and data.slug != shop.slug:
+        if await repository.slug_taken(session, data.slug):
+            raise SlugTaken()
+        shop.slug = data.slug
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise SlugTaken() from exc
+    return await _out(session, shop, settings)
+
+
+async def record_completed_sale(
+    session: AsyncSession, settings: Settings, shop_id: uuid.UUID
+) -> None:
+    """Count one completed sale; the orders issue calls this when a supplier order completes."""
+    shop = await repository.get(session, shop_id, for_update=True)
+    if shop is None:
+        raise ShopNotFound()
+    shop.completed_sales += 1
+    if shop.level is ShopLevel.trial and shop.completed_sales >= settings.standard_shop_after_sales:
+        shop.level = ShopLevel.standard
+    await session.flush()
+
+
+def _selection_out(selection: ShopProduct, product: Product, on_sale: bool) -> SelectionOut:
+    return SelectionOut(
+        product_id=selection.product_id,
+        title=product.title,
+        blurb=selection.blurb,
+        markup_bps=selection.markup_bps,
+        markup_ceiling_bps=product.markup_ceiling_bps,
+        on_sale=on_sale,
+        created_at=selection.created_at,
+    )
+
+
+async def add_product(
+    session: AsyncSession, settings: Settings, account_id: uuid.UUID, data: SelectionAdd
+) -> SelectionOut:
+    shop = await _mine(session, account_id, for_update=True)  # serialises the limit check
+    product = await catalogue.product_for_shop(session, data.product_id)
+    if data.markup_bps > product.markup_ceiling_bps:
+        raise MarkupAboveCeiling(
+            f"The supplier allows at most {product.markup_ceiling_bps} basis points.",
+            extra={"markup_ceiling_bps": product.markup_ceiling_bps},
+        )
+    if await repository.selection(session, shop.id, product.id) is not None:
+        raise AlreadyInShop()
+    limit = _limit(shop, settings)
+    if limit is not None and await repository.product_count(session, shop.id) >= limit:
+        raise ShopProductLimit(
+            f"A trial shop carries at most {limit} products; it becomes standard after "
+            f"{settings.standard_shop_after_sales} completed sales.",
+            extra={"product_limit": limit},
+        )
+    selection = ShopProduct(
+        shop_id=shop.id, product_id=product.id, blurb=data.blurb, markup_bps=data.markup_bps
+    )
+    session.add(selection)
+    await session.flush()
+    return _selection_out(selection, product, True)
+
+
+async def update_selection(
+    session: AsyncSession, account_id: uuid.UUID, product_id: uuid.UUID, data: SelectionUpdate
+) -> SelectionOut:
+    shop = await _mine(session, account_id)
+    selection = await repository.selection(session, shop.id, product_id)
+    if selection is None:
+        raise NotInShop()
+    products = await catalogue.sellable_products(session, [product_id])
+    product = products[0] if products else await catalogue.any_product(session, product_id)
+    if data.markup_bps is not None:
+        if data.markup_bps > product.markup_ceiling_bps:
+            raise MarkupAboveCeiling(
+                f"The supplier allows at most {product.markup_ceiling_bps} basis points.",
+                extra={"markup_ceiling_bps": product.markup_ceiling_bps},
+            )
+        selection.markup_bps = data.markup_bps
+    if "blurb" in data.model_fields_set:
+        selection.blurb = data.blurb
+    await session.flush()
+    return _selection_out(selection, product, bool(products))
+
+
+async def remove_product(
+    session: AsyncSession, account_id: uuid.UUID, product_id: uuid.UUID
+) -> None:
+    shop = await _mine(session, account_id)
+    selection = await repository.selection(session, shop.id, product_id)
+    if selection is None:
+        raise NotInShop()
+    await session.delete(selection)
+    await session.flush()
+
+
+async def list_selection(
+    session: AsyncSession, account_id: uuid.UUID, page: PageParams
+) -> Page[SelectionOut]:
+    shop = await _mine(session, account_id)
+    rows = list(await repository.selections(session, shop.id, page.after_id(), page.limit + 1))
+    on_sale = {p.id for p in await catalogue.sellable_products(session, [p.id for _, p in rows])}
+    cursor = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        cursor = encode_cursor([str(rows[-1][0].id)])
+    return Page[SelectionOut](
+        items=[_selection_out(sp, p, p.id in on_sale) for sp, p in rows], next_cursor=cursor
+    )
+
+
+async def public_shop(session: AsyncSession, slug: str) -> PublicShop:
+    shop = await repository.by_slug(session, slug)
+    if shop is None:
+        raise ShopNotFound()
+    return PublicShop(name=shop.name, slug=shop.slug, level=shop.level)
+
+
+async def public_products(
+    session: AsyncSession, slug: str, page: PageParams
+) -> Page[PublicProduct]:
+    """What buyers see: products on sale and in stock, at the shop's prices."""
+    shop = await repository.by_slug(session, slug)
+    if shop is None:
+        raise ShopNotFound()
+    rows = list(
+        await repository.public_selections(session, shop.id, page.after_id(), page.limit + 1)
+    )
+    cursor = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        cursor = encode_cursor([str(rows[-1][0].id)])
+    variants = await catalogue.variants_for(session, [p.id for _, p in rows])
+    items = []
+    for selection, product in rows:
+        items.append(
+            PublicProduct(
+                id=product.id,
+                title=product.title,
+                description=product.description,
+                blurb=selection.blurb,
+                image_urls=product.image_urls,
+                brand=product.brand,
+                category_id=product.category_id,
+                return_window_days=product.return_window_days,
+                variants=[
+                    PublicVariant(
+                        id=v.id,
+                        options=v.options,
+                        price_minor=v.price_minor + apply_bps(v.price_minor, selection.markup_bps),
+                        currency=v.currency,
+                    )
+                    for v in variants.get(product.id, [])
+                    if v.stock > 0
+                ],
+            )
+        )
+    return Page[PublicProduct](items=items, next_cursor=cursor)
