@@ -8,6 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.auth.passwords import hash_password
+from xiaopu.catalogue import service as catalogue
+from xiaopu.catalogue.schemas import BulkUpsert
+from xiaopu.config import get_settings
 from xiaopu.models import (
     Account,
     MemberRole,
@@ -17,6 +20,8 @@ from xiaopu.models import (
     SupplierMember,
     SupplierStatus,
 )
+from xiaopu.shops import service as shops
+from xiaopu.shops.schemas import SelectionAdd, ShopCreate
 
 DEMO_PASSWORD = "xiaopu-demo-2026"  # noqa: S105 - published demo credentials
 
@@ -32,6 +37,80 @@ DEMO_LOGINS = (
     DemoLogin("supplier owner (Yunnan Tea Co.)", "supplier@demo.xiaopu.dev"),
     DemoLogin("operator", "operator@demo.xiaopu.dev"),
 )
+
+
+_TEA = "https://images.example.com/demo/tea"
+DEMO_PRODUCTS: list[dict[str, object]] = [
+    {
+        "ref": "PUER-357",
+        "title": "云南普洱茶饼 357g Pu-erh tea cake",
+        "description": "Aged raw pu-erh from Lincang, pressed in 2019.",
+        "image_urls": [f"{_TEA}/puer.jpg"],
+        "category_id": "food.tea",
+        "brand": "云南茶园",
+        "commission_bps": 1500,
+        "markup_ceiling_bps": 2000,
+        "status": "active",
+        "variants": [
+            {
+                "sku": "PUER-357-2019",
+                "options": {"year": "2019"},
+                "price_minor": 12800,
+                "currency": "CNY",
+                "stock": 120,
+                "weight_grams": 400,
+                "low_stock_threshold": 10,
+            },
+            {
+                "sku": "PUER-357-2015",
+                "options": {"year": "2015"},
+                "price_minor": 26800,
+                "currency": "CNY",
+                "stock": 15,
+                "weight_grams": 400,
+                "commission_bps": 2000,
+            },
+        ],
+    },
+    {
+        "ref": "DIANHONG-250",
+        "title": "滇红金芽红茶 250g Dianhong black tea",
+        "image_urls": [f"{_TEA}/dianhong.jpg"],
+        "category_id": "food.tea",
+        "brand": "云南茶园",
+        "commission_bps": 1200,
+        "markup_ceiling_bps": 1500,
+        "status": "active",
+        "variants": [
+            {"sku": "DH-250", "price_minor": 8800, "currency": "CNY", "stock": 300},
+        ],
+    },
+    {
+        "ref": "FLOWER-CAKE",
+        "title": "云南鲜花饼 礼盒 Rose flower cakes gift box",
+        "image_urls": [f"{_TEA}/flower-cake.jpg"],
+        "category_id": "food.specialty",
+        "commission_bps": 1000,
+        "markup_ceiling_bps": 1000,
+        "status": "active",
+        "variants": [
+            {
+                "sku": "FC-10",
+                "options": {"pieces": "10"},
+                "price_minor": 4990,
+                "currency": "CNY",
+                "stock": 500,
+            },
+            {
+                "sku": "FC-20",
+                "options": {"pieces": "20"},
+                "price_minor": 8990,
+                "currency": "CNY",
+                "stock": 0,
+            },
+        ],
+    },
+]
 
 
 async def seed_demo(session: AsyncSession) -> bool:
@@ -58,4 +137,13 @@ async def seed_demo(session: AsyncSession) -> bool:
         ]
     )
     await session.flush()
+    await catalogue.bulk_upsert(session, supplier.id, BulkUpsert(products=DEMO_PRODUCTS))
+    settings = get_settings()
+    await shops.open_shop(session, settings, shopkeeper.id, ShopCreate(slug="xiaolin"))
+    for product in await catalogue.sellable_products(
+        session, [p.id for p in await catalogue.supplier_product_rows(session, supplier.id)]
+    ):
+        await shops.add_product(
+            session, settings, shopkeeper.id, SelectionAdd(product_id=product.id, markup_bps=500)
+        )
     return True

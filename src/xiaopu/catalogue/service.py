@@ -440,3 +440,8 @@ async def variants_for(
     for variant in await repository.variants_of(session, product_ids):
         by_product.setdefault(variant.product_id, []).append(variant)
     return by_product
+
+
+async def supplier_product_rows(session: AsyncSession, supplier_id: uuid.UUID) -> list[Product]:
+    stmt = repository.supplier_products(supplier_id).order_by(Product.id)
+    return list((await session.scalars(stmt)).all())
