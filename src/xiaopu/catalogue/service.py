@@ -29,6 +29,7 @@ from xiaopu.catalogue.schemas import (
 )
 from xiaopu.catalogue.search import index_terms, query_expression
 from xiaopu.errors import AppError, Conflict, InvalidCursor, NotFound
+from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, encode_cursor, id_page, newest_first
 from xiaopu.models import Product, Variant
 from xiaopu.webhooks import service as webhooks
@@ -130,10 +131,10 @@ async def _apply(
         fields = _product_fields(item)
         fields["search_terms"] = index_terms(item.title, item.brand)
         if product is None:
-            product = Product(supplier_id=supplier_id, ref=item.ref, **fields)
+            # The id is set here, not at flush, so that all rows go to the database in batches.
+            product = Product(id=new_id(), supplier_id=supplier_id, ref=item.ref, **fields)
             session.add(product)
             products[item.ref] = product
-            await session.flush()
             product_changed = True
         else:
             product_changed = _assign(product, fields)
@@ -141,6 +142,7 @@ async def _apply(
             variant = variants.get(data.sku)
             if variant is None:
                 variant = Variant(
+                    id=new_id(),
                     product_id=product.id,
                     supplier_id=supplier_id,
                     sku=data.sku,

@@ -27,7 +27,7 @@ from xiaopu.models import IdempotencyKey
 T = TypeVar("T")
 
 RETENTION = timedelta(hours=24)
-_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 ANONYMOUS = "anonymous"
 
 
@@ -117,7 +117,7 @@ def _key_header(
         ),
     ] = None,
 ) -> str | None:
-    if idempotency_key is not None and not _VALID_KEY.match(idempotency_key):
+    if idempotency_key is not None and not _VALID_KEY.fullmatch(idempotency_key):
         raise InvalidIdempotencyKey()
     return idempotency_key
 
