@@ -30,7 +30,20 @@ async def test_create_makes_a_pending_supplier_owned_by_the_caller(
     created = response.json()
     assert created["name"] == "Green Valley Farm"
     assert created["status"] == "pending"
-    assert set(created) == {"id", "name", "status", "created_at"}
+    assert set(created) == {
+        "id",
+        "name",
+        "status",
+        "status_reason",
+        "contact_name",
+        "contact_email",
+        "contact_phone",
+        "payout_method",
+        "payout_account_name",
+        "payout_account_hint",
+        "created_at",
+    }
+    assert created["payout_account_hint"] is None
     member = await session.scalar(
         select(SupplierMember).where(SupplierMember.supplier_id == uuid.UUID(created["id"]))
     )
