@@ -29,6 +29,7 @@ RUN_PREFIX = f"xiaopu_t{os.getpid()}"
 TEMPLATE_DB = f"{RUN_PREFIX}_template"
 MAIN_DB = f"{RUN_PREFIX}_main"
 TEST_JWT_SECRET = "test-only-jwt-secret-0123456789abcdef0123456789"
+TEST_ATTRIBUTION_SECRET = "test-only-attribution-secret-0123456789abcdef"
 
 
 def _blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -95,6 +96,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "env": Environment.test,
         "database_url": database_url,
         "jwt_secret": TEST_JWT_SECRET,
+        "attribution_secret": TEST_ATTRIBUTION_SECRET,
         "log_level": "WARNING",
         "webhook_allow_loopback": True,
     }

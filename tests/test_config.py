@@ -29,7 +29,17 @@ def test_short_production_secret_is_refused() -> None:
 
 def test_production_needs_a_database_url() -> None:
     with pytest.raises(ValidationError, match="XIAOPU_DATABASE_URL is required"):
-        Settings(env=Environment.production, jwt_secret="x" * 40, database_url=None)
+        Settings(
+            env=Environment.production,
+            jwt_secret="x" * 40,
+            attribution_secret="y" * 40,
+            database_url=None,
+        )
+
+
+def test_no_attribution_secret_outside_development_is_refused() -> None:
+    with pytest.raises(ValidationError, match="XIAOPU_ATTRIBUTION_SECRET is required"):
+        Settings(env=Environment.production, jwt_secret="x" * 40, database_url="postgresql://d/x")
 
 
 def test_every_setting_is_in_the_readme(project_root: Path) -> None:

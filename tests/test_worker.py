@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import TEST_JWT_SECRET, make_settings
+from tests.conftest import TEST_ATTRIBUTION_SECRET, TEST_JWT_SECRET, make_settings
 from tests.factories import api_key, supplier
 from tests.webhooks.receiver import Receiver, receiver
 from xiaopu.db import create_engine, create_sessionmaker
@@ -28,6 +28,7 @@ def _start_worker(database_url: str) -> subprocess.Popen[bytes]:
         "XIAOPU_ENV": "test",
         "XIAOPU_DATABASE_URL": database_url,
         "XIAOPU_JWT_SECRET": TEST_JWT_SECRET,
+        "XIAOPU_ATTRIBUTION_SECRET": TEST_ATTRIBUTION_SECRET,
         "XIAOPU_WEBHOOK_ALLOW_LOOPBACK": "true",
         "XIAOPU_LOG_LEVEL": "WARNING",
     }

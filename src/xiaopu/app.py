@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
@@ -19,6 +21,9 @@ from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handler
 from xiaopu.health.endpoints import router as health_router
 from xiaopu.idempotency.service import Replay, replay_stored_response
 from xiaopu.kit.ratelimit import Limiter
+from xiaopu.links.clicks import ClickRecorder
+from xiaopu.links.endpoints import router as links_router
+from xiaopu.links.redirect import LinkCache, ShareLinks
 from xiaopu.observability import RequestContextMiddleware, configure_logging
 from xiaopu.shops.endpoints import router as shops_router
 from xiaopu.suppliers.endpoints import operator_router as operator_suppliers_router
@@ -65,9 +70,13 @@ def create_app(
         if sessionmaker is None:
             engine = create_engine(settings)
             app.state.sessionmaker = create_sessionmaker(engine)
+            _share_links(app)
+        app.state.clicks.start()
         try:
             yield
         finally:
+            # Clicks still in memory are written before the database goes away.
+            await app.state.clicks.stop()
             if engine is not None:
                 await engine.dispose()
 
@@ -90,6 +99,7 @@ def create_app(
     app.state.limiter = Limiter(settings.rate_limit_storage_url)
     if sessionmaker is not None:
         app.state.sessionmaker = sessionmaker
+        _share_links(app)
 
     install_error_handlers(app)
     app.add_exception_handler(Replay, replay_stored_response)
@@ -102,4 +112,33 @@ def create_app(
     app.include_router(catalogue_browse_router)
     app.include_router(shops_router)
     app.include_router(webhooks_router)
+    app.include_router(links_router)
+    # Outermost of our middleware: /s/{code} is answered before any other layer runs.
+    app.add_middleware(ShareLinkRouter, app_state=app.state)
     return app
+
+
+def _share_links(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    app.state.link_cache = LinkCache(app.state.sessionmaker)
+    app.state.clicks = ClickRecorder(app.state.sessionmaker, max_buffer=settings.click_buffer_max)
+
+
+class ShareLinkRouter:
+    """Builds the share-link handler lazily, once the app's sessionmaker exists."""
+
+    def __init__(self, app: ASGIApp, app_state: State) -> None:
+        self.app = app
+        self.state = app_state
+        self.handler: ShareLinks | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.handler
+        if handler is None:
+            if scope["type"] != "http" or not hasattr(self.state, "link_cache"):
+                await self.app(scope, receive, send)
+                return
+            handler = self.handler = ShareLinks(
+                self.app, self.state.settings, self.state.link_cache, self.state.clicks
+            )
+        await handler(scope, receive, send)

@@ -14,6 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Development-only secrets. Using them outside development is refused at start-up.
 _DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0123456789"  # noqa: S105
+_DEV_ATTRIBUTION_SECRET = "dev-only-attribution-secret-not-for-production-0123"  # noqa: S105
 
 
 class Environment(StrEnum):
@@ -88,6 +89,26 @@ class Settings(BaseSettings):
     standard_shop_after_sales: int = Field(
         default=5, ge=1, description="Completed sales that promote a shop to `standard`."
     )
+    attribution_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "HMAC key for attribution tokens and visitor hashes. Required outside development."
+        ),
+    )
+    attribution_window_days: int = Field(
+        default=7, ge=1, le=90, description="How long a click's attribution token is honoured."
+    )
+    share_target_template: str = Field(
+        default="{public_base_url}/m/{shop_slug}?product={product_id}&xp_at={token}",
+        description=(
+            "Where a share link sends people: a mobile-web URL or an app deep link with the "
+            "placeholders {public_base_url}, {shop_slug}, {product_id} (empty for a shop link) "
+            "and {token}."
+        ),
+    )
+    click_buffer_max: int = Field(
+        default=100_000, ge=100, description="Clicks held in memory before new ones are dropped."
+    )
     webhook_allow_loopback: bool = Field(
         default=False,
         description=(
@@ -113,11 +134,20 @@ class Settings(BaseSettings):
             value = self.jwt_secret.get_secret_value()
             if len(value.encode()) < 32 or value == _DEV_JWT_SECRET:
                 raise ValueError("XIAOPU_JWT_SECRET must be a private value of at least 32 bytes")
+        if self.attribution_secret is None:
+            if not development:
+                raise ValueError("XIAOPU_ATTRIBUTION_SECRET is required outside development")
+            self.attribution_secret = SecretStr(_DEV_ATTRIBUTION_SECRET)
         if self.env is Environment.production and self.webhook_allow_loopback:
             raise ValueError("XIAOPU_WEBHOOK_ALLOW_LOOPBACK is for development and tests only")
         if self.env is Environment.production and self.database_url is None:
             raise ValueError("XIAOPU_DATABASE_URL is required in production")
         return self
+
+    @property
+    def attribution_key(self) -> bytes:
+        assert self.attribution_secret is not None  # set by the validator
+        return self.attribution_secret.get_secret_value().encode()
 
     @property
     def jwt_key(self) -> str:

@@ -38,6 +38,7 @@ def entrypoints() -> dict[str, JobHandler]:
 def schedules() -> list[Schedule]:
     """Jobs run on a timetable (cron syntax, UTC)."""
     from xiaopu.idempotency import jobs as idempotency_jobs
+    from xiaopu.links import partitions
 
     return [
         Schedule(
@@ -45,5 +46,11 @@ def schedules() -> list[Schedule]:
             "*/10 * * * *",
             idempotency_jobs.purge,
             "Delete Idempotency-Key records older than 24 hours.",
+        ),
+        Schedule(
+            "links.partitions",
+            "15 3 * * *",
+            partitions.ensure_partitions,
+            "Make the clicks table's monthly partitions for the coming months.",
         ),
     ]

@@ -5,6 +5,7 @@ from xiaopu.models.api_keys import ApiKey
 from xiaopu.models.base import Base
 from xiaopu.models.catalogue import Category, Product, ProductStatus, Variant
 from xiaopu.models.idempotency import IdempotencyKey
+from xiaopu.models.links import Click, LinkDailyStats, LinkDailyVisitor, ShareLink
 from xiaopu.models.operators import Operator, OperatorRole
 from xiaopu.models.shops import Shop, ShopLevel, ShopProduct
 from xiaopu.models.suppliers import (
@@ -29,10 +30,13 @@ __all__ = [
     "ApiKey",
     "Base",
     "Category",
+    "Click",
     "DeliveryStatus",
     "EndpointStatus",
     "Event",
     "IdempotencyKey",
+    "LinkDailyStats",
+    "LinkDailyVisitor",
     "MemberRole",
     "Operator",
     "OperatorRole",
@@ -40,6 +44,7 @@ __all__ = [
     "Product",
     "ProductStatus",
     "RefreshToken",
+    "ShareLink",
     "Shop",
     "ShopLevel",
     "ShopProduct",

@@ -289,3 +289,15 @@ async def public_products(
             )
         )
     return Page[PublicProduct](items=items, next_cursor=cursor)
+
+
+async def shop_of(session: AsyncSession, account_id: uuid.UUID) -> Shop:
+    """The caller's shop, for other domains (share links) that act within it."""
+    return await _mine(session, account_id)
+
+
+async def require_selected(
+    session: AsyncSession, shop_id: uuid.UUID, product_id: uuid.UUID
+) -> None:
+    if await repository.selection(session, shop_id, product_id) is None:
+        raise NotInShop()

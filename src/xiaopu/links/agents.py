@@ -1,0 +1,51 @@
+"""Who opened a link: a chat app's preview fetcher, a bot, or a person's browser."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from enum import StrEnum
+
+
+class AgentClass(StrEnum):
+    preview = "preview"
+    bot = "bot"
+    mobile = "mobile"
+    desktop = "desktop"
+    unknown = "unknown"
+
+
+# Fetchers that render link previews in chats and feeds: they get the Open Graph page.
+_PREVIEW = re.compile(
+    r"facebookexternalhit|facebot|twitterbot|slackbot|slack-imgproxy|discordbot|telegrambot|"
+    r"whatsapp|linkedinbot|skypeuripreview|pinterest|redditbot|embedly|vkshare|line-poker|"
+    r"iframely|bitlybot|tumblr|xing-contenttabreceiver|viber|snapchat|applebot|"
+    r"google-pagerenderer|yahoo! slurp|qqbrowser-preview|wechat-preview|dingtalkbot|bytespider",
+    re.IGNORECASE,
+)
+_BOT = re.compile(
+    r"bot\b|bot/|crawler|spider|slurp|curl/|wget/|python-requests|python-httpx|aiohttp|"
+    r"go-http-client|java/|okhttp|headlesschrome|phantomjs|lighthouse|monitor|uptime|scrapy|"
+    r"httpclient|libwww|feedfetcher|preview",
+    re.IGNORECASE,
+)
+_MOBILE = re.compile(r"mobile|android|iphone|ipad|micromessenger|alipayclient", re.IGNORECASE)
+
+
+def classify(user_agent: str) -> AgentClass:
+    if not user_agent:
+        return AgentClass.unknown
+    if _PREVIEW.search(user_agent):
+        return AgentClass.preview
+    if _BOT.search(user_agent):
+        return AgentClass.bot
+    if _MOBILE.search(user_agent):
+        return AgentClass.mobile
+    return AgentClass.desktop
+
+
+def visitor_hash(key: bytes, client_ip: str, user_agent: str) -> str:
+    """A salted hash standing in for a visitor without a cookie; the raw IP is never stored."""
+    digest = hmac.new(key, f"{client_ip}\n{user_agent}".encode(), hashlib.sha256).digest()
+    return "h" + digest[:24].hex()[:43]

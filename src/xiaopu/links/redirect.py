@@ -1,0 +1,256 @@
+"""GET /s/{code}: the hottest path of the product, kept off the ORM session and FastAPI's
+dependency machinery. A person's browser gets a 302 carrying a signed attribution token; a
+preview fetcher or a bot gets the Open Graph page; a HEAD gets the 302 and counts nothing."""
+
+from __future__ import annotations
+
+import html
+import secrets
+import time
+from urllib.parse import quote, urlsplit
+
+import structlog
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from xiaopu.config import Settings
+from xiaopu.kit.clock import utcnow
+from xiaopu.kit.ids import new_id
+from xiaopu.kit.money import apply_bps
+from xiaopu.links import repository, tokens
+from xiaopu.links.agents import AgentClass, classify, visitor_hash
+from xiaopu.links.clicks import ClickRecorder
+from xiaopu.links.repository import LinkTarget
+
+log = structlog.get_logger(__name__)
+
+PREFIX = "/s/"
+VISITOR_COOKIE = "xp_vid"
+CACHE_TTL_SECONDS = 30.0
+MISSING_TTL_SECONDS = 5.0
+CACHE_MAX = 100_000
+REDIRECTS = Counter("xiaopu_share_redirects_total", "Share link answers.", ["outcome"])
+
+
+class LinkCache:
+    """code -> LinkTarget for a short while, so a busy link costs no database round trip."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._entries: dict[str, tuple[float, LinkTarget | None]] = {}
+
+    async def get(self, code: str) -> LinkTarget | None:
+        now = time.monotonic()
+        entry = self._entries.get(code)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        async with self._sessionmaker() as session:
+            found = await repository.target(session, code)
+        if len(self._entries) >= CACHE_MAX:
+            self._entries.clear()
+        ttl = CACHE_TTL_SECONDS if found is not None else MISSING_TTL_SECONDS
+        self._entries[code] = (now + ttl, found)
+        return found
+
+    def invalidate(self, code: str) -> None:
+        self._entries.pop(code, None)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and 16 <= len(value) <= 44 and value.isalnum():
+            return value
+    return None
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{amount / 100:.2f} {currency}"
+
+
+class ShareLinks:
+    """Pure ASGI: answers /s/{code} itself and hands every other request to the app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        cache: LinkCache,
+        recorder: ClickRecorder,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.cache = cache
+        self.recorder = recorder
+        self.key = settings.attribution_key
+        self.secure_cookie = settings.public_base_url.startswith("https://")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        code = scope["path"][len(PREFIX) :]
+        if method not in ("GET", "HEAD"):
+            await self._send(send, 405, b"text/plain; charset=utf-8", b"Method Not Allowed")
+            return
+        target = None
+        if 8 <= len(code) <= 16 and code.isalnum():
+            try:
+                target = await self.cache.get(code)
+            except Exception:
+                log.warning("share_link_lookup_failed", code=code, exc_info=True)
+                REDIRECTS.labels("unavailable").inc()
+                await self._send(send, 503, b"text/html; charset=utf-8", _UNAVAILABLE, method)
+                return
+        if target is None or target.disabled:
+            REDIRECTS.labels("not_found").inc()
+            await self._send(send, 404, b"text/html; charset=utf-8", _NOT_FOUND, method)
+            return
+        user_agent = _header(scope, b"user-agent")
+        agent = classify(user_agent)
+        if agent in (AgentClass.preview, AgentClass.bot):
+            REDIRECTS.labels(str(agent)).inc()
+            page = self._preview(target, code)
+            await self._send(send, 200, b"text/html; charset=utf-8", page, method)
+            return
+        if method == "HEAD":
+            REDIRECTS.labels("head").inc()
+            location = self._location(target, "")
+            await self._send(send, 302, None, b"", method, location=location)
+            return
+        await self._redirect(scope, send, target, agent, user_agent)
+
+    async def _redirect(
+        self, scope: Scope, send: Send, target: LinkTarget, agent: AgentClass, user_agent: str
+    ) -> None:
+        now = utcnow()
+        visitor = _cookie(_header(scope, b"cookie"), VISITOR_COOKIE)
+        new_visitor = visitor is None
+        if visitor is None:
+            client = scope.get("client")
+            visitor = visitor_hash(self.key, client[0] if client else "", user_agent)
+        click_id = new_id()
+        token = tokens.sign(self.key, click_id, target.link_id, target.shop_id, now)
+        referrer = urlsplit(_header(scope, b"referer")).hostname
+        is_repeat = self.recorder.is_repeat(target.link_id, visitor)
+        self.recorder.record(
+            (
+                click_id,
+                now,
+                target.link_id,
+                target.shop_id,
+                target.product_id,
+                visitor,
+                referrer[:255] if referrer else None,
+                str(agent),
+                is_repeat,
+            )
+        )
+        REDIRECTS.labels("repeat" if is_repeat else "click").inc()
+        headers = [
+            (b"location", self._location(target, token).encode()),
+            (b"cache-control", b"private, no-store"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"content-length", b"0"),
+        ]
+        if new_visitor:
+            cookie = (
+                f"{VISITOR_COOKIE}={visitor[:44]}; Max-Age=31536000; Path=/s/; HttpOnly; "
+                "SameSite=Lax"
+            )
+            if self.secure_cookie:
+                cookie += "; Secure"
+            headers.append((b"set-cookie", cookie.encode()))
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _location(self, target: LinkTarget, token: str) -> str:
+        return self.settings.share_target_template.format(
+            public_base_url=self.settings.public_base_url,
+            shop_slug=quote(target.shop_slug, safe=""),
+            product_id=target.product_id or "",
+            token=quote(token, safe=""),
+        )
+
+    def _preview(self, target: LinkTarget, code: str) -> bytes:
+        url = f"{self.settings.public_base_url}{PREFIX}{code}"
+        price = ""
+        if target.price_minor is not None and target.currency is not None:
+            shop_price = target.price_minor + apply_bps(target.price_minor, target.markup_bps)
+            price = _money(shop_price, target.currency)
+        description = f"{price} · {target.shop_name}" if price else target.shop_name
+        e = html.escape
+        tags = [
+            ("og:type", "product" if target.product_id else "website"),
+            ("og:title", target.title),
+            ("og:description", description),
+            ("og:url", url),
+            ("og:site_name", target.shop_name),
+            ("twitter:card", "summary_large_image" if target.image_url else "summary"),
+            ("twitter:title", target.title),
+            ("twitter:description", description),
+        ]
+        if target.image_url:
+            tags += [("og:image", target.image_url), ("twitter:image", target.image_url)]
+        if price and target.currency and target.price_minor is not None:
+            amount = price.split(" ")[0]
+            tags += [("product:price:amount", amount), ("product:price:currency", target.currency)]
+        meta = "\n".join(
+            f'<meta property="{e(name)}" content="{e(value)}">' for name, value in tags
+        )
+        image = f'<img src="{e(target.image_url)}" alt="" width="320">' if target.image_url else ""
+        return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(target.title)}</title>
+<link rel="canonical" href="{e(url)}">
+{meta}
+</head><body><main><h1>{e(target.title)}</h1>{image}<p>{e(description)}</p>
+<p><a href="{e(url)}">打开 Open</a></p></main></body></html>
+""".encode()
+
+    @staticmethod
+    async def _send(
+        send: Send,
+        status: int,
+        content_type: bytes | None,
+        body: bytes,
+        method: str = "GET",
+        *,
+        location: str | None = None,
+    ) -> None:
+        headers = [(b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]
+        if content_type:
+            headers.append((b"content-type", content_type))
+        if location:
+            headers.append((b"location", location.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+_NOT_FOUND = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>链接已失效</title></head>
+<body><main><h1>这个链接已失效 · This link no longer works</h1>
+<p>It may have been disabled by the shop, or the product is no longer on sale.</p>
+</main></body></html>
+""".encode()
+_UNAVAILABLE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>稍后再试</title>
+</head><body><main><h1>请稍后再试 · Please try again in a moment</h1></main></body></html>
+""".encode()
+
+
+def new_code() -> str:
+    """10 random URL-safe alphanumerics: about 59 bits, not guessable, not sequential."""
+    alphabet = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(10))

@@ -1,0 +1,81 @@
+"""Attribution tokens: compact, HMAC-signed, checked without touching the database.
+
+Layout (before base64url): version (1 byte) | issued at (4, seconds) | click id (16) |
+link id (16) | shop id (16), then a 16-byte truncated HMAC-SHA256 of those 53 bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from xiaopu.errors import AppError
+
+_VERSION = 1
+_LAYOUT = struct.Struct(">BI16s16s16s")
+_MAC_BYTES = 16
+
+
+class InvalidAttributionToken(AppError):
+    status = 422
+    code = "invalid_attribution_token"
+    title = "The attribution token is forged, damaged or not ours"
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    click_id: uuid.UUID
+    link_id: uuid.UUID
+    shop_id: uuid.UUID
+    issued_at: datetime
+
+    def expired(self, now: datetime, window: timedelta) -> bool:
+        return now - self.issued_at > window
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def sign(
+    key: bytes, click_id: uuid.UUID, link_id: uuid.UUID, shop_id: uuid.UUID, issued_at: datetime
+) -> str:
+    body = _LAYOUT.pack(
+        _VERSION, int(issued_at.timestamp()), click_id.bytes, link_id.bytes, shop_id.bytes
+    )
+    return _b64(body + _mac(key, body))
+
+
+def verify(key: bytes, token: str) -> Attribution:
+    """The token's contents if we signed it; raises InvalidAttributionToken otherwise.
+
+    Expiry is the caller's decision: an expired token is still authentic (checkout ignores it).
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidAttributionToken() from exc
+    if len(raw) != _LAYOUT.size + _MAC_BYTES:
+        raise InvalidAttributionToken()
+    body, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
+    if not hmac.compare_digest(mac, _mac(key, body)):
+        raise InvalidAttributionToken()
+    version, issued, click, link, shop = _LAYOUT.unpack(body)
+    if version != _VERSION:
+        raise InvalidAttributionToken()
+    return Attribution(
+        click_id=uuid.UUID(bytes=click),
+        link_id=uuid.UUID(bytes=link),
+        shop_id=uuid.UUID(bytes=shop),
+        issued_at=datetime.fromtimestamp(issued, tz=UTC),
+    )
