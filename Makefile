@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format openapi migrate clean
+.PHONY: run test lint format openapi migrate clean system-deps bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/xiaopu dev
 
+## Debian packages the tests use (Chromium renders the share landing page); skipped with a note
+## where they cannot be installed.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	      || echo "note: could not install chromium; its test will be skipped"; \
+	  else echo "note: chromium missing and not installable here; its test will be skipped"; fi; }
+
 ## Lint, type-check and run every test on a real PostgreSQL (found or started by the tests).
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -35,6 +44,10 @@ format: $(STAMP)
 ## Regenerate openapi/openapi.json from the app.
 openapi: $(STAMP)
 	$(BIN)/xiaopu openapi
+
+## Benchmarks (see bench/README.md).
+bench: $(STAMP)
+	$(BIN)/python bench/redirect.py
 
 migrate: $(STAMP)
 	$(BIN)/xiaopu migrate

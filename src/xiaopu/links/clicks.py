@@ -89,6 +89,7 @@ class ClickRecorder:
         self._counted: OrderedDict[tuple[uuid.UUID, str], float] = OrderedDict()
         self._max_tracked = max_visitors_tracked
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
         self.recorded = 0
         self.dropped = 0
@@ -130,6 +131,9 @@ class ClickRecorder:
             batch, self._buffer = self._buffer, []
             try:
                 await self._write(batch)
+            except asyncio.CancelledError:
+                self._buffer = batch + self._buffer
+                raise
             except Exception:
                 CLICK_FLUSH_FAILURES.inc()
                 log.warning("click_flush_failed", clicks=len(batch), exc_info=True)
@@ -168,20 +172,22 @@ class ClickRecorder:
             await session.commit()
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_interval)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._flush_interval)
             await self.flush()
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name="click-flusher")
 
     async def stop(self) -> None:
-        """Graceful shutdown: stop the timer, then write everything still buffered."""
+        """Graceful shutdown: let the flusher finish its write (never cancel it mid-batch),
+        then write everything still buffered."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            await self._task
             self._task = None
         for _ in range(3):
             if not self._buffer:

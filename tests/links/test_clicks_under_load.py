@@ -1,0 +1,99 @@
+"""Clicks under load all reach the database after a graceful stop; a database outage costs
+analytics, never redirects or unbounded memory."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.conftest import make_settings
+from tests.factories import person
+from tests.links.helpers import shop_with_product
+from xiaopu.app import create_app
+from xiaopu.db import create_engine, create_sessionmaker
+from xiaopu.models import Click, LinkDailyStats
+
+BROWSER = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/120 Mobile Safari/537.36"
+SENT = 3000
+
+
+async def _link_code(client: httpx.AsyncClient, session: AsyncSession) -> str:
+    keeper = await person(client)
+    _, product_id = await shop_with_product(client, session, keeper)
+    link = await client.post(
+        "/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper
+    )
+    assert link.status_code == 201, link.text
+    return str(link.json()["code"])
+
+
+async def _hammer(client: httpx.AsyncClient, code: str, count: int) -> list[int]:
+    async def one() -> int:
+        # A distinct visitor each time, so every request is a counted click.
+        cookie = f"xp_vid={secrets.token_hex(12)}"
+        response = await client.get(f"/s/{code}", headers={"user-agent": BROWSER, "cookie": cookie})
+        return response.status_code
+
+    statuses: list[int] = []
+    for start in range(0, count, 100):
+        statuses += await asyncio.gather(*(one() for _ in range(min(100, count - start))))
+    return statuses
+
+
+@pytest.mark.concurrent
+async def test_every_click_sent_is_stored_after_a_graceful_stop(fresh_db_url: str) -> None:
+    settings = make_settings(fresh_db_url)
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    app = create_app(settings, sessionmaker=sessionmaker)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            async with sessionmaker() as session:
+                code = await _link_code(client, session)
+            async with app.router.lifespan_context(app):
+                statuses = await _hammer(client, code, SENT)
+            recorder: Any = app.state.clicks
+        async with sessionmaker() as session:
+            stored = await session.scalar(select(func.count()).select_from(Click))
+            counted = await session.scalar(select(func.sum(LinkDailyStats.clicks)))
+    finally:
+        await engine.dispose()
+    assert statuses == [302] * SENT
+    assert (recorder.recorded, recorder.written, recorder.dropped) == (SENT, SENT, 0)
+    assert stored == SENT
+    assert counted == SENT
+
+
+@pytest.mark.concurrent
+async def test_database_down_redirects_still_work_and_memory_stays_bounded(
+    fresh_db_url: str,
+) -> None:
+    buffer_max = 500
+    settings = make_settings(fresh_db_url, click_buffer_max=buffer_max)
+    engine = create_engine(settings)
+    app = create_app(settings, sessionmaker=create_sessionmaker(engine))
+    dead = create_engine(settings, url="postgresql://postgres@127.0.0.1:1/none")
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            async with create_sessionmaker(engine)() as session:
+                code = await _link_code(client, session)
+            # Warm the link cache, then take the database away from the click writer.
+            assert (await _hammer(client, code, 1)) == [302]
+            recorder: Any = app.state.clicks
+            recorder._sessionmaker = create_sessionmaker(dead)
+            statuses = await _hammer(client, code, 2000)
+            assert await recorder.flush() == 0  # the write fails quietly and keeps what fits
+    finally:
+        await engine.dispose()
+        await dead.dispose()
+    assert statuses == [302] * 2000
+    assert recorder.buffered == buffer_max
+    assert recorder.dropped == 2001 - buffer_max
