@@ -96,7 +96,10 @@ def sellable() -> Select[Product]:
 
 def in_category(stmt: Select[Product], category_id: str) -> Select[Product]:
     return stmt.where(
-        or_(Product.category_id == category_id, Product.category_id.startswith(f"{category_id}."))
+        or_(
+            Product.category_id == category_id,
+            Product.category_id.startswith(f"{category_id}.", autoescape=True),
+        )
     )
 
 

@@ -6,15 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import AnyHttpUrl, Field, UrlConstraints, model_validator
+from pydantic import Field, model_validator
 
 from xiaopu.kit.money import BasisPoints, CurrencyCode, MinorAmount
-from xiaopu.kit.schema import RequestModel, ResponseModel
+from xiaopu.kit.schema import RequestModel, ResponseModel, WebUrl
 from xiaopu.models import ProductStatus
 
 MAX_BULK_VARIANTS = 1000
 
-ImageUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https", "http"])]
+ImageUrl = WebUrl
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 OptionValues = Annotated[
     dict[Annotated[str, Field(max_length=32)], Annotated[str, Field(max_length=64)]],

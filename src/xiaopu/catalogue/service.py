@@ -66,6 +66,16 @@ class DuplicateSku(AppError):
     title = "A SKU appears more than once in the payload"
 
 
+class NotNullable(AppError):
+    status = 422
+    code = "field_not_nullable"
+    title = "A required field cannot be set to null"
+
+
+# Product fields a PATCH may clear with null.
+NULLABLE = frozenset({"brand"})
+
+
 class Sort(enum.StrEnum):
     commission = "commission"
     price = "price"
@@ -81,7 +91,11 @@ def _product_fields(data: ProductIn | ProductUpdate) -> dict[str, Any]:
     )
     if "image_urls" in fields and fields["image_urls"] is not None:
         fields["image_urls"] = [str(u) for u in fields["image_urls"]]
-    return {k: v for k, v in fields.items() if not (isinstance(data, ProductUpdate) and v is None)}
+    if isinstance(data, ProductUpdate):
+        required = sorted(k for k, v in fields.items() if v is None and k not in NULLABLE)
+        if required:
+            raise NotNullable(f"These fields cannot be null: {', '.join(required)}.")
+    return fields
 
 
 def _variant_fields(data: VariantIn) -> dict[str, Any]:
@@ -200,7 +214,11 @@ async def bulk_upsert(
     session: AsyncSession, supplier_id: uuid.UUID, data: BulkUpsert
 ) -> BulkResult:
     raw_variants = [
-        v for item in data.products for v in (item.get("variants") or []) if isinstance(v, dict)
+        v
+        for item in data.products
+        if isinstance(item.get("variants"), list)
+        for v in item["variants"]
+        if isinstance(v, dict)
     ]
     if len(raw_variants) > MAX_BULK_VARIANTS:
         raise TooManyVariants(f"This call carries {len(raw_variants)} variants.")

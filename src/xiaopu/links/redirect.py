@@ -31,6 +31,9 @@ CACHE_TTL_SECONDS = 30.0
 MISSING_TTL_SECONDS = 5.0
 CACHE_MAX = 100_000
 REDIRECTS = Counter("xiaopu_share_redirects_total", "Share link answers.", ["outcome"])
+# Bound once: looking a label up on every request costs more than the increment.
+_CLICK = REDIRECTS.labels("click")
+_REPEAT = REDIRECTS.labels("repeat")
 
 
 class LinkCache:
@@ -140,7 +143,8 @@ class ShareLinks:
             visitor = visitor_hash(self.key, client[0] if client else "", user_agent)
         click_id = new_id()
         token = tokens.sign(self.key, click_id, target.link_id, target.shop_id, now)
-        referrer = urlsplit(_header(scope, b"referer")).hostname
+        referer = _header(scope, b"referer")
+        referrer = urlsplit(referer).hostname if referer else None
         is_repeat = self.recorder.is_repeat(target.link_id, visitor)
         self.recorder.record(
             (
@@ -155,7 +159,7 @@ class ShareLinks:
                 is_repeat,
             )
         )
-        REDIRECTS.labels("repeat" if is_repeat else "click").inc()
+        (_REPEAT if is_repeat else _CLICK).inc()
         headers = [
             (b"location", self._location(target, token).encode()),
             (b"cache-control", b"private, no-store"),

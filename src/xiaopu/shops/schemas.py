@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from xiaopu.kit.money import BasisPoints
 from xiaopu.kit.schema import RequestModel, ResponseModel
 from xiaopu.models import ShopLevel
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,46}[a-z0-9])$"
+# "mine" names the owner's own routes (/v1/shops/mine), so no shop may take it.
+RESERVED_SLUGS = frozenset({"mine"})
+
+
+def _not_reserved(slug: str | None) -> str | None:
+    if slug in RESERVED_SLUGS:
+        raise ValueError(f"the slug {slug!r} is reserved")
+    return slug
 
 
 class ShopCreate(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"\S")
-    slug: str | None = Field(
+    slug: Annotated[str | None, AfterValidator(_not_reserved)] = Field(
         default=None,
         pattern=SLUG_PATTERN,
         description="3–48 lowercase letters, digits and hyphens; generated when omitted.",

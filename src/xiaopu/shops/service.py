@@ -17,6 +17,7 @@ from xiaopu.kit.pagination import Page, PageParams, encode_cursor
 from xiaopu.models import Account, Product, Shop, ShopLevel, ShopProduct
 from xiaopu.shops import repository
 from xiaopu.shops.schemas import (
+    RESERVED_SLUGS,
     PublicProduct,
     PublicShop,
     PublicVariant,
@@ -85,7 +86,11 @@ async def _out(session: AsyncSession, shop: Shop, settings: Settings) -> ShopOut
 async def _free_slug(session: AsyncSession, name: str) -> str:
     # Chinese names become pinyin ("小林的小铺" -> "xiao-lin-de-xiao-pu").
     base = slugify(name, max_length=40, word_boundary=True) or "shop"
-    if len(base) >= 3 and not await repository.slug_taken(session, base):
+    if (
+        len(base) >= 3
+        and base not in RESERVED_SLUGS
+        and not await repository.slug_taken(session, base)
+    ):
         return base
     for _ in range(10):
         candidate = f"{base}-{secrets.token_hex(3)}"

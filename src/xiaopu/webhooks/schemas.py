@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AnyHttpUrl, Field, UrlConstraints, field_validator
+from pydantic import Field, field_validator
 
-from xiaopu.kit.schema import RequestModel, ResponseModel
+from xiaopu.kit.schema import RequestModel, ResponseModel, WebUrl
 from xiaopu.models import DeliveryStatus, EndpointStatus
 from xiaopu.webhooks.catalogue import EventType
 
-WebhookUrl = Annotated[
-    AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https", "http"])
-]
+WebhookUrl = WebUrl
 
 
 class EndpointCreate(RequestModel):

@@ -99,7 +99,12 @@ async def send(
         return AttemptResult(None, elapsed(), "timed out", None)
     except httpx.HTTPError as exc:
         return AttemptResult(None, elapsed(), f"connection failed: {type(exc).__name__}", None)
-    snippet = head.decode("utf-8", errors="replace")[:SNIPPET_CHARS] if head else None
+    # PostgreSQL text cannot hold NUL, which binary answers contain.
+    snippet = (
+        head.decode("utf-8", errors="replace")[:SNIPPET_CHARS].replace("\x00", "\ufffd")
+        if head
+        else None
+    )
     return AttemptResult(response.status_code, elapsed(), None, snippet)
 
 

@@ -278,7 +278,7 @@ async def attempt_delivery(
         status_code=result.status_code,
         latency_ms=result.latency_ms,
         succeeded=result.succeeded,
-        error=result.error,
+        error=result.error[:500] if result.error else None,
         response_snippet=result.response_snippet,
     )
     session.add(record)

@@ -67,12 +67,12 @@ async def resolve_allowed(url: str, *, allow_loopback: bool) -> list[str]:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError as exc:
-            raise BlockedDestination(f"cannot resolve {host}") from exc
+        except (OSError, UnicodeError) as exc:
+            raise BlockedDestination(f"cannot resolve {host[:100]}") from exc
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
-        raise BlockedDestination(f"cannot resolve {host}")
+        raise BlockedDestination(f"cannot resolve {host[:100]}")
     for address in addresses:
         if is_forbidden(address, allow_loopback=allow_loopback):
-            raise BlockedDestination(f"{host} resolves to a non-public address")
+            raise BlockedDestination(f"{host[:100]} resolves to a non-public address")
     return [str(a) for a in addresses]
