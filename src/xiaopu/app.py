@@ -9,8 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.datastructures import State
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
@@ -23,7 +22,7 @@ from xiaopu.idempotency.service import Replay, replay_stored_response
 from xiaopu.kit.ratelimit import Limiter
 from xiaopu.links.clicks import ClickRecorder
 from xiaopu.links.endpoints import router as links_router
-from xiaopu.links.redirect import LinkCache, ShareLinks
+from xiaopu.links.redirect import PREFIX, LinkCache, ShareLinks
 from xiaopu.observability import RequestContextMiddleware, configure_logging
 from xiaopu.shops.endpoints import router as shops_router
 from xiaopu.suppliers.endpoints import operator_router as operator_suppliers_router
@@ -59,13 +58,13 @@ def create_app(
     settings: Settings | None = None,
     *,
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
-) -> FastAPI:
+) -> XiaopuApp:
     """Build the app. Tests pass a sessionmaker bound to their own connection."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: XiaopuApp) -> AsyncIterator[None]:
         engine = None
         if sessionmaker is None:
             engine = create_engine(settings)
@@ -80,7 +79,7 @@ def create_app(
             if engine is not None:
                 await engine.dispose()
 
-    app = FastAPI(
+    app = XiaopuApp(
         title="Xiaopu",
         version="0.1.0",
         description=API_DESCRIPTION,
@@ -113,32 +112,31 @@ def create_app(
     app.include_router(shops_router)
     app.include_router(webhooks_router)
     app.include_router(links_router)
-    # Outermost of our middleware: /s/{code} is answered before any other layer runs.
-    app.add_middleware(ShareLinkRouter, app_state=app.state)
     return app
 
 
-def _share_links(app: FastAPI) -> None:
+def _share_links(app: XiaopuApp) -> None:
     settings: Settings = app.state.settings
     app.state.link_cache = LinkCache(app.state.sessionmaker)
     app.state.clicks = ClickRecorder(app.state.sessionmaker, max_buffer=settings.click_buffer_max)
+    app.share_links = ShareLinks(settings, app.state.link_cache, app.state.clicks)
 
 
-class ShareLinkRouter:
-    """Builds the share-link handler lazily, once the app's sessionmaker exists."""
+class XiaopuApp(FastAPI):
+    """FastAPI with the share-link redirect in front of everything else.
 
-    def __init__(self, app: ASGIApp, app_state: State) -> None:
-        self.app = app
-        self.state = app_state
-        self.handler: ShareLinks | None = None
+    /s/{code} is the hottest path of the product, so it is answered here, before Starlette's
+    middleware stack, routing and dependency injection run at all.
+    """
+
+    share_links: ShareLinks | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.handler
-        if handler is None:
-            if scope["type"] != "http" or not hasattr(self.state, "link_cache"):
-                await self.app(scope, receive, send)
-                return
-            handler = self.handler = ShareLinks(
-                self.app, self.state.settings, self.state.link_cache, self.state.clicks
-            )
-        await handler(scope, receive, send)
+        if (
+            self.share_links is not None
+            and scope["type"] == "http"
+            and scope["path"].startswith(PREFIX)
+        ):
+            await self.share_links.handle(scope, send)
+            return
+        await super().__call__(scope, receive, send)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from enum import StrEnum
@@ -50,5 +49,5 @@ def classify(user_agent: str) -> AgentClass:
 
 def visitor_hash(key: bytes, client_ip: str, user_agent: str) -> str:
     """A salted hash standing in for a visitor without a cookie; the raw IP is never stored."""
-    digest = hmac.new(key, f"{client_ip}\n{user_agent}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(key, f"{client_ip}\n{user_agent}".encode(), "sha256")
     return "h" + digest[:24].hex()[:43]

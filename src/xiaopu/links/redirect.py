@@ -7,12 +7,12 @@ from __future__ import annotations
 import html
 import secrets
 import time
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import structlog
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from xiaopu.config import Settings
 from xiaopu.kit.clock import utcnow
@@ -33,6 +33,7 @@ CACHE_MAX = 100_000
 REDIRECTS = Counter("xiaopu_share_redirects_total", "Share link answers.", ["outcome"])
 # Bound once: looking a label up on every request costs more than the increment.
 _CLICK = REDIRECTS.labels("click")
+_NOT_PEOPLE = frozenset({AgentClass.preview, AgentClass.bot})
 _REPEAT = REDIRECTS.labels("repeat")
 
 
@@ -42,6 +43,13 @@ class LinkCache:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
         self._entries: dict[str, tuple[float, LinkTarget | None]] = {}
+
+    def fresh(self, code: str) -> tuple[float, LinkTarget | None] | None:
+        """The cached entry if still fresh: the redirect's fast path, with no await."""
+        entry = self._entries.get(code)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry
+        return None
 
     async def get(self, code: str) -> LinkTarget | None:
         now = time.monotonic()
@@ -80,33 +88,27 @@ def _money(amount: int, currency: str) -> str:
 
 
 class ShareLinks:
-    """Pure ASGI: answers /s/{code} itself and hands every other request to the app."""
+    """Answers /s/{code} at the ASGI level (the app routes those paths here first)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        settings: Settings,
-        cache: LinkCache,
-        recorder: ClickRecorder,
-    ) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, cache: LinkCache, recorder: ClickRecorder) -> None:
         self.settings = settings
         self.cache = cache
         self.recorder = recorder
         self.key = settings.attribution_key
         self.secure_cookie = settings.public_base_url.startswith("https://")
+        self.template = settings.share_target_template
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, send: Send) -> None:
         method = scope["method"]
         code = scope["path"][len(PREFIX) :]
         if method not in ("GET", "HEAD"):
             await self._send(send, 405, b"text/plain; charset=utf-8", b"Method Not Allowed")
             return
         target = None
-        if 8 <= len(code) <= 16 and code.isalnum():
+        cached = self.cache.fresh(code)
+        if cached is not None:
+            target = cached[1]
+        elif 8 <= len(code) <= 16 and code.isalnum():
             try:
                 target = await self.cache.get(code)
             except Exception:
@@ -120,7 +122,7 @@ class ShareLinks:
             return
         user_agent = _header(scope, b"user-agent")
         agent = classify(user_agent)
-        if agent in (AgentClass.preview, AgentClass.bot):
+        if agent in _NOT_PEOPLE:
             REDIRECTS.labels(str(agent)).inc()
             page = self._preview(target, code)
             await self._send(send, 200, b"text/html; charset=utf-8", page, method)
@@ -155,7 +157,7 @@ class ShareLinks:
                 target.product_id,
                 visitor,
                 referrer[:255] if referrer else None,
-                str(agent),
+                agent.value,
                 is_repeat,
             )
         )
@@ -178,11 +180,12 @@ class ShareLinks:
         await send({"type": "http.response.body", "body": b""})
 
     def _location(self, target: LinkTarget, token: str) -> str:
-        return self.settings.share_target_template.format(
+        # Slugs, UUIDs and base64url tokens are URL-safe as they are: no quoting needed.
+        return self.template.format(
             public_base_url=self.settings.public_base_url,
-            shop_slug=quote(target.shop_slug, safe=""),
+            shop_slug=target.shop_slug,
             product_id=target.product_id or "",
-            token=quote(token, safe=""),
+            token=token,
         )
 
     def _preview(self, target: LinkTarget, code: str) -> bytes:

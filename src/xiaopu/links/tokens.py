@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import struct
 import uuid
@@ -44,7 +43,7 @@ def _b64(raw: bytes) -> str:
 
 
 def _mac(key: bytes, body: bytes) -> bytes:
-    return hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+    return hmac.digest(key, body, "sha256")[:_MAC_BYTES]
 
 
 def sign(
