@@ -20,6 +20,12 @@ async def test_demo_loads_once_and_is_usable(
     titles = {p["title"] for p in public.json()["items"]}
     assert any("普洱" in t for t in titles)
 
+    preview = await client.get("/s/DemoPuer2026", headers={"user-agent": "Twitterbot/1.0"})
+    assert preview.status_code == 200
+    assert "og:title" in preview.text
+    redirect = await client.get("/s/DemoShop2026", headers={"user-agent": "Mozilla/5.0 (iPhone)"})
+    assert redirect.status_code == 302
+
     supplier_login = await client.post(
         "/v1/auth/login", json={"login": DEMO_LOGINS[1].login, "password": DEMO_PASSWORD}
     )

@@ -16,6 +16,7 @@ from xiaopu.models import (
     MemberRole,
     Operator,
     OperatorRole,
+    ShareLink,
     Supplier,
     SupplierMember,
     SupplierStatus,
@@ -24,6 +25,7 @@ from xiaopu.shops import service as shops
 from xiaopu.shops.schemas import SelectionAdd, ShopCreate
 
 DEMO_PASSWORD = "xiaopu-demo-2026"  # noqa: S105 - published demo credentials
+DEMO_LINK_CODES = ("DemoPuer2026", "DemoShop2026")
 
 
 @dataclass(frozen=True)
@@ -146,4 +148,15 @@ async def seed_demo(session: AsyncSession) -> bool:
         await shops.add_product(
             session, settings, shopkeeper.id, SelectionAdd(product_id=product.id, markup_bps=500)
         )
+    shop = await shops.shop_of(session, shopkeeper.id)
+    rows = await catalogue.supplier_product_rows(session, supplier.id)
+    puer = next(p.id for p in rows if p.ref == "PUER-357")
+    # Fixed, readable codes so the README can point at them; real codes are random.
+    session.add_all(
+        [
+            ShareLink(code=DEMO_LINK_CODES[0], shop_id=shop.id, product_id=puer, label="家人群"),
+            ShareLink(code=DEMO_LINK_CODES[1], shop_id=shop.id, product_id=None, label="朋友圈"),
+        ]
+    )
+    await session.flush()
     return True
