@@ -172,16 +172,20 @@ def _selection_out(selection: ShopProduct, product: Product, on_sale: bool) -> S
     )
 
 
+def _check_markup(product: Product, markup_bps: int) -> None:
+    if markup_bps > product.markup_ceiling_bps:
+        raise MarkupAboveCeiling(
+            f"The supplier allows at most {product.markup_ceiling_bps} basis points.",
+            extra={"markup_ceiling_bps": product.markup_ceiling_bps},
+        )
+
+
 async def add_product(
     session: AsyncSession, settings: Settings, account_id: uuid.UUID, data: SelectionAdd
 ) -> SelectionOut:
     shop = await _mine(session, account_id, for_update=True)  # serialises the limit check
     product = await catalogue.product_for_shop(session, data.product_id)
-    if data.markup_bps > product.markup_ceiling_bps:
-        raise MarkupAboveCeiling(
-            f"The supplier allows at most {product.markup_ceiling_bps} basis points.",
-            extra={"markup_ceiling_bps": product.markup_ceiling_bps},
-        )
+    _check_markup(product, data.markup_bps)
     if await repository.selection(session, shop.id, product.id) is not None:
         raise AlreadyInShop()
     limit = _limit(shop, settings)
@@ -209,11 +213,7 @@ async def update_selection(
     products = await catalogue.sellable_products(session, [product_id])
     product = products[0] if products else await catalogue.any_product(session, product_id)
     if data.markup_bps is not None:
-        if data.markup_bps > product.markup_ceiling_bps:
-            raise MarkupAboveCeiling(
-                f"The supplier allows at most {product.markup_ceiling_bps} basis points.",
-                extra={"markup_ceiling_bps": product.markup_ceiling_bps},
-            )
+        _check_markup(product, data.markup_bps)
         selection.markup_bps = data.markup_bps
     if "blurb" in data.model_fields_set:
         selection.blurb = data.blurb
