@@ -79,7 +79,7 @@ class ClickRecorder:
         *,
         max_buffer: int,
         flush_interval: float = 0.5,
-        max_visitors_tracked: int = 500_000,
+        max_visitors_tracked: int = 200_000,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._max_buffer = max_buffer
