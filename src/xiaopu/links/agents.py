@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import re
 from enum import StrEnum
 from functools import lru_cache
@@ -48,6 +48,12 @@ def classify(user_agent: str) -> AgentClass:
 
 
 def visitor_hash(key: bytes, client_ip: str, user_agent: str) -> str:
-    """A salted hash standing in for a visitor without a cookie; the raw IP is never stored."""
-    digest = hmac.digest(key, f"{client_ip}\n{user_agent}".encode(), "sha256")
-    return "h" + digest[:24].hex()[:43]
+    """A keyed hash standing in for a visitor without a cookie; the raw IP is never stored.
+
+    Keyed BLAKE2b is a MAC in its own right and, unlike OpenSSL's HMAC, costs well under a
+    microsecond.
+    """
+    digest = hashlib.blake2b(
+        f"{client_ip}\n{user_agent}".encode(), key=key[:64], digest_size=21, person=b"xp-visitor"
+    ).hexdigest()
+    return "h" + digest
