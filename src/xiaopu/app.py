@@ -122,7 +122,7 @@ def create_app(
 
 def _share_links(app: XiaopuApp) -> None:
     settings: Settings = app.state.settings
-    app.state.link_cache = LinkCache(app.state.sessionmaker)
+    app.state.link_cache = LinkCache(app.state.sessionmaker, settings)
     app.state.clicks = ClickRecorder(app.state.sessionmaker, max_buffer=settings.click_buffer_max)
     app.share_links = ShareLinks(settings, app.state.link_cache, app.state.clicks)
 

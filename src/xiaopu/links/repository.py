@@ -39,6 +39,11 @@ class LinkTarget:
     price_minor: int | None
     currency: str | None
     markup_bps: int
+    # Filled in by the redirect's cache (links/redirect.py) for its hot path.
+    link_bytes: bytes = b""
+    shop_bytes: bytes = b""
+    location_head: str = ""
+    location_tail: str = ""
 
 
 def _shop_links(shop_id: uuid.UUID) -> Select[ShareLink]:

@@ -49,9 +49,12 @@ def _mac(key: bytes, body: bytes) -> bytes:
 def sign(
     key: bytes, click_id: uuid.UUID, link_id: uuid.UUID, shop_id: uuid.UUID, issued_at: datetime
 ) -> str:
-    body = _LAYOUT.pack(
-        _VERSION, int(issued_at.timestamp()), click_id.bytes, link_id.bytes, shop_id.bytes
-    )
+    return sign_bytes(key, click_id.bytes, link_id.bytes, shop_id.bytes, int(issued_at.timestamp()))
+
+
+def sign_bytes(key: bytes, click: bytes, link: bytes, shop: bytes, issued_at: int) -> str:
+    """sign() for callers that already hold the ids as bytes (the redirect)."""
+    body = _LAYOUT.pack(_VERSION, issued_at, click, link, shop)
     return _b64(body + _mac(key, body))
 
 
