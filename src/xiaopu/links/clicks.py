@@ -16,6 +16,7 @@ from collections import OrderedDict
 from datetime import datetime
 
 import structlog
+import uuid_utils
 from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,8 +43,9 @@ COLUMNS = (
     "agent_class",
     "is_repeat",
 )
+# The click id is uuid_utils' UUID (made on the redirect without a stdlib object).
 ClickRow = tuple[
-    uuid.UUID, datetime, uuid.UUID, uuid.UUID, uuid.UUID | None, str, str | None, str, bool
+    uuid_utils.UUID, datetime, uuid.UUID, uuid.UUID, uuid.UUID | None, str, str | None, str, bool
 ]
 
 _STATS_SQL = text(

@@ -14,10 +14,10 @@ import structlog
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Scope, Send
+from uuid_utils import uuid7
 
 from xiaopu.config import Settings
 from xiaopu.kit.clock import utcnow
-from xiaopu.kit.ids import new_id
 from xiaopu.kit.money import apply_bps
 from xiaopu.links import repository, tokens
 from xiaopu.links.agents import AgentClass, classify, visitor_hash
@@ -190,7 +190,7 @@ class ShareLinks:
             headers.append(
                 (b"set-cookie", self.cookie_prefix + visitor.encode() + self.cookie_suffix)
             )
-        click_id = new_id()
+        click_id = uuid7()  # the Rust UUID: no stdlib object on the hot path; COPY takes it as is
         token = tokens.sign_bytes(
             self.key, click_id.bytes, target.link_bytes, target.shop_bytes, int(now.timestamp())
         )
