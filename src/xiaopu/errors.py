@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -272,6 +273,28 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(status, code, title, detail, headers=exc.headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A backstop for input the schemas let through but PostgreSQL refuses.
+
+    Data exceptions (class 22: a NUL character, a number out of range, a value too long) are the
+    client's doing, so they are answered 422; a unique or foreign-key violation that a race let
+    past the service's own checks is a 409. Anything else is a genuine 500.
+    """
+    assert isinstance(exc, DBAPIError)
+    state = str(getattr(exc.orig, "sqlstate", None) or "")
+    if state.startswith("22"):
+        log.info("database_refused_input", sqlstate=state)
+        return render(
+            ValidationFailed(
+                "A value was not acceptable to store (bad characters, out of range or too long)."
+            )
+        )
+    if state.startswith("23"):
+        log.info("database_conflict", sqlstate=state)
+        return render(Conflict("The request conflicts with a concurrent change; retry it."))
+    return await _unhandled(request, exc)
+
+
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", exc_type=type(exc).__name__)
     return problem(
@@ -283,4 +306,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled)

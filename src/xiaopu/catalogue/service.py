@@ -220,7 +220,8 @@ async def bulk_upsert(
         for v in item["variants"]
         if isinstance(v, dict)
     ]
-    if len(raw_variants) > MAX_BULK_VARIANTS:
+    # Every product needs a variant, so more products than that is too many variants as well.
+    if len(raw_variants) > MAX_BULK_VARIANTS or len(data.products) > MAX_BULK_VARIANTS:
         raise TooManyVariants(f"This call carries {len(raw_variants)} variants.")
     skus = [str(v["sku"]) for v in raw_variants if isinstance(v.get("sku"), str)]
     duplicates = (

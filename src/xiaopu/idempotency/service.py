@@ -8,6 +8,7 @@ transaction as the request's effects: if they roll back, so does the key, and a 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -63,6 +64,14 @@ async def replay_stored_response(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body, status_code=exc.status, headers={"Idempotent-Replayed": "true"})
 
 
+def _canonical(body: bytes) -> bytes:
+    """The same JSON however it is spaced or ordered, so a faithful retry is recognised."""
+    try:
+        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        return body
+
+
 def set_principal(request: Request, principal: str) -> None:
     """Called by the auth dependencies: idempotency keys are scoped to this principal."""
     request.state.principal = principal
@@ -81,7 +90,13 @@ class Idempotency:
         request = self._request
         principal: str = getattr(request.state, "principal", ANONYMOUS)
         fingerprint = hashlib.sha256(
-            b"\n".join([request.method.encode(), request.url.path.encode(), await request.body()])
+            b"\n".join(
+                [
+                    request.method.encode(),
+                    request.url.path.encode(),
+                    _canonical(await request.body()),
+                ]
+            )
         ).digest()
         if not await repository.try_lock(self._session, principal, self.key):
             raise IdempotencyKeyInUse()

@@ -112,7 +112,10 @@ def _cookie(header: str, name: str) -> str | None:
 
 
 def _host(referer: str) -> str | None:
-    host = urlsplit(referer).hostname
+    try:
+        host = urlsplit(referer).hostname
+    except ValueError:  # e.g. "http://[::1": a broken header must not break the redirect
+        return None
     return host[:255] if host else None
 
 
@@ -135,6 +138,15 @@ class ShareLinks:
         )
 
     async def handle(self, scope: Scope, send: Send) -> None:
+        # Runs ahead of the app's error handling, so it keeps its own last line of defence.
+        try:
+            await self._handle(scope, send)
+        except Exception:
+            log.exception("share_link_failed", path=scope.get("path"))
+            REDIRECTS.labels("error").inc()
+            await self._send(send, 503, b"text/html; charset=utf-8", _UNAVAILABLE)
+
+    async def _handle(self, scope: Scope, send: Send) -> None:
         method = scope["method"]
         code = scope["path"][len(PREFIX) :]
         if method not in ("GET", "HEAD"):

@@ -105,7 +105,8 @@ async def open_shop(
     if await repository.by_owner(session, account_id) is not None:
         raise ShopExists()
     account = await session.get(Account, account_id)
-    name = data.name or f"{(account.display_name if account else None) or '掌柜'}的小铺"
+    owner_name = (account.display_name if account else None) or "掌柜"
+    name = data.name or f"{owner_name[:61]}的小铺"  # fits the 64-character column
     slug = data.slug or await _free_slug(session, name)
     if data.slug and await repository.slug_taken(session, data.slug):
         raise SlugTaken()
