@@ -93,7 +93,8 @@ async def target(session: AsyncSession, code: str) -> LinkTarget | None:
             product, markup_bps, supplier_status = product_row
             title = product.title
             image = product.image_urls[0] if product.image_urls else None
-            markup = markup_bps or 0
+            # The supplier's current ceiling caps a markup picked under a higher one.
+            markup = min(markup_bps or 0, product.markup_ceiling_bps)
             cheapest = (
                 await session.execute(
                     select(Variant.price_minor, Variant.currency)

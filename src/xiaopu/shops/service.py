@@ -272,6 +272,8 @@ async def public_products(
     variants = await catalogue.variants_for(session, [p.id for _, p in rows])
     items = []
     for selection, product in rows:
+        # A supplier may lower its ceiling after shops picked a markup: the ceiling wins.
+        markup = min(selection.markup_bps, product.markup_ceiling_bps)
         items.append(
             PublicProduct(
                 id=product.id,
@@ -286,7 +288,7 @@ async def public_products(
                     PublicVariant(
                         id=v.id,
                         options=v.options,
-                        price_minor=v.price_minor + apply_bps(v.price_minor, selection.markup_bps),
+                        price_minor=v.price_minor + apply_bps(v.price_minor, markup),
                         currency=v.currency,
                     )
                     for v in variants.get(product.id, [])
