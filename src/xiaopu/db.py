@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -66,3 +67,15 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit runs after the endpoint returns and before the response is sent,
 # so a client never sees a success that was not committed.
 DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+async def raw_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's transaction, for what
+    SQLAlchemy does not do (COPY, pgqueuer's queries). SQLAlchemy begins lazily, so a trivial
+    statement makes sure the transaction exists before raw work joins it."""
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    if not raw.is_in_transaction():
+        await connection.execute(text("SELECT 1"))
+    return raw

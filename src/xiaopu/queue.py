@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from pgqueuer import Queries
 from pgqueuer.db import AsyncpgDriver
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.db import raw_connection
 
 
 async def enqueue(
@@ -21,12 +22,7 @@ async def enqueue(
 
     If the transaction rolls back, the job never existed; once it commits, the job is durable.
     """
-    connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None
-    if not raw.is_in_transaction():
-        # SQLAlchemy opens the transaction lazily; make sure the job lands inside it.
-        await connection.execute(text("SELECT 1"))
+    raw = await raw_connection(session)
     await Queries(AsyncpgDriver(raw)).enqueue(
         entrypoint, payload, execute_after=execute_after or timedelta(0)
     )

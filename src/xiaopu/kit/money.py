@@ -26,3 +26,9 @@ BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="Basis points: 1
 def apply_bps(amount: int, bps: int) -> int:
     """`amount × bps / 10000`, rounded half-up on minor units (the platform's one rounding)."""
     return (amount * bps + 5000) // 10000
+
+
+def shop_price(price_minor: int, markup_bps: int, ceiling_bps: int) -> int:
+    """What a buyer pays per unit in a shop: the supplier's price plus the shop's markup, capped
+    by the supplier's current ceiling (it may have been lowered after the shop picked one)."""
+    return price_minor + apply_bps(price_minor, min(markup_bps, ceiling_bps))

@@ -21,6 +21,8 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from xiaopu.db import raw_connection
+
 log = structlog.get_logger(__name__)
 
 CLICKS_RECORDED = Counter("xiaopu_clicks_recorded_total", "Clicks queued for writing.")
@@ -156,11 +158,7 @@ class ClickRecorder:
     async def _write(self, batch: list[ClickRow]) -> None:
         counted = [row for row in batch if not row[8]]
         async with self._sessionmaker() as session:
-            connection = await session.connection()
-            raw = (await connection.get_raw_connection()).driver_connection
-            assert raw is not None
-            if not raw.is_in_transaction():
-                await connection.execute(text("SELECT 1"))
+            raw = await raw_connection(session)
             await raw.copy_records_to_table("clicks", records=batch, columns=COLUMNS)
             if counted:
                 await session.execute(

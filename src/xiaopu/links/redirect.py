@@ -18,7 +18,6 @@ from uuid_utils import uuid7
 
 from xiaopu.config import Settings
 from xiaopu.kit.clock import utcnow
-from xiaopu.kit.money import apply_bps
 from xiaopu.links import repository, tokens
 from xiaopu.links.agents import AgentClass, classify, visitor_hash
 from xiaopu.links.clicks import ClickRecorder
@@ -231,9 +230,8 @@ class ShareLinks:
     def _preview(self, target: LinkTarget, code: str) -> bytes:
         url = f"{self.settings.public_base_url}{PREFIX}{code}"
         price = ""
-        if target.price_minor is not None and target.currency is not None:
-            shop_price = target.price_minor + apply_bps(target.price_minor, target.markup_bps)
-            price = _money(shop_price, target.currency)
+        if target.shop_price_minor is not None and target.currency is not None:
+            price = _money(target.shop_price_minor, target.currency)
         description = f"{price} · {target.shop_name}" if price else target.shop_name
         e = html.escape
         tags = [
@@ -248,7 +246,7 @@ class ShareLinks:
         ]
         if target.image_url:
             tags += [("og:image", target.image_url), ("twitter:image", target.image_url)]
-        if price and target.currency and target.price_minor is not None:
+        if price and target.currency:
             amount = price.split(" ")[0]
             tags += [("product:price:amount", amount), ("product:price:currency", target.currency)]
         meta = "\n".join(

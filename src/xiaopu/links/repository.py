@@ -10,6 +10,7 @@ from datetime import date
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.kit.money import shop_price
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import (
     LinkDailyStats,
@@ -36,9 +37,8 @@ class LinkTarget:
     shop_slug: str
     title: str
     image_url: str | None
-    price_minor: int | None
-    currency: str | None
-    markup_bps: int
+    shop_price_minor: int | None = None  # of the cheapest variant, markup included
+    currency: str | None = None
     # Filled in by the redirect's cache (links/redirect.py) for its hot path.
     link_bytes: bytes = b""
     shop_bytes: bytes = b""
@@ -73,7 +73,7 @@ async def target(session: AsyncSession, code: str) -> LinkTarget | None:
     if row is None:
         return None
     share, shop = row
-    title, image, price, currency, markup = shop.name, None, None, None, 0
+    title, image, price, currency = shop.name, None, None, None
     disabled = share.disabled_at is not None
     if share.product_id is not None:
         product_row = (
@@ -93,8 +93,6 @@ async def target(session: AsyncSession, code: str) -> LinkTarget | None:
             product, markup_bps, supplier_status = product_row
             title = product.title
             image = product.image_urls[0] if product.image_urls else None
-            # The supplier's current ceiling caps a markup picked under a higher one.
-            markup = min(markup_bps or 0, product.markup_ceiling_bps)
             cheapest = (
                 await session.execute(
                     select(Variant.price_minor, Variant.currency)
@@ -104,7 +102,8 @@ async def target(session: AsyncSession, code: str) -> LinkTarget | None:
                 )
             ).one_or_none()
             if cheapest is not None:
-                price, currency = cheapest
+                price = shop_price(cheapest[0], markup_bps or 0, product.markup_ceiling_bps)
+                currency = cheapest[1]
             if (
                 product.status is not ProductStatus.active
                 or supplier_status is not SupplierStatus.active
@@ -121,9 +120,8 @@ async def target(session: AsyncSession, code: str) -> LinkTarget | None:
         shop_slug=shop.slug,
         title=title,
         image_url=image,
-        price_minor=price,
+        shop_price_minor=price,
         currency=currency,
-        markup_bps=markup,
     )
 
 

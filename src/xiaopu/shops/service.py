@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu.catalogue import service as catalogue
 from xiaopu.config import Settings
 from xiaopu.errors import AppError, Conflict, NotFound
-from xiaopu.kit.money import apply_bps
+from xiaopu.kit.money import shop_price
 from xiaopu.kit.pagination import Page, PageParams, encode_cursor
 from xiaopu.models import Account, Product, Shop, ShopLevel, ShopProduct
 from xiaopu.shops import repository
@@ -272,8 +272,6 @@ async def public_products(
     variants = await catalogue.variants_for(session, [p.id for _, p in rows])
     items = []
     for selection, product in rows:
-        # A supplier may lower its ceiling after shops picked a markup: the ceiling wins.
-        markup = min(selection.markup_bps, product.markup_ceiling_bps)
         items.append(
             PublicProduct(
                 id=product.id,
@@ -288,7 +286,9 @@ async def public_products(
                     PublicVariant(
                         id=v.id,
                         options=v.options,
-                        price_minor=v.price_minor + apply_bps(v.price_minor, markup),
+                        price_minor=shop_price(
+                            v.price_minor, selection.markup_bps, product.markup_ceiling_bps
+                        ),
                         currency=v.currency,
                     )
                     for v in variants.get(product.id, [])
