@@ -90,11 +90,6 @@ async def get(session: AsyncSession, supplier_id: uuid.UUID) -> SupplierOut:
     return supplier_out(await _get(session, supplier_id))
 
 
-async def is_active(session: AsyncSession, supplier_id: uuid.UUID) -> bool:
-    supplier = await repository.get(session, supplier_id)
-    return supplier is not None and supplier.status is SupplierStatus.active
-
-
 async def memberships(
     session: AsyncSession, account_id: uuid.UUID, page: PageParams
 ) -> Page[Membership]:
