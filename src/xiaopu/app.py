@@ -25,6 +25,11 @@ from xiaopu.links.clicks import ClickRecorder
 from xiaopu.links.endpoints import router as links_router
 from xiaopu.links.redirect import PREFIX, LinkCache, ShareLinks
 from xiaopu.observability import RequestContextMiddleware, configure_logging
+from xiaopu.orders.endpoints import operator_router as operator_returns_router
+from xiaopu.orders.endpoints import payment_router as payments_router
+from xiaopu.orders.endpoints import router as orders_router
+from xiaopu.orders.endpoints import shop_router as shop_orders_router
+from xiaopu.orders.endpoints import supplier_router as fulfilment_router
 from xiaopu.shops.endpoints import router as shops_router
 from xiaopu.suppliers.endpoints import operator_router as operator_suppliers_router
 from xiaopu.suppliers.endpoints import router as suppliers_router
@@ -114,7 +119,12 @@ def create_app(
     app.include_router(operator_suppliers_router)
     app.include_router(catalogue_router)
     app.include_router(catalogue_browse_router)
+    app.include_router(shop_orders_router)
     app.include_router(shops_router)
+    app.include_router(orders_router)
+    app.include_router(fulfilment_router)
+    app.include_router(payments_router)
+    app.include_router(operator_returns_router)
     app.include_router(webhooks_router)
     app.include_router(links_router)
     return app

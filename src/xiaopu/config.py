@@ -15,6 +15,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Development-only secrets. Using them outside development is refused at start-up.
 _DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0123456789"  # noqa: S105
 _DEV_ATTRIBUTION_SECRET = "dev-only-attribution-secret-not-for-production-0123"  # noqa: S105
+# Standard Webhooks-style secrets for the sandbox payment provider's and carriers' callbacks.
+_DEV_PAYMENT_SECRET = "whsec_ZGV2LW9ubHktc2FuZGJveC1wYXltZW50LXNlY3JldA=="  # noqa: S105
+_DEV_CARRIER_SECRET = "whsec_ZGV2LW9ubHktY2Fycmllci1jYWxsYmFjay1zZWNyZXQ="  # noqa: S105
 
 
 class Environment(StrEnum):
@@ -120,6 +123,38 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Jobs one `xiaopu worker` process runs at once."
     )
 
+    order_expiry_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=1440,
+        description="Unpaid orders expire (and free their stock) after this.",
+    )
+    platform_fee_bps: int = Field(
+        default=500,
+        ge=0,
+        le=10_000,
+        description="Platform fee on each line's base, frozen at checkout.",
+    )
+    max_line_quantity: int = Field(
+        default=99, ge=1, le=10_000, description="Most units of one variant in one order."
+    )
+    max_order_lines: int = Field(default=50, ge=1, le=500, description="Most lines in one order.")
+    payment_provider: str = Field(
+        default="sandbox",
+        description=(
+            "Payment provider for new orders. Only `sandbox` ships; its pay endpoint is off in "
+            "production."
+        ),
+    )
+    payment_callback_secret: SecretStr = Field(
+        default=SecretStr(_DEV_PAYMENT_SECRET),
+        description="whsec_ secret the payment provider signs callbacks with.",
+    )
+    carrier_callback_secret: SecretStr = Field(
+        default=SecretStr(_DEV_CARRIER_SECRET),
+        description="whsec_ secret carriers sign delivery callbacks with.",
+    )
+
     log_level: str = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="JSON logs (false: human-readable console).")
 
@@ -140,6 +175,15 @@ class Settings(BaseSettings):
             self.attribution_secret = SecretStr(_DEV_ATTRIBUTION_SECRET)
         if self.env is Environment.production and self.webhook_allow_loopback:
             raise ValueError("XIAOPU_WEBHOOK_ALLOW_LOOPBACK is for development and tests only")
+        if self.env is Environment.production:
+            dev_secrets = {_DEV_PAYMENT_SECRET, _DEV_CARRIER_SECRET}
+            if {
+                self.payment_callback_secret.get_secret_value(),
+                self.carrier_callback_secret.get_secret_value(),
+            } & dev_secrets:
+                raise ValueError(
+                    "set XIAOPU_PAYMENT_CALLBACK_SECRET and XIAOPU_CARRIER_CALLBACK_SECRET"
+                )
         if self.env is Environment.production and self.database_url is None:
             raise ValueError("XIAOPU_DATABASE_URL is required in production")
         return self

@@ -290,7 +290,12 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
             )
         )
     if state.startswith("23"):
-        log.info("database_conflict", sqlstate=state)
+        log.warning(
+            "database_conflict",
+            sqlstate=state,
+            constraint=getattr(exc.orig, "constraint_name", None),
+            message=str(exc.orig).splitlines()[0] if exc.orig else None,
+        )
         return render(Conflict("The request conflicts with a concurrent change; retry it."))
     return await _unhandled(request, exc)
 

@@ -30,15 +30,18 @@ class Schedule:
 
 def entrypoints() -> dict[str, JobHandler]:
     """Jobs queued by the code (one per change that needs background work)."""
+    from xiaopu.orders import jobs as order_jobs
+    from xiaopu.orders.payments import REFUND_JOB
     from xiaopu.webhooks import jobs as webhook_jobs
 
-    return {webhook_jobs.DELIVER_JOB: webhook_jobs.deliver}
+    return {webhook_jobs.DELIVER_JOB: webhook_jobs.deliver, REFUND_JOB: order_jobs.refund}
 
 
 def schedules() -> list[Schedule]:
     """Jobs run on a timetable (cron syntax, UTC)."""
     from xiaopu.idempotency import jobs as idempotency_jobs
     from xiaopu.links import partitions
+    from xiaopu.orders import jobs as order_jobs
 
     return [
         Schedule(
@@ -52,5 +55,17 @@ def schedules() -> list[Schedule]:
             "15 3 * * *",
             partitions.ensure_partitions,
             "Make the clicks table's monthly partitions for the coming months.",
+        ),
+        Schedule(
+            "orders.expire",
+            "* * * * *",
+            order_jobs.expire,
+            "Expire unpaid orders past `order_expiry_minutes` and put their stock back.",
+        ),
+        Schedule(
+            "orders.complete",
+            "*/5 * * * *",
+            order_jobs.complete,
+            "Complete delivered supplier orders whose return window closed with no open return.",
         ),
     ]

@@ -67,6 +67,18 @@ async def _person(request: Request, credentials: Credentials, settings: AppSetti
 CurrentPerson = Annotated[Person, Depends(_person)]
 
 
+async def _maybe_person(
+    request: Request, credentials: Credentials, settings: AppSettings
+) -> Person | None:
+    if credentials is None:
+        return None
+    return await _person(request, credentials, settings)
+
+
+# Routes open to guests as well: None when no token is sent, 401 when a bad one is.
+OptionalPerson = Annotated[Person | None, Depends(_maybe_person)]
+
+
 async def _operator(person: CurrentPerson, session: DbSession) -> Person:
     if not await service.is_operator(session, person.account_id):
         raise Forbidden("Only operators may do this.")

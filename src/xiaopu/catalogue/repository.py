@@ -119,3 +119,26 @@ def after(
         return stmt.where(Product.id < last_id)
     beyond = key < key_value if descending else key > key_value
     return stmt.where(or_(beyond, and_(key == key_value, Product.id < last_id)))
+
+
+async def lock_for_sale(
+    session: AsyncSession, variant_ids: Collection[uuid.UUID]
+) -> Sequence[tuple[Variant, Product, Supplier]]:
+    """Variants with their products and suppliers, the variants locked in id order so that
+    concurrent checkouts queue on shared variants instead of deadlocking."""
+    stmt = (
+        select(Variant, Product, Supplier)
+        .join(Product, Product.id == Variant.product_id)
+        .join(Supplier, Supplier.id == Product.supplier_id)
+        .where(Variant.id.in_(variant_ids))
+        .order_by(Variant.id)
+        .with_for_update(of=Variant)
+    )
+    return [(v, p, s) for v, p, s in (await session.execute(stmt)).all()]
+
+
+async def lock_variants(
+    session: AsyncSession, variant_ids: Collection[uuid.UUID]
+) -> Sequence[Variant]:
+    stmt = select(Variant).where(Variant.id.in_(variant_ids)).order_by(Variant.id).with_for_update()
+    return (await session.scalars(stmt)).all()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -31,7 +32,7 @@ from xiaopu.catalogue.search import index_terms, query_expression
 from xiaopu.errors import AppError, Conflict, InvalidCursor, NotFound
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, encode_cursor, id_page, newest_first
-from xiaopu.models import Product, Variant
+from xiaopu.models import Product, ProductStatus, Supplier, SupplierStatus, Variant
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
 
@@ -295,6 +296,25 @@ async def list_products(
     return Page[ProductOut](items=await _out(session, items), next_cursor=cursor)
 
 
+async def _set_stock(session: AsyncSession, variant: Variant, stock: int) -> None:
+    """Change a variant's stock; falling below its threshold emits product.stock_low."""
+    was_low = variant.stock < variant.low_stock_threshold
+    variant.stock = stock
+    if not was_low and stock < variant.low_stock_threshold:
+        await webhooks.emit(
+            session,
+            EventType.product_stock_low,
+            variant.supplier_id,
+            {
+                "product_id": str(variant.product_id),
+                "variant_id": str(variant.id),
+                "sku": variant.sku,
+                "stock": variant.stock,
+                "threshold": variant.low_stock_threshold,
+            },
+        )
+
+
 async def push_stock(session: AsyncSession, supplier_id: uuid.UUID, data: StockPush) -> StockResult:
     """Set absolute stock levels; a variant falling below its threshold emits product.stock_low."""
     variants = await repository.variants_by_sku(
@@ -305,22 +325,8 @@ async def push_stock(session: AsyncSession, supplier_id: uuid.UUID, data: StockP
         variant = variants.get(item.sku)
         if variant is None or variant.stock == item.stock:
             continue
-        was_low = variant.stock < variant.low_stock_threshold
-        variant.stock = item.stock
+        await _set_stock(session, variant, item.stock)
         updated += 1
-        if not was_low and item.stock < variant.low_stock_threshold:
-            await webhooks.emit(
-                session,
-                EventType.product_stock_low,
-                supplier_id,
-                {
-                    "product_id": str(variant.product_id),
-                    "variant_id": str(variant.id),
-                    "sku": variant.sku,
-                    "stock": variant.stock,
-                    "threshold": variant.low_stock_threshold,
-                },
-            )
     await session.flush()
     unknown = [i.sku for i in data.items if i.sku not in variants]
     return StockResult(updated=updated, unknown_skus=unknown)
@@ -466,3 +472,51 @@ async def variants_for(
 async def supplier_product_rows(session: AsyncSession, supplier_id: uuid.UUID) -> list[Product]:
     stmt = repository.supplier_products(supplier_id).order_by(Product.id)
     return list((await session.scalars(stmt)).all())
+
+
+# Selling: what checkout locks, takes and gives back ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ForSale:
+    variant: Variant
+    product: Product
+    supplier: Supplier
+
+    @property
+    def on_sale(self) -> bool:
+        return (
+            self.product.status is ProductStatus.active
+            and self.supplier.status is SupplierStatus.active
+        )
+
+    @property
+    def commission_bps(self) -> int:
+        return effective_commission(self.product, self.variant)
+
+
+async def lock_for_sale(
+    session: AsyncSession, variant_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, ForSale]:
+    """The variants (locked until the transaction ends), with their products and suppliers."""
+    rows = await repository.lock_for_sale(session, variant_ids)
+    return {v.id: ForSale(v, p, s) for v, p, s in rows}
+
+
+async def take_stock(
+    session: AsyncSession, taken: dict[uuid.UUID, int], locked: dict[uuid.UUID, ForSale]
+) -> None:
+    """Take units of variants already locked by lock_for_sale (the caller checked the stock)."""
+    for variant_id, quantity in taken.items():
+        variant = locked[variant_id].variant
+        await _set_stock(session, variant, variant.stock - quantity)
+    await session.flush()
+
+
+async def give_back_stock(session: AsyncSession, returned: dict[uuid.UUID, int]) -> None:
+    """Put units back in stock (an expired or cancelled order, or a restocked return)."""
+    if not returned:
+        return
+    for variant in await repository.lock_variants(session, list(returned)):
+        variant.stock += returned[variant.id]
+    await session.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xiaopu.models.base import Base, CreatedAtMixin, IdMixin, TimestampMixin, text_enum
@@ -31,6 +31,10 @@ class PayoutMethod(enum.StrEnum):
 
 class Supplier(IdMixin, TimestampMixin, Base):
     __tablename__ = "suppliers"
+    __table_args__ = (
+        CheckConstraint("shipping_fee_minor >= 0", name="shipping_fee_not_negative"),
+        CheckConstraint("shipping_currency ~ '^[A-Z]{3}$'", name="shipping_currency_code"),
+    )
 
     name: Mapped[str] = mapped_column(String(120))
     status: Mapped[SupplierStatus] = mapped_column(
@@ -44,6 +48,9 @@ class Supplier(IdMixin, TimestampMixin, Base):
     )
     payout_account_name: Mapped[str | None] = mapped_column(String(120))
     payout_account_number: Mapped[str | None] = mapped_column(String(64))
+    # A flat shipping charge per supplier order, in one currency (0: free shipping).
+    shipping_fee_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    shipping_currency: Mapped[str] = mapped_column(String(3), default="CNY", server_default="CNY")
     # Why an operator rejected or suspended it; cleared on approval.
     status_reason: Mapped[str | None] = mapped_column(String(500))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,3 +93,12 @@ async def public_selections(
         stmt = stmt.where(ShopProduct.id < after)
     rows = await session.execute(stmt.order_by(ShopProduct.id.desc()).limit(limit))
     return [(sp, p) for sp, p in rows.all()]
+
+
+async def markups(
+    session: AsyncSession, shop_id: uuid.UUID, product_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    stmt = select(ShopProduct.product_id, ShopProduct.markup_bps).where(
+        ShopProduct.shop_id == shop_id, ShopProduct.product_id.in_(product_ids)
+    )
+    return {row.product_id: row.markup_bps for row in await session.execute(stmt)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Collection
 
 from slugify import slugify
 from sqlalchemy.exc import IntegrityError
@@ -309,3 +310,14 @@ async def require_selected(
 ) -> None:
     if await repository.selection(session, shop_id, product_id) is None:
         raise NotInShop()
+
+
+async def shop_by_slug(session: AsyncSession, slug: str) -> Shop | None:
+    return await repository.by_slug(session, slug)
+
+
+async def markups(
+    session: AsyncSession, shop_id: uuid.UUID, product_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """The markup the shop picked for each of these products it carries (absent: not carried)."""
+    return await repository.markups(session, shop_id, product_ids)

@@ -19,6 +19,7 @@ from xiaopu.suppliers.schemas import (
     MemberAdd,
     MemberOut,
     Membership,
+    ShippingRate,
     SupplierCreate,
     SupplierOut,
 )
@@ -58,6 +59,14 @@ async def get_supplier(
     supplier_id: uuid.UUID, caller: SupplierReader, session: DbSession
 ) -> SupplierOut:
     return await service.get(session, caller.supplier_id)
+
+
+@router.put("/{supplier_id}/shipping")
+async def set_shipping_rate(
+    supplier_id: uuid.UUID, body: ShippingRate, caller: SupplierOwner, session: DbSession
+) -> SupplierOut:
+    """Set the flat shipping charge added to each of this supplier's orders."""
+    return await service.set_shipping(session, caller.supplier_id, body)
 
 
 @router.get("/{supplier_id}/members")

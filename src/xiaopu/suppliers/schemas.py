@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from xiaopu.kit.contact import normalize_email, normalize_phone
+from xiaopu.kit.money import CurrencyCode, MinorAmount
 from xiaopu.kit.schema import RequestModel, ResponseModel
 from xiaopu.models import MemberRole, PayoutMethod, SupplierStatus
 
@@ -33,6 +34,14 @@ class SupplierCreate(RequestModel):
     payout: PayoutDetails | None = None
 
 
+class ShippingRate(RequestModel):
+    """A flat shipping charge per supplier order; orders in another currency are refused
+    unless the charge is 0."""
+
+    amount_minor: MinorAmount
+    currency: CurrencyCode
+
+
 class SupplierOut(ResponseModel):
     id: uuid.UUID
     name: str
@@ -46,6 +55,8 @@ class SupplierOut(ResponseModel):
     payout_account_hint: str | None = Field(
         default=None, description="Last four characters of the payout account."
     )
+    shipping_fee_minor: int = 0
+    shipping_currency: str = "CNY"
     created_at: datetime
 
 

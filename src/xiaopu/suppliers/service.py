@@ -17,6 +17,7 @@ from xiaopu.suppliers.schemas import (
     MemberAdd,
     MemberOut,
     Membership,
+    ShippingRate,
     SupplierCreate,
     SupplierOut,
 )
@@ -73,6 +74,16 @@ async def create(
     session.add(
         SupplierMember(supplier_id=supplier.id, account_id=owner_account_id, role=MemberRole.owner)
     )
+    await session.flush()
+    return supplier_out(supplier)
+
+
+async def set_shipping(
+    session: AsyncSession, supplier_id: uuid.UUID, data: ShippingRate
+) -> SupplierOut:
+    supplier = await _get(session, supplier_id)
+    supplier.shipping_fee_minor = data.amount_minor
+    supplier.shipping_currency = data.currency
     await session.flush()
     return supplier_out(supplier)
 

@@ -1,0 +1,316 @@
+"""Payment callbacks applied exactly once, refunds through the provider, the sandbox pay step."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu import queue
+from xiaopu.config import Environment, Settings
+from xiaopu.errors import AppError, NotFound
+from xiaopu.kit.clock import utcnow
+from xiaopu.models import (
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundLine,
+    RefundReason,
+    RefundStatus,
+    ReturnStatus,
+    SupplierOrder,
+    SupplierOrderStatus,
+)
+from xiaopu.orders import repository
+from xiaopu.orders.events import order_event, supplier_order_event
+from xiaopu.orders.providers import (
+    CallbackKind,
+    ProviderCallback,
+    SandboxProvider,
+    provider_for,
+)
+from xiaopu.orders.schemas import CallbackResult, SandboxPayResult, SignedCallback
+from xiaopu.webhooks import service as webhooks
+from xiaopu.webhooks.catalogue import EventType
+
+REFUND_JOB = "orders.refund"
+
+
+class PaymentNotFound(NotFound):
+    code = "payment_not_found"
+    title = "No payment with this reference"
+
+
+class PaymentMismatch(AppError):
+    status = 422
+    code = "payment_mismatch"
+    title = "The callback's amount or currency differs from the order's"
+
+
+class SandboxDisabled(NotFound):
+    code = "sandbox_disabled"
+    title = "The sandbox payment provider is not available here"
+
+
+async def handle_callback(
+    session: AsyncSession,
+    settings: Settings,
+    provider_name: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> CallbackResult:
+    """Verify and apply a provider callback. A repeated event id applies nothing; concurrent
+    repeats queue on the event id's unique key and then find it taken."""
+    provider = provider_for(settings, provider_name)
+    callback = provider.parse_callback(headers, body)
+    callback_id = await repository.record_callback(
+        session, provider.name, callback.event_id, str(callback.kind), utcnow()
+    )
+    if callback_id is None:
+        return CallbackResult(outcome="duplicate")
+    payment_id, outcome = await _apply(session, provider.name, callback)
+    await repository.set_callback_outcome(session, callback_id, payment_id, outcome)
+    return CallbackResult(outcome=outcome)
+
+
+async def _apply(
+    session: AsyncSession, provider: str, callback: ProviderCallback
+) -> tuple[uuid.UUID | None, str]:
+    if callback.kind is CallbackKind.refunded:
+        return None, await _refund_confirmed(session, callback)
+    payment = await repository.payment_by_ref(session, provider, callback.payment_ref)
+    if payment is None:
+        raise PaymentNotFound()
+    if callback.amount_minor != payment.amount_minor or callback.currency != payment.currency:
+        raise PaymentMismatch(
+            f"The order is {payment.amount_minor} {payment.currency}; the callback says "
+            f"{callback.amount_minor} {callback.currency}."
+        )
+    # Lock order, then payment: the order every other writer of both takes.
+    order = await repository.one(session, repository.any_orders(), payment.order_id, lock=True)
+    payment = await repository.payment_of(session, payment.order_id)
+    assert order is not None  # payments.order_id is a foreign key
+    assert payment is not None
+    if callback.kind is CallbackKind.failed:
+        if payment.status is PaymentStatus.paid:
+            return payment.id, "ignored_already_paid"
+        payment.status = PaymentStatus.failed
+        payment.failure_reason = (callback.failure_reason or "declined")[:500]
+        await session.flush()
+        return payment.id, "payment_failed"
+    if payment.status is PaymentStatus.paid:
+        return payment.id, "already_paid"
+    now = utcnow()
+    payment.status = PaymentStatus.paid
+    payment.paid_at = now
+    if order.status is OrderStatus.expired:
+        # The stock went back when it expired: the money goes back too.
+        await _new_refund(
+            session, order, None, payment, RefundReason.order_expired, order.total_minor
+        )
+        order.refunded_minor = order.total_minor
+        await session.flush()
+        return payment.id, "refunding_expired_order"
+    order.status = OrderStatus.paid
+    order.paid_at = now
+    parts = await repository.supplier_orders_of(session, [order.id], lock=True)
+    for part in parts:
+        part.status = SupplierOrderStatus.paid
+        part.paid_at = now
+    await session.flush()
+    await webhooks.emit(session, EventType.order_paid, order.shop_id, order_event(order))
+    lines = await repository.lines_of_supplier_orders(session, [p.id for p in parts])
+    for part in parts:
+        await webhooks.emit(
+            session,
+            EventType.supplier_order_paid,
+            part.supplier_id,
+            supplier_order_event(part, [ln for ln in lines if ln.supplier_order_id == part.id]),
+        )
+    return payment.id, "applied"
+
+
+async def _refund_confirmed(session: AsyncSession, callback: ProviderCallback) -> str:
+    """A provider telling us a refund we asked for went through (for asynchronous providers)."""
+    if callback.refund_ref is None:
+        raise PaymentNotFound("A refunded callback names the refund.")
+    try:
+        refund_id = uuid.UUID(hex=callback.refund_ref.rsplit("_", 1)[-1])
+    except ValueError as exc:
+        raise PaymentNotFound("Unknown refund reference.") from exc
+    refund = await repository.refund(session, refund_id, lock=True)
+    if refund is None:
+        raise PaymentNotFound("Unknown refund reference.")
+    if refund.status is RefundStatus.succeeded:
+        return "already_refunded"
+    await _refund_succeeded(session, refund, callback.refund_ref)
+    return "refund_confirmed"
+
+
+# Refunds -----------------------------------------------------------------------------------
+
+
+async def _new_refund(
+    session: AsyncSession,
+    order: Order,
+    part: SupplierOrder | None,
+    payment: Payment,
+    reason: RefundReason,
+    amount_minor: int,
+    *,
+    shipping_minor: int = 0,
+    lines: dict[uuid.UUID, tuple[int, int]] | None = None,
+) -> Refund:
+    """Record a refund and queue the provider call; `lines` maps line id → (units, amount)."""
+    refund = Refund(
+        order_id=order.id,
+        supplier_order_id=part.id if part else None,
+        payment_id=payment.id,
+        reason=reason,
+        amount_minor=amount_minor,
+        shipping_minor=shipping_minor,
+        currency=order.currency,
+    )
+    session.add(refund)
+    await session.flush()
+    for line_id, (quantity, amount) in (lines or {}).items():
+        session.add(
+            RefundLine(
+                refund_id=refund.id, order_line_id=line_id, quantity=quantity, amount_minor=amount
+            )
+        )
+    await session.flush()
+    await queue.enqueue(session, REFUND_JOB, json.dumps({"refund_id": str(refund.id)}).encode())
+    return refund
+
+
+async def refund_part(
+    session: AsyncSession,
+    order: Order,
+    part: SupplierOrder,
+    reason: RefundReason,
+    lines: dict[uuid.UUID, tuple[int, int]],
+    shipping_minor: int,
+) -> Refund:
+    """Refund units of a supplier order's lines (and maybe its shipping); both order and
+    supplier order must be locked by the caller."""
+    amount = sum(a for _, a in lines.values()) + shipping_minor
+    payment = await repository.payment_of(session, order.id)
+    assert payment is not None
+    assert payment.status is PaymentStatus.paid
+    part.refunded_minor += amount
+    order.refunded_minor += amount
+    if shipping_minor:
+        part.shipping_refunded = True
+    return await _new_refund(
+        session, order, part, payment, reason, amount, shipping_minor=shipping_minor, lines=lines
+    )
+
+
+async def _refund_succeeded(session: AsyncSession, refund: Refund, provider_ref: str) -> None:
+    refund.status = RefundStatus.succeeded
+    refund.provider_ref = provider_ref
+    refund.succeeded_at = utcnow()
+    for ret in await repository.returns_of_refund(session, refund.id):
+        ret.status = ReturnStatus.refunded
+    await session.flush()
+    await webhooks.emit(
+        session,
+        EventType.refund_succeeded,
+        await _refund_owner(session, refund),
+        await refund_event(session, refund),
+    )
+
+
+async def _refund_owner(session: AsyncSession, refund: Refund) -> uuid.UUID:
+    if refund.supplier_order_id is not None:
+        part = await session.get(SupplierOrder, refund.supplier_order_id)
+        assert part is not None
+        return part.supplier_id
+    order = await session.get(Order, refund.order_id)
+    assert order is not None
+    return order.shop_id
+
+
+async def refund_event(session: AsyncSession, refund: Refund) -> dict[str, Any]:
+    rows = await repository.refund_line_rows(session, refund.id)
+    return {
+        "refund_id": str(refund.id),
+        "order_id": str(refund.order_id),
+        "supplier_order_id": str(refund.supplier_order_id) if refund.supplier_order_id else None,
+        "reason": str(refund.reason),
+        "status": str(refund.status),
+        "currency": refund.currency,
+        "amount_minor": refund.amount_minor,
+        "shipping_minor": refund.shipping_minor,
+        "lines": [
+            {
+                "line_id": str(r.order_line_id),
+                "quantity": r.quantity,
+                "amount_minor": r.amount_minor,
+            }
+            for r in rows
+        ],
+    }
+
+
+async def send_refund(
+    session: AsyncSession, settings: Settings, refund_id: uuid.UUID
+) -> RefundStatus | None:
+    """The refund job: ask the provider (idempotent on the refund id) and record its answer."""
+    refund = await repository.refund(session, refund_id, lock=True)
+    if refund is None or refund.status is not RefundStatus.pending:
+        return None if refund is None else refund.status
+    payment = await session.get(Payment, refund.payment_id)
+    assert payment is not None
+    provider = provider_for(settings, payment.provider)
+    outcome = await provider.refund(
+        payment.provider_ref, refund.id, refund.amount_minor, refund.currency
+    )
+    if outcome.succeeded:
+        await _refund_succeeded(session, refund, outcome.provider_ref)
+    else:
+        refund.status = RefundStatus.failed
+        refund.provider_ref = outcome.provider_ref
+        refund.failure_reason = (outcome.failure_reason or "refused")[:500]
+        await session.flush()
+        await webhooks.emit(
+            session,
+            EventType.refund_failed,
+            await _refund_owner(session, refund),
+            await refund_event(session, refund),
+        )
+    return refund.status
+
+
+# Sandbox -----------------------------------------------------------------------------------
+
+
+async def sandbox_pay(
+    session: AsyncSession, settings: Settings, provider_ref: str, outcome: str
+) -> SandboxPayResult:
+    """Play the buyer paying in the sandbox: it signs the callback a real provider would send
+    and hands it to our callback handler, then shows both."""
+    if settings.env is Environment.production or settings.payment_provider != SandboxProvider.name:
+        raise SandboxDisabled()
+    sandbox = SandboxProvider(settings)
+    payment = await repository.payment_by_ref(session, sandbox.name, provider_ref)
+    if payment is None:
+        raise PaymentNotFound()
+    kind = CallbackKind.paid if outcome == "paid" else CallbackKind.failed
+    callback = sandbox.new_callback(
+        kind,
+        payment_ref=payment.provider_ref,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        failure_reason="sandbox: declined" if kind is CallbackKind.failed else None,
+    )
+    headers, body = sandbox.sign_callback(callback)
+    result = await handle_callback(session, settings, sandbox.name, headers, body)
+    return SandboxPayResult(
+        callback=SignedCallback(headers=headers, body=body.decode()), result=result
+    )

@@ -1,0 +1,303 @@
+"""Queries for orders, supplier orders, lines, payments, refunds and returns, scoped per tenant."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.kit.ids import new_id
+from xiaopu.kit.pagination import PageParams, newest_first
+from xiaopu.models import (
+    Order,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    PaymentCallback,
+    Refund,
+    RefundLine,
+    Return,
+    ReturnStatus,
+    SupplierOrder,
+    SupplierOrderStatus,
+)
+
+OPEN_RETURNS = (ReturnStatus.requested, ReturnStatus.approved)
+
+
+# Tenant scopes: every tenant-facing read starts from one of these.
+
+
+def buyer_orders(account_id: uuid.UUID) -> Select[Order]:
+    return select(Order).where(Order.buyer_account_id == account_id)
+
+
+def guest_order(token_hash: bytes) -> Select[Order]:
+    return select(Order).where(Order.access_token_hash == token_hash)
+
+
+def shop_orders(shop_id: uuid.UUID) -> Select[Order]:
+    return select(Order).where(Order.shop_id == shop_id)
+
+
+def supplier_orders(supplier_id: uuid.UUID) -> Select[SupplierOrder]:
+    return select(SupplierOrder).where(SupplierOrder.supplier_id == supplier_id)
+
+
+def supplier_returns(supplier_id: uuid.UUID) -> Select[Return]:
+    return select(Return).where(Return.supplier_id == supplier_id)
+
+
+def any_orders() -> Select[Order]:
+    """Unscoped: for callbacks and jobs, which act for the platform, never for a tenant."""
+    return select(Order)
+
+
+def all_returns() -> Select[Return]:
+    """Operators see every return."""
+    return select(Return)
+
+
+async def one(
+    session: AsyncSession, stmt: Select[Order], order_id: uuid.UUID, *, lock: bool = False
+) -> Order | None:
+    stmt = stmt.where(Order.id == order_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def page_of_orders(
+    session: AsyncSession, stmt: Select[Order], page: PageParams
+) -> Sequence[Order]:
+    return (await session.scalars(newest_first(stmt, Order.id, page))).all()
+
+
+async def one_supplier_order(
+    session: AsyncSession,
+    stmt: Select[SupplierOrder],
+    supplier_order_id: uuid.UUID,
+    *,
+    lock: bool = False,
+) -> SupplierOrder | None:
+    stmt = stmt.where(SupplierOrder.id == supplier_order_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def page_of_supplier_orders(
+    session: AsyncSession,
+    stmt: Select[SupplierOrder],
+    page: PageParams,
+    status: SupplierOrderStatus | None,
+) -> Sequence[SupplierOrder]:
+    if status is not None:
+        stmt = stmt.where(SupplierOrder.status == status)
+    return (await session.scalars(newest_first(stmt, SupplierOrder.id, page))).all()
+
+
+async def one_return(
+    session: AsyncSession, stmt: Select[Return], return_id: uuid.UUID, *, lock: bool = False
+) -> Return | None:
+    stmt = stmt.where(Return.id == return_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def page_of_returns(
+    session: AsyncSession,
+    stmt: Select[Return],
+    page: PageParams,
+    status: ReturnStatus | None,
+) -> Sequence[Return]:
+    if status is not None:
+        stmt = stmt.where(Return.status == status)
+    return (await session.scalars(newest_first(stmt, Return.id, page))).all()
+
+
+# Children of orders already scoped above.
+
+
+async def supplier_orders_of(
+    session: AsyncSession, order_ids: Collection[uuid.UUID], *, lock: bool = False
+) -> Sequence[SupplierOrder]:
+    stmt = (
+        select(SupplierOrder)
+        .where(SupplierOrder.order_id.in_(order_ids))
+        .order_by(SupplierOrder.id)
+    )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).all()
+
+
+async def lines_of_orders(
+    session: AsyncSession, order_ids: Collection[uuid.UUID]
+) -> Sequence[OrderLine]:
+    stmt = select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)
+    return (await session.scalars(stmt)).all()
+
+
+async def lines_of_supplier_orders(
+    session: AsyncSession, supplier_order_ids: Collection[uuid.UUID], *, lock: bool = False
+) -> Sequence[OrderLine]:
+    stmt = (
+        select(OrderLine)
+        .where(OrderLine.supplier_order_id.in_(supplier_order_ids))
+        .order_by(OrderLine.id)
+    )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).all()
+
+
+async def line(
+    session: AsyncSession, line_id: uuid.UUID, *, lock: bool = False
+) -> OrderLine | None:
+    stmt = select(OrderLine).where(OrderLine.id == line_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def payments_of(session: AsyncSession, order_ids: Collection[uuid.UUID]) -> Sequence[Payment]:
+    return (await session.scalars(select(Payment).where(Payment.order_id.in_(order_ids)))).all()
+
+
+async def payment_by_ref(session: AsyncSession, provider: str, provider_ref: str) -> Payment | None:
+    stmt = select(Payment).where(Payment.provider == provider, Payment.provider_ref == provider_ref)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def payment_of(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
+    stmt = (
+        select(Payment)
+        .where(Payment.order_id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def open_return_units(session: AsyncSession, line_id: uuid.UUID) -> int:
+    """Units of a line in returns that are requested but not yet decided."""
+    stmt = select(func.coalesce(func.sum(Return.quantity), 0)).where(
+        Return.order_line_id == line_id, Return.status == ReturnStatus.requested
+    )
+    return int(await session.scalar(stmt) or 0)
+
+
+async def returns_of_order(session: AsyncSession, order_id: uuid.UUID) -> Sequence[Return]:
+    stmt = select(Return).where(Return.order_id == order_id).order_by(Return.id.desc())
+    return (await session.scalars(stmt)).all()
+
+
+async def refunds(session: AsyncSession, refund_ids: Collection[uuid.UUID]) -> Sequence[Refund]:
+    if not refund_ids:
+        return []
+    return (await session.scalars(select(Refund).where(Refund.id.in_(refund_ids)))).all()
+
+
+async def refund(
+    session: AsyncSession, refund_id: uuid.UUID, *, lock: bool = False
+) -> Refund | None:
+    stmt = select(Refund).where(Refund.id == refund_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def refund_line_rows(session: AsyncSession, refund_id: uuid.UUID) -> Sequence[RefundLine]:
+    return (
+        await session.scalars(select(RefundLine).where(RefundLine.refund_id == refund_id))
+    ).all()
+
+
+async def returns_of_refund(session: AsyncSession, refund_id: uuid.UUID) -> Sequence[Return]:
+    stmt = select(Return).where(Return.refund_id == refund_id).with_for_update()
+    return (await session.scalars(stmt)).all()
+
+
+async def supplier_orders_by_tracking(
+    session: AsyncSession, carrier: str, tracking_number: str
+) -> Sequence[SupplierOrder]:
+    stmt = (
+        select(SupplierOrder)
+        .where(
+            SupplierOrder.carrier == carrier,
+            SupplierOrder.tracking_number == tracking_number,
+        )
+        .with_for_update()
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def record_callback(
+    session: AsyncSession, provider: str, event_id: str, kind: str, received_at: datetime
+) -> uuid.UUID | None:
+    """Claim a provider event id; None when it was applied before (or is being applied now:
+    the insert waits for that transaction and then finds the conflict)."""
+    stmt = (
+        pg_insert(PaymentCallback)
+        .values(
+            id=new_id(),
+            provider=provider,
+            event_id=event_id,
+            kind=kind,
+            outcome="received",
+            received_at=received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+        .returning(PaymentCallback.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def set_callback_outcome(
+    session: AsyncSession, callback_id: uuid.UUID, payment_id: uuid.UUID | None, outcome: str
+) -> None:
+    row = await session.get(PaymentCallback, callback_id)
+    if row is not None:
+        row.payment_id = payment_id
+        row.outcome = outcome
+        await session.flush()
+
+
+# The scheduled jobs' queues.
+
+
+async def due_for_expiry(session: AsyncSession, now: datetime, limit: int) -> Sequence[Order]:
+    stmt = (
+        select(Order)
+        .where(Order.status == OrderStatus.pending_payment, Order.expires_at <= now)
+        .order_by(Order.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def due_for_completion(
+    session: AsyncSession, now: datetime, limit: int
+) -> Sequence[SupplierOrder]:
+    open_return = exists().where(
+        Return.supplier_order_id == SupplierOrder.id, Return.status.in_(OPEN_RETURNS)
+    )
+    stmt = (
+        select(SupplierOrder)
+        .where(
+            SupplierOrder.status == SupplierOrderStatus.delivered,
+            SupplierOrder.return_closes_at <= now,
+            ~open_return,
+        )
+        .order_by(SupplierOrder.return_closes_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.scalars(stmt)).all()

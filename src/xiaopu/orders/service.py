@@ -1,0 +1,461 @@
+"""Checkout (prices frozen, stock reserved, split per supplier), order views, and expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.catalogue import service as catalogue
+from xiaopu.config import Settings
+from xiaopu.errors import AppError, Conflict, NotFound
+from xiaopu.kit.clock import utcnow
+from xiaopu.kit.ids import new_id
+from xiaopu.kit.money import shop_price
+from xiaopu.kit.pagination import Page, PageParams, id_page
+from xiaopu.links import service as links
+from xiaopu.models import (
+    Attribution,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    SupplierOrder,
+    SupplierOrderStatus,
+)
+from xiaopu.orders import repository
+from xiaopu.orders.events import order_event
+from xiaopu.orders.providers import provider_for
+from xiaopu.orders.schemas import (
+    CheckoutIn,
+    CheckoutOut,
+    LineOut,
+    OrderOut,
+    PaymentOut,
+    ShopOrderOut,
+    SupplierOrderSummary,
+)
+from xiaopu.shops import service as shops
+from xiaopu.webhooks import service as webhooks
+from xiaopu.webhooks.catalogue import EventType
+
+ACCESS_TOKEN_PREFIX = "xpo_"  # noqa: S105 - a prefix, not a secret
+EXPIRY_BATCH = 200
+SUMMARY_FIELDS = [name for name in SupplierOrderSummary.model_fields if name != "lines"]
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    title = "Order not found"
+
+
+class LineProblem(AppError):
+    """A checkout refusal about one line; `line` is its index in `items`."""
+
+    def __init__(self, line: int, detail: str, **extra: Any) -> None:
+        super().__init__(detail, extra={"line": line, **extra})
+
+
+class TooManyLines(AppError):
+    status = 422
+    code = "too_many_lines"
+    title = "The order has too many lines"
+
+
+class DuplicateLine(LineProblem):
+    status = 422
+    code = "duplicate_line"
+    title = "A variant appears on two lines"
+
+
+class QuantityTooLarge(LineProblem):
+    status = 422
+    code = "quantity_too_large"
+    title = "A line asks for more units than one order may"
+
+
+class NotInShop(LineProblem):
+    status = 422
+    code = "not_in_shop"
+    title = "A line's product is not sold in this shop"
+
+
+class ProductUnavailable(LineProblem):
+    status = 409
+    code = "product_unavailable"
+    title = "A line's product is not on sale now"
+
+
+class OutOfStock(LineProblem):
+    status = 409
+    code = "out_of_stock"
+    title = "A line asks for more units than are in stock"
+
+
+class MixedCurrencies(AppError):
+    status = 422
+    code = "mixed_currencies"
+    title = "One order has one currency"
+
+
+class ShippingUnavailable(Conflict):
+    code = "shipping_unavailable"
+    title = "A supplier does not ship in the order's currency"
+
+
+class ShopUnavailable(NotFound):
+    code = "shop_not_found"
+    title = "Shop not found"
+
+
+def hash_access_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+# Checkout ----------------------------------------------------------------------------------
+
+
+def _check_lines(settings: Settings, data: CheckoutIn) -> None:
+    if len(data.items) > settings.max_order_lines:
+        raise TooManyLines(
+            f"An order has at most {settings.max_order_lines} lines.",
+            extra={"max_order_lines": settings.max_order_lines},
+        )
+    seen: set[uuid.UUID] = set()
+    for index, item in enumerate(data.items):
+        if item.variant_id in seen:
+            raise DuplicateLine(index, "Put all units of a variant on one line.")
+        seen.add(item.variant_id)
+        if item.quantity > settings.max_line_quantity:
+            raise QuantityTooLarge(
+                index,
+                f"Line {index} asks for {item.quantity} units; the most is "
+                f"{settings.max_line_quantity}.",
+                max_quantity=settings.max_line_quantity,
+            )
+
+
+def _attribution(settings: Settings, token: str | None, shop_id: uuid.UUID) -> dict[str, Any]:
+    if token is None:
+        return {"attribution": Attribution.none}
+    found, expired = links.check_attribution(settings, token)  # raises on a forged token
+    if expired:
+        return {"attribution": Attribution.expired}
+    if found.shop_id != shop_id:
+        return {"attribution": Attribution.shop_mismatch, "token_shop_id": found.shop_id}
+    return {"attribution": Attribution.link, "link_id": found.link_id, "click_id": found.click_id}
+
+
+async def checkout(
+    session: AsyncSession, settings: Settings, buyer_account_id: uuid.UUID | None, data: CheckoutIn
+) -> CheckoutOut:
+    _check_lines(settings, data)
+    shop = await shops.shop_by_slug(session, data.shop_slug)
+    if shop is None:
+        raise ShopUnavailable()
+    attribution = _attribution(settings, data.attribution_token, shop.id)
+    variant_ids = [item.variant_id for item in data.items]
+    locked = await catalogue.lock_for_sale(session, variant_ids)
+    markups = await shops.markups(session, shop.id, {s.product.id for s in locked.values()})
+
+    currencies = {sale.variant.currency for sale in locked.values()}
+    for index, item in enumerate(data.items):
+        sale = locked.get(item.variant_id)
+        if sale is None or sale.product.id not in markups:
+            raise NotInShop(index, f"Line {index}'s variant is not sold in this shop.")
+        if not sale.on_sale:
+            raise ProductUnavailable(index, f"Line {index}'s product is not on sale now.")
+    if len(currencies) > 1:
+        raise MixedCurrencies(
+            "Order items of one currency at a time.", extra={"currencies": sorted(currencies)}
+        )
+    for index, item in enumerate(data.items):
+        stock = locked[item.variant_id].variant.stock
+        if stock < item.quantity:
+            raise OutOfStock(
+                index,
+                f"Line {index} asks for {item.quantity} units; {stock} in stock.",
+                available=stock,
+            )
+    (currency,) = currencies
+
+    by_supplier: dict[uuid.UUID, list[tuple[catalogue.ForSale, int]]] = defaultdict(list)
+    for item in data.items:
+        sale = locked[item.variant_id]
+        by_supplier[sale.supplier.id].append((sale, item.quantity))
+    shipping: dict[uuid.UUID, int] = {}
+    for supplier_id, items in by_supplier.items():
+        supplier = items[0][0].supplier
+        fee = supplier.shipping_fee_minor
+        if fee and supplier.shipping_currency != currency:
+            raise ShippingUnavailable(
+                f"{supplier.name} charges shipping in {supplier.shipping_currency} only.",
+                extra={"supplier_id": str(supplier_id)},
+            )
+        shipping[supplier_id] = fee
+
+    now = utcnow()
+    access_token = None
+    if buyer_account_id is None:
+        access_token = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(24)
+    order = Order(
+        id=new_id(),
+        shop_id=shop.id,
+        buyer_account_id=buyer_account_id,
+        access_token_hash=hash_access_token(access_token) if access_token else None,
+        buyer_phone=data.address.phone,
+        address=data.address.model_dump(mode="json", exclude_none=True),
+        note=data.note,
+        currency=currency,
+        items_minor=0,
+        shipping_minor=0,
+        total_minor=0,
+        refunded_minor=0,
+        self_purchase=buyer_account_id is not None and buyer_account_id == shop.owner_account_id,
+        expires_at=now + timedelta(minutes=settings.order_expiry_minutes),
+        created_at=now,
+        **attribution,
+    )
+    session.add(order)
+    lines: list[OrderLine] = []
+    for supplier_id, items in by_supplier.items():
+        supplier_order = SupplierOrder(
+            id=new_id(),
+            order_id=order.id,
+            supplier_id=supplier_id,
+            shop_id=shop.id,
+            currency=currency,
+            shipping_minor=shipping[supplier_id],
+            refunded_minor=0,
+            created_at=now,
+        )
+        items_minor = 0
+        for sale, quantity in items:
+            price = sale.variant.price_minor
+            unit_markup = (
+                shop_price(price, markups[sale.product.id], sale.product.markup_ceiling_bps) - price
+            )
+            line = OrderLine(
+                order_id=order.id,
+                supplier_order_id=supplier_order.id,
+                product_id=sale.product.id,
+                variant_id=sale.variant.id,
+                sku=sale.variant.sku,
+                title=sale.product.title,
+                options=sale.variant.options,
+                quantity=quantity,
+                currency=currency,
+                unit_price_minor=price,
+                unit_markup_minor=unit_markup,
+                base_minor=price * quantity,
+                markup_minor=unit_markup * quantity,
+                commission_bps=sale.commission_bps,
+                platform_fee_bps=settings.platform_fee_bps,
+                return_window_days=sale.product.return_window_days,
+                returned_quantity=0,
+                created_at=now,
+            )
+            items_minor += line.base_minor + line.markup_minor
+            lines.append(line)
+        supplier_order.items_minor = items_minor
+        supplier_order.total_minor = items_minor + supplier_order.shipping_minor
+        order.items_minor += items_minor
+        order.shipping_minor += supplier_order.shipping_minor
+        session.add(supplier_order)
+    order.total_minor = order.items_minor + order.shipping_minor
+    await session.flush()  # parents first: the tables have no ORM relationships to order by
+    session.add_all(lines)
+    await catalogue.take_stock(
+        session, {item.variant_id: item.quantity for item in data.items}, locked
+    )
+
+    provider = provider_for(settings)
+    intent = provider.create_payment(order.id, order.total_minor, currency)
+    payment = Payment(
+        order_id=order.id,
+        provider=provider.name,
+        provider_ref=intent.provider_ref,
+        amount_minor=order.total_minor,
+        currency=currency,
+    )
+    session.add(payment)
+    await session.flush()
+    await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order))
+    (out,) = await orders_out(session, [order], pay_urls={order.id: intent.pay_url})
+    return CheckoutOut(**out.model_dump(), access_token=access_token)
+
+
+# Reading -----------------------------------------------------------------------------------
+
+
+def line_out(line: OrderLine) -> LineOut:
+    return LineOut(
+        id=line.id,
+        product_id=line.product_id,
+        variant_id=line.variant_id,
+        sku=line.sku,
+        title=line.title,
+        options=line.options,
+        quantity=line.quantity,
+        returned_quantity=line.returned_quantity,
+        currency=line.currency,
+        unit_price_minor=line.unit_price_minor + line.unit_markup_minor,
+        total_minor=line.base_minor + line.markup_minor,
+    )
+
+
+async def orders_out(
+    session: AsyncSession,
+    orders: Sequence[Order],
+    pay_urls: dict[uuid.UUID, str | None] | None = None,
+) -> list[OrderOut]:
+    ids = [o.id for o in orders]
+    if not ids:
+        return []
+    lines: dict[uuid.UUID, list[LineOut]] = defaultdict(list)
+    for line in await repository.lines_of_orders(session, ids):
+        lines[line.supplier_order_id].append(line_out(line))
+    parts: dict[uuid.UUID, list[SupplierOrderSummary]] = defaultdict(list)
+    for so in await repository.supplier_orders_of(session, ids):
+        fields = {name: getattr(so, name) for name in SUMMARY_FIELDS}
+        parts[so.order_id].append(SupplierOrderSummary(**fields, lines=lines[so.id]))
+    payments = {p.order_id: p for p in await repository.payments_of(session, ids)}
+    out = []
+    for order in orders:
+        payment = payments.get(order.id)
+        payment_out = None
+        if payment is not None:
+            payment_out = PaymentOut(
+                provider=payment.provider,
+                provider_ref=payment.provider_ref,
+                status=payment.status,
+                amount_minor=payment.amount_minor,
+                currency=payment.currency,
+                paid_at=payment.paid_at,
+                pay_url=(pay_urls or {}).get(order.id),
+            )
+        out.append(
+            OrderOut(
+                id=order.id,
+                shop_id=order.shop_id,
+                status=order.status,
+                currency=order.currency,
+                items_minor=order.items_minor,
+                shipping_minor=order.shipping_minor,
+                total_minor=order.total_minor,
+                refunded_minor=order.refunded_minor,
+                address=order.address,
+                note=order.note,
+                attribution=order.attribution,
+                self_purchase=order.self_purchase,
+                expires_at=order.expires_at,
+                paid_at=order.paid_at,
+                created_at=order.created_at,
+                supplier_orders=parts[order.id],
+                payment=payment_out,
+            )
+        )
+    return out
+
+
+async def buyer_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    account_id: uuid.UUID | None,
+    access_token: str | None,
+    *,
+    lock: bool = False,
+) -> Order:
+    """The order, if the caller is its buyer (signed in, or holding the guest token)."""
+    order = None
+    if access_token is not None:
+        stmt = repository.guest_order(hash_access_token(access_token))
+        order = await repository.one(session, stmt, order_id, lock=lock)
+    if order is None and account_id is not None:
+        order = await repository.one(
+            session, repository.buyer_orders(account_id), order_id, lock=lock
+        )
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def get_for_buyer(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    account_id: uuid.UUID | None,
+    access_token: str | None,
+) -> OrderOut:
+    order = await buyer_order(session, order_id, account_id, access_token)
+    (out,) = await orders_out(session, [order])
+    return out
+
+
+async def list_for_buyer(
+    session: AsyncSession, account_id: uuid.UUID, page: PageParams
+) -> Page[OrderOut]:
+    rows = await repository.page_of_orders(session, repository.buyer_orders(account_id), page)
+    items, cursor = id_page(rows, page, lambda o: o.id)
+    return Page[OrderOut](items=await orders_out(session, items), next_cursor=cursor)
+
+
+async def list_for_shop(
+    session: AsyncSession, account_id: uuid.UUID, page: PageParams
+) -> Page[ShopOrderOut]:
+    shop = await shops.shop_of(session, account_id)
+    rows = await repository.page_of_orders(session, repository.shop_orders(shop.id), page)
+    items, cursor = id_page(rows, page, lambda o: o.id)
+    lines: dict[uuid.UUID, list[LineOut]] = defaultdict(list)
+    for line in await repository.lines_of_orders(session, [o.id for o in items]):
+        lines[line.order_id].append(line_out(line))
+    return Page[ShopOrderOut](
+        items=[
+            ShopOrderOut(
+                id=o.id,
+                status=o.status,
+                currency=o.currency,
+                items_minor=o.items_minor,
+                total_minor=o.total_minor,
+                refunded_minor=o.refunded_minor,
+                attribution=o.attribution,
+                link_id=o.link_id,
+                self_purchase=o.self_purchase,
+                created_at=o.created_at,
+                paid_at=o.paid_at,
+                lines=lines[o.id],
+            )
+            for o in items
+        ],
+        next_cursor=cursor,
+    )
+
+
+# Expiry ------------------------------------------------------------------------------------
+
+
+async def expire_order(session: AsyncSession, order: Order) -> None:
+    """An unpaid order past its time: it expires and its stock goes back (order locked)."""
+    now = utcnow()
+    order.status = OrderStatus.expired
+    order.expired_at = now
+    for supplier_order in await repository.supplier_orders_of(session, [order.id], lock=True):
+        supplier_order.status = SupplierOrderStatus.expired
+    released: dict[uuid.UUID, int] = defaultdict(int)
+    for line in await repository.lines_of_orders(session, [order.id]):
+        released[line.variant_id] += line.quantity
+    await catalogue.give_back_stock(session, dict(released))
+    await webhooks.emit(session, EventType.order_expired, order.shop_id, order_event(order))
+
+
+async def expire_due(session: AsyncSession) -> int:
+    """Expire unpaid orders whose time is up; returns how many (one batch)."""
+    orders = await repository.due_for_expiry(session, utcnow(), EXPIRY_BATCH)
+    for order in orders:
+        await expire_order(session, order)
+    return len(orders)
