@@ -11,13 +11,9 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +22,17 @@ from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import (
+    ATTRIBUTION,
+    JWT,
+    free_port,
+    need,
+    serve,
+    server_url,
+    wait_ready,
+    wrk,
+)
 
 from xiaopu import devdb
 from xiaopu.catalogue import service as catalogue
@@ -39,24 +46,7 @@ from xiaopu.shops import service as shops
 from xiaopu.shops.schemas import SelectionAdd, ShopCreate
 
 DB = "xiaopu_bench"
-JWT = "bench-jwt-secret-0123456789abcdef0123456789"
-ATTRIBUTION = "bench-attribution-secret-0123456789abcdef"
 LINKS = 200
-
-
-def _server_url() -> str:
-    configured = os.environ.get("XIAOPU_BENCH_DATABASE_URL")
-    if configured:
-        return configured
-    if devdb.server_answers(devdb.LOCAL_SERVER_URL):
-        return devdb.LOCAL_SERVER_URL
-    return devdb.embedded_server_url(ROOT / ".data" / "pg-bench")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _settings(url: str) -> Settings:
@@ -111,63 +101,14 @@ async def _count_clicks(url: str) -> int:
     return int(count or 0)
 
 
-def _wait_ready(port: int, path: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not start")
-
-
-def _wrk(
-    port: int, seconds: int, connections: int, script: Path | None, path: str
-) -> dict[str, float]:
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if script is not None:
-        args += ["-s", str(script)]
-    out = subprocess.run(
-        [*args, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
-    ).stdout  # XIAOPU_BENCH_CODES reaches the Lua script through our environment
-
-    def latency(label: str) -> float:
-        match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)
-        if match is None:
-            return float("nan")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "requests": requests,
-        "rps": rps,
-        "p50": latency("50%"),
-        "p99": latency("99%"),
-        "bad": int(non2xx.group(1)) if non2xx else 0,
-        "socket_errors": 1 if errors else 0,
-    }
-
-
-def _serve(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False)
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is needed: apt-get install wrk")
+    need("wrk", "wrk")
 
-    server = _server_url()
+    server = server_url()
     asyncio.run(devdb.create_database(server, DB, replace=True))
     url = devdb.with_database(server, DB)
     upgrade(url, quiet=True)
@@ -186,8 +127,8 @@ def main() -> None:
     }
     python = sys.executable
 
-    port = _free_port()
-    raw = _serve(
+    port = free_port()
+    raw = serve(
         [
             python,
             "-m",
@@ -202,22 +143,22 @@ def main() -> None:
         {**env, "PYTHONPATH": str(ROOT)},
     )
     try:
-        _wait_ready(port, "/")
+        wait_ready(port, "/")
         # The same wrk script drives both, so both pay the same load-generator cost.
         script = Path(__file__).with_name("links.lua")
-        _wrk(port, 2, args.connections, script, "/")  # warm-up
-        baseline = _wrk(port, args.seconds, args.connections, script, "/")
+        wrk(port, 2, args.connections, script, "/")  # warm-up
+        baseline = wrk(port, args.seconds, args.connections, script, "/")
     finally:
         raw.send_signal(signal.SIGINT)
         raw.wait(timeout=20)
 
-    port = _free_port()
-    ours = _serve([python, "-m", "xiaopu.cli", "serve", "--port", str(port)], env)
+    port = free_port()
+    ours = serve([python, "-m", "xiaopu.cli", "serve", "--port", str(port)], env)
     try:
-        _wait_ready(port, "/healthz")
+        wait_ready(port, "/healthz")
         script = Path(__file__).with_name("links.lua")
-        warm = _wrk(port, 2, args.connections, script, "/")
-        result = _wrk(port, args.seconds, args.connections, script, "/")
+        warm = wrk(port, 2, args.connections, script, "/")
+        result = wrk(port, args.seconds, args.connections, script, "/")
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     finally:
         ours.send_signal(signal.SIGINT)  # graceful: the click buffer is written on the way out

@@ -47,3 +47,13 @@ def test_every_setting_is_in_the_readme(project_root: Path) -> None:
     documented = set(re.findall(r"`(XIAOPU_[A-Z_]+)`", readme))
     settings = {f"XIAOPU_{name.upper()}" for name in Settings.model_fields}
     assert settings - documented == set(), "document these settings in the README"
+
+
+def test_production_refuses_the_development_callback_secrets() -> None:
+    with pytest.raises(ValidationError, match="XIAOPU_PAYMENT_CALLBACK_SECRET"):
+        Settings(
+            env=Environment.production,
+            jwt_secret="x" * 40,
+            attribution_secret="y" * 40,
+            database_url="postgresql://d/x",
+        )

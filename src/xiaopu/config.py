@@ -175,6 +175,8 @@ class Settings(BaseSettings):
             self.attribution_secret = SecretStr(_DEV_ATTRIBUTION_SECRET)
         if self.env is Environment.production and self.webhook_allow_loopback:
             raise ValueError("XIAOPU_WEBHOOK_ALLOW_LOOPBACK is for development and tests only")
+        if self.env is Environment.production and self.database_url is None:
+            raise ValueError("XIAOPU_DATABASE_URL is required in production")
         if self.env is Environment.production:
             dev_secrets = {_DEV_PAYMENT_SECRET, _DEV_CARRIER_SECRET}
             if {
@@ -184,8 +186,6 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "set XIAOPU_PAYMENT_CALLBACK_SECRET and XIAOPU_CARRIER_CALLBACK_SECRET"
                 )
-        if self.env is Environment.production and self.database_url is None:
-            raise ValueError("XIAOPU_DATABASE_URL is required in production")
         return self
 
     @property

@@ -181,6 +181,15 @@ class ValidationFailed(AppError):
     title = "The request is not valid"
 
 
+class DatabaseBusy(AppError):
+    status = 503
+    code = "service_busy"
+    title = "The service is overloaded or its database is unreachable; retry shortly"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
 class TooManyRequests(AppError):
     status = 429
     code = "rate_limited"
@@ -289,6 +298,10 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
                 "A value was not acceptable to store (bad characters, out of range or too long)."
             )
         )
+    if state.startswith(("08", "53", "57P")):
+        # Out of connections or resources, or the server is going away: a retry will do.
+        log.warning("database_unavailable", sqlstate=state)
+        return render(DatabaseBusy())
     if state.startswith("23"):
         log.warning(
             "database_conflict",

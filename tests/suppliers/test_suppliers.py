@@ -38,6 +38,8 @@ async def test_create_makes_a_pending_supplier_owned_by_the_caller(
         "contact_name",
         "contact_email",
         "contact_phone",
+        "shipping_fee_minor",
+        "shipping_currency",
         "payout_method",
         "payout_account_name",
         "payout_account_hint",

@@ -506,11 +506,11 @@ async def lock_for_sale(
 async def take_stock(
     session: AsyncSession, taken: dict[uuid.UUID, int], locked: dict[uuid.UUID, ForSale]
 ) -> None:
-    """Take units of variants already locked by lock_for_sale (the caller checked the stock)."""
+    """Take units of variants already locked by lock_for_sale (the caller checked the stock
+    and flushes)."""
     for variant_id, quantity in taken.items():
         variant = locked[variant_id].variant
         await _set_stock(session, variant, variant.stock - quantity)
-    await session.flush()
 
 
 async def give_back_stock(session: AsyncSession, returned: dict[uuid.UUID, int]) -> None:

@@ -80,7 +80,7 @@ async def list_my_orders(
 
 @router.get("/{order_id}")
 async def get_order(
-    order_id: uuid.UUID, person: OptionalPerson, token: GuestToken, session: DbSession
+    order_id: uuid.UUID, person: OptionalPerson, session: DbSession, token: GuestToken = None
 ) -> OrderOut:
     """One of the buyer's orders, with each supplier order's status and tracking."""
     account_id = person.account_id if person else None
@@ -92,9 +92,9 @@ async def request_return(
     order_id: uuid.UUID,
     body: ReturnRequest,
     person: OptionalPerson,
-    token: GuestToken,
     session: DbSession,
     idempotency: OptionalIdempotency,
+    token: GuestToken = None,
 ) -> ReturnOut:
     """Ask to return units of a delivered line, within its return window."""
     account_id = person.account_id if person else None
@@ -105,7 +105,7 @@ async def request_return(
 
 @router.get("/{order_id}/returns")
 async def list_order_returns(
-    order_id: uuid.UUID, person: OptionalPerson, token: GuestToken, session: DbSession
+    order_id: uuid.UUID, person: OptionalPerson, session: DbSession, token: GuestToken = None
 ) -> list[ReturnOut]:
     account_id = person.account_id if person else None
     return await returns.list_for_buyer(session, order_id, account_id, token)

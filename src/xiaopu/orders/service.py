@@ -224,6 +224,7 @@ async def checkout(
     )
     session.add(order)
     lines: list[OrderLine] = []
+    parts: list[SupplierOrder] = []
     for supplier_id, items in by_supplier.items():
         supplier_order = SupplierOrder(
             id=new_id(),
@@ -268,6 +269,7 @@ async def checkout(
         order.items_minor += items_minor
         order.shipping_minor += supplier_order.shipping_minor
         session.add(supplier_order)
+        parts.append(supplier_order)
     order.total_minor = order.items_minor + order.shipping_minor
     await session.flush()  # parents first: the tables have no ORM relationships to order by
     session.add_all(lines)
@@ -287,7 +289,7 @@ async def checkout(
     session.add(payment)
     await session.flush()
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order))
-    (out,) = await orders_out(session, [order], pay_urls={order.id: intent.pay_url})
+    (out,) = _assemble([order], parts, lines, [payment], {order.id: intent.pay_url})
     return CheckoutOut(**out.model_dump(), access_token=access_token)
 
 
@@ -310,25 +312,24 @@ def line_out(line: OrderLine) -> LineOut:
     )
 
 
-async def orders_out(
-    session: AsyncSession,
+def _assemble(
     orders: Sequence[Order],
+    parts: Sequence[SupplierOrder],
+    lines: Sequence[OrderLine],
+    payments: Sequence[Payment],
     pay_urls: dict[uuid.UUID, str | None] | None = None,
 ) -> list[OrderOut]:
-    ids = [o.id for o in orders]
-    if not ids:
-        return []
-    lines: dict[uuid.UUID, list[LineOut]] = defaultdict(list)
-    for line in await repository.lines_of_orders(session, ids):
-        lines[line.supplier_order_id].append(line_out(line))
-    parts: dict[uuid.UUID, list[SupplierOrderSummary]] = defaultdict(list)
-    for so in await repository.supplier_orders_of(session, ids):
+    by_part: dict[uuid.UUID, list[LineOut]] = defaultdict(list)
+    for line in lines:
+        by_part[line.supplier_order_id].append(line_out(line))
+    by_order: dict[uuid.UUID, list[SupplierOrderSummary]] = defaultdict(list)
+    for so in parts:
         fields = {name: getattr(so, name) for name in SUMMARY_FIELDS}
-        parts[so.order_id].append(SupplierOrderSummary(**fields, lines=lines[so.id]))
-    payments = {p.order_id: p for p in await repository.payments_of(session, ids)}
+        by_order[so.order_id].append(SupplierOrderSummary(**fields, lines=by_part[so.id]))
+    payment_of = {p.order_id: p for p in payments}
     out = []
     for order in orders:
-        payment = payments.get(order.id)
+        payment = payment_of.get(order.id)
         payment_out = None
         if payment is not None:
             payment_out = PaymentOut(
@@ -357,11 +358,23 @@ async def orders_out(
                 expires_at=order.expires_at,
                 paid_at=order.paid_at,
                 created_at=order.created_at,
-                supplier_orders=parts[order.id],
+                supplier_orders=by_order[order.id],
                 payment=payment_out,
             )
         )
     return out
+
+
+async def orders_out(session: AsyncSession, orders: Sequence[Order]) -> list[OrderOut]:
+    ids = [o.id for o in orders]
+    if not ids:
+        return []
+    return _assemble(
+        orders,
+        await repository.supplier_orders_of(session, ids),
+        await repository.lines_of_orders(session, ids),
+        await repository.payments_of(session, ids),
+    )
 
 
 async def buyer_order(

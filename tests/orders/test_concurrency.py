@@ -1,0 +1,112 @@
+"""Real races: buyers fighting for the last units, and a payment callback arriving 100 times."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select, text
+
+from tests.orders.conftest import Live
+from tests.orders.helpers import ADDRESS, checkout, market, place
+from xiaopu.models import Payment, PaymentCallback, Variant
+from xiaopu.orders.providers import CallbackKind, SandboxProvider
+
+pytestmark = pytest.mark.concurrent
+
+
+def _guest_address(i: int) -> dict[str, str]:
+    return {**ADDRESS, "phone": f"1380013{i:04d}", "recipient": f"买家{i}"}
+
+
+async def test_twenty_buyers_race_for_the_last_five_units(live: Live) -> None:
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=5)
+    responses = await asyncio.gather(
+        *(
+            place(live.client, m.slug, [(m.variant, 1)], address=_guest_address(i))
+            for i in range(20)
+        )
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 5, 409: 15}, [r.text for r in responses if r.status_code >= 500]
+    for refused in (r for r in responses if r.status_code == 409):
+        body = refused.json()
+        assert body["code"] == "out_of_stock"
+        assert body["line"] == 0
+    async with live.sessionmaker() as session:
+        stock = await session.scalar(select(Variant.stock).where(Variant.id == m.variant))
+        sold = await session.scalar(text("SELECT coalesce(sum(quantity), 0) FROM order_lines"))
+    assert stock == 0
+    assert sold == 5
+
+
+async def _events(live: Live, event_type: str) -> int:
+    async with live.sessionmaker() as session:
+        count = await session.scalar(
+            text("SELECT count(*) FROM events WHERE type = :t"), {"t": event_type}
+        )
+    return int(count or 0)
+
+
+async def test_one_hundred_identical_callbacks_apply_once(live: Live) -> None:
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=5)
+    order = await checkout(live.client, m.slug, [(m.variant, 2)])
+    sandbox = SandboxProvider(live.settings)
+    callback = sandbox.new_callback(
+        CallbackKind.paid,
+        payment_ref=order["payment"]["provider_ref"],
+        amount_minor=order["total_minor"],
+        currency=order["currency"],
+    )
+    headers, body = sandbox.sign_callback(callback)
+
+    responses = await asyncio.gather(
+        *(
+            live.client.post("/v1/payments/sandbox/callbacks", content=body, headers=headers)
+            for _ in range(100)
+        )
+    )
+    assert {r.status_code for r in responses} == {200}, [r.text for r in responses][:3]
+    outcomes = Counter(r.json()["outcome"] for r in responses)
+    assert outcomes == {"applied": 1, "duplicate": 99}
+    async with live.sessionmaker() as session:
+        recorded = await session.scalar(select(func.count()).select_from(PaymentCallback))
+        payment = (await session.scalars(select(Payment))).one()
+    assert recorded == 1
+    assert payment.status == "paid"
+    assert await _events(live, "order.paid") == 1
+    assert await _events(live, "supplier_order.paid") == 1
+
+
+async def test_a_payment_reported_under_many_event_ids_is_paid_once(live: Live) -> None:
+    """Providers may resend a payment as new events: each is recorded, the money moves once."""
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=5)
+    order = await checkout(live.client, m.slug, [(m.variant, 1)])
+    sandbox = SandboxProvider(live.settings)
+    signed = []
+    for _ in range(30):
+        callback = sandbox.new_callback(
+            CallbackKind.paid,
+            payment_ref=order["payment"]["provider_ref"],
+            amount_minor=order["total_minor"],
+            currency=order["currency"],
+        )
+        signed.append(sandbox.sign_callback(callback))
+    responses = await asyncio.gather(
+        *(
+            live.client.post("/v1/payments/sandbox/callbacks", content=b, headers=h)
+            for h, b in signed
+        )
+    )
+    outcomes = Counter(r.json()["outcome"] for r in responses)
+    assert outcomes == {"applied": 1, "already_paid": 29}, outcomes
+    assert await _events(live, "order.paid") == 1
+    async with live.sessionmaker() as session:
+        stored = (await session.execute(text("SELECT outcome FROM payment_callbacks"))).all()
+    assert Counter(o for (o,) in stored) == {"applied": 1, "already_paid": 29}
+    assert json.loads(signed[0][1])["kind"] == "paid"
