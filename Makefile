@@ -48,6 +48,7 @@ openapi: $(STAMP)
 ## Benchmarks (see bench/README.md).
 bench: $(STAMP)
 	$(BIN)/python bench/redirect.py
+	$(BIN)/python bench/checkout.py
 
 migrate: $(STAMP)
 	$(BIN)/xiaopu migrate
