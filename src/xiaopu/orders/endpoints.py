@@ -91,12 +91,16 @@ async def get_order(
 async def request_return(
     order_id: uuid.UUID,
     body: ReturnRequest,
+    request: Request,
     person: OptionalPerson,
     session: DbSession,
     idempotency: OptionalIdempotency,
     token: GuestToken = None,
 ) -> ReturnOut:
     """Ask to return units of a delivered line, within its return window."""
+    if person is None:
+        # A guest's keys are scoped to their order token, so no one else can replay them.
+        set_principal(request, f"guest-order:{service.hash_access_token(token or '').hex()}")
     account_id = person.account_id if person else None
     return await idempotency.once(
         lambda: returns.request_return(session, order_id, account_id, token, body)
