@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
 from xiaopu.catalogue.endpoints import router as catalogue_router
+from xiaopu.commissions.endpoints import router as wallet_router
 from xiaopu.config import Settings, get_settings
 from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(catalogue_router)
     app.include_router(catalogue_browse_router)
     app.include_router(shop_orders_router)
+    app.include_router(wallet_router)
     app.include_router(shops_router)
     app.include_router(orders_router)
     app.include_router(fulfilment_router)

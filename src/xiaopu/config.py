@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         ge=0,
         le=10_000,
         description="Platform fee on each line's base, frozen at checkout.",
+    )
+    self_purchase_policy: Literal["earn", "none", "hold"] = Field(
+        default="earn",
+        description=(
+            "A shopkeeper buying in their own shop: `earn` as usual, earn `none`, or `hold` the "
+            "earnings for an operator's review."
+        ),
     )
     max_line_quantity: int = Field(
         default=99, ge=1, le=10_000, description="Most units of one variant in one order."

@@ -40,6 +40,7 @@ def entrypoints() -> dict[str, JobHandler]:
 def schedules() -> list[Schedule]:
     """Jobs run on a timetable (cron syntax, UTC)."""
     from xiaopu.idempotency import jobs as idempotency_jobs
+    from xiaopu.ledger import jobs as ledger_jobs
     from xiaopu.links import partitions
     from xiaopu.orders import jobs as order_jobs
 
@@ -67,5 +68,11 @@ def schedules() -> list[Schedule]:
             "*/5 * * * *",
             order_jobs.complete,
             "Complete delivered supplier orders whose return window closed with no open return.",
+        ),
+        Schedule(
+            "ledger.reconcile",
+            "7 * * * *",
+            ledger_jobs.reconcile,
+            "Check balance counters against ledger entries and every transaction's balance.",
         ),
     ]

@@ -5,6 +5,13 @@ from xiaopu.models.api_keys import ApiKey
 from xiaopu.models.base import Base
 from xiaopu.models.catalogue import Category, Product, ProductStatus, Variant
 from xiaopu.models.idempotency import IdempotencyKey
+from xiaopu.models.ledger import (
+    Commission,
+    CommissionEvent,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+)
 from xiaopu.models.links import Click, LinkDailyStats, LinkDailyVisitor, ShareLink
 from xiaopu.models.operators import Operator, OperatorRole
 from xiaopu.models.orders import (
@@ -50,11 +57,16 @@ __all__ = [
     "Base",
     "Category",
     "Click",
+    "Commission",
+    "CommissionEvent",
     "Decider",
     "DeliveryStatus",
     "EndpointStatus",
     "Event",
     "IdempotencyKey",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
     "LinkDailyStats",
     "LinkDailyVisitor",
     "MemberRole",

@@ -15,6 +15,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from xiaopu.catalogue import service as catalogue
+from xiaopu.commissions import service as commissions
 from xiaopu.config import Settings
 from xiaopu.errors import Conflict, NotFound, ValidationFailed
 from xiaopu.kit.clock import utcnow
@@ -261,6 +262,7 @@ async def complete_due(session: AsyncSession, settings: Settings) -> int:
     for part in parts:
         part.status = S.completed
         part.completed_at = now
+        await commissions.release(session, part)
         lines = await repository.lines_of_supplier_orders(session, [part.id])
         await session.flush()
         data: dict[str, Any] = supplier_order_event(part, lines)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu import queue
+from xiaopu.commissions import service as commissions
 from xiaopu.config import Environment, Settings
 from xiaopu.errors import AppError, NotFound
 from xiaopu.kit.clock import utcnow
@@ -72,13 +73,13 @@ async def handle_callback(
     )
     if callback_id is None:
         return CallbackResult(outcome="duplicate")
-    payment_id, outcome = await _apply(session, provider.name, callback)
+    payment_id, outcome = await _apply(session, settings, provider.name, callback)
     await repository.set_callback_outcome(session, callback_id, payment_id, outcome)
     return CallbackResult(outcome=outcome)
 
 
 async def _apply(
-    session: AsyncSession, provider: str, callback: ProviderCallback
+    session: AsyncSession, settings: Settings, provider: str, callback: ProviderCallback
 ) -> tuple[uuid.UUID | None, str]:
     if callback.kind is CallbackKind.refunded:
         return None, await _refund_confirmed(session, callback)
@@ -125,11 +126,13 @@ async def _apply(
     await webhooks.emit(session, EventType.order_paid, order.shop_id, order_event(order))
     lines = await repository.lines_of_supplier_orders(session, [p.id for p in parts])
     for part in parts:
+        part_lines = [ln for ln in lines if ln.supplier_order_id == part.id]
+        await commissions.accrue(session, settings, order, part, part_lines)
         await webhooks.emit(
             session,
             EventType.supplier_order_paid,
             part.supplier_id,
-            supplier_order_event(part, [ln for ln in lines if ln.supplier_order_id == part.id]),
+            supplier_order_event(part, part_lines),
         )
     return payment.id, "applied"
 
@@ -196,8 +199,9 @@ async def refund_part(
     lines: dict[uuid.UUID, tuple[int, int]],
     shipping_minor: int,
 ) -> Refund:
-    """Refund units of a supplier order's lines (and maybe its shipping); both order and
-    supplier order must be locked by the caller."""
+    """Refund units of a supplier order's lines (and maybe its shipping), and reverse what was
+    earned on them. Order, supplier order and lines are locked by the caller, and the lines
+    already count the refunded units as returned."""
     amount = sum(a for _, a in lines.values()) + shipping_minor
     payment = await repository.payment_of(session, order.id)
     assert payment is not None
@@ -206,9 +210,13 @@ async def refund_part(
     order.refunded_minor += amount
     if shipping_minor:
         part.shipping_refunded = True
-    return await _new_refund(
+    refund = await _new_refund(
         session, order, part, payment, reason, amount, shipping_minor=shipping_minor, lines=lines
     )
+    by_id = {ln.id: ln for ln in await repository.lines_of_supplier_orders(session, [part.id])}
+    units = {line_id: (by_id[line_id], quantity) for line_id, (quantity, _) in lines.items()}
+    await commissions.reverse(session, refund.id, part, units, shipping_minor)
+    return refund
 
 
 async def _refund_succeeded(session: AsyncSession, refund: Refund, provider_ref: str) -> None:

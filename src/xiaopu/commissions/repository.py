@@ -1,0 +1,73 @@
+"""Queries for commission lines and their history."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.kit.pagination import PageParams, newest_first
+from xiaopu.models.ledger import Beneficiary, Commission, CommissionEvent, PartStatus
+
+
+async def has_lines(session: AsyncSession, supplier_order_id: uuid.UUID) -> bool:
+    stmt = select(exists().where(Commission.supplier_order_id == supplier_order_id))
+    return bool(await session.scalar(stmt))
+
+
+async def add(session: AsyncSession, rows: Sequence[Commission]) -> None:
+    session.add_all(rows)
+    await session.flush()
+
+
+async def of_supplier_order(
+    session: AsyncSession, supplier_order_id: uuid.UUID, *, lock: bool = False
+) -> Sequence[Commission]:
+    stmt = (
+        select(Commission)
+        .where(Commission.supplier_order_id == supplier_order_id)
+        .order_by(Commission.id)
+    )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).all()
+
+
+async def page_for_shop(
+    session: AsyncSession,
+    shop_id: uuid.UUID,
+    status: PartStatus | None,
+    since: datetime | None,
+    until: datetime | None,
+    page: PageParams,
+) -> Sequence[Commission]:
+    stmt = select(Commission).where(
+        Commission.shop_id == shop_id, Commission.beneficiary == Beneficiary.shop
+    )
+    if status is not None:
+        stmt = stmt.where(Commission.status == status)
+    if since is not None:
+        stmt = stmt.where(Commission.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Commission.created_at < until)
+    return (await session.scalars(newest_first(stmt, Commission.id, page))).all()
+
+
+async def history(
+    session: AsyncSession, commission_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[CommissionEvent]]:
+    out: dict[uuid.UUID, list[CommissionEvent]] = defaultdict(list)
+    if not commission_ids:
+        return out
+    stmt = (
+        select(CommissionEvent)
+        .where(CommissionEvent.commission_id.in_(commission_ids))
+        .order_by(CommissionEvent.id)
+    )
+    for event in await session.scalars(stmt):
+        out[event.commission_id].append(event)
+    return out

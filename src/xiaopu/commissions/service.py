@@ -1,0 +1,306 @@
+"""Commission lines and their postings: accrued on payment, released on completion, reversed on
+a refund (a clawback once released or paid out), and the shopkeeper's wallet."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.commissions import repository
+from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut, WalletBalance
+from xiaopu.commissions.split import reversal, rounding_note, split_line
+from xiaopu.config import Settings
+from xiaopu.kit.clock import utcnow
+from xiaopu.kit.pagination import Page, PageParams, id_page
+from xiaopu.ledger import service as ledger
+from xiaopu.ledger.service import Leg
+from xiaopu.models import Order, OrderLine, SupplierOrder
+from xiaopu.models.ledger import (
+    PLATFORM_ID,
+    Beneficiary,
+    Commission,
+    CommissionEvent,
+    OwnerKind,
+    PartKind,
+    PartStatus,
+    Purpose,
+    Rule,
+)
+
+_OWNER_KIND = {
+    Beneficiary.shop: OwnerKind.shop,
+    Beneficiary.supplier: OwnerKind.supplier,
+    Beneficiary.platform: OwnerKind.platform,
+}
+# Where a part's money sits, by beneficiary and status.
+_PURPOSE = {
+    (Beneficiary.shop, PartStatus.pending): Purpose.earnings_pending,
+    (Beneficiary.shop, PartStatus.held): Purpose.earnings_held,
+    (Beneficiary.shop, PartStatus.available): Purpose.earnings_available,
+    # Paid-out earnings left `available` at payout; a clawback after it hits `available` too.
+    (Beneficiary.shop, PartStatus.paid): Purpose.earnings_available,
+    (Beneficiary.platform, PartStatus.pending): Purpose.fees_pending,
+    (Beneficiary.platform, PartStatus.available): Purpose.fees,
+    (Beneficiary.supplier, PartStatus.pending): Purpose.payable_pending,
+    (Beneficiary.supplier, PartStatus.available): Purpose.payable,
+}
+
+
+def _rule(settings: Settings, order: Order) -> Rule:
+    if not order.self_purchase:
+        return Rule.normal
+    return {
+        "earn": Rule.self_purchase_earn,
+        "none": Rule.self_purchase_none,
+        "hold": Rule.self_purchase_hold,
+    }[settings.self_purchase_policy]
+
+
+def _owner(row: Commission) -> uuid.UUID:
+    if row.beneficiary is Beneficiary.shop:
+        return row.shop_id
+    if row.beneficiary is Beneficiary.supplier:
+        return row.supplier_id
+    return PLATFORM_ID
+
+
+def _leg(row: Commission, amount: int, status: PartStatus | None = None) -> Leg:
+    purpose = _PURPOSE[(row.beneficiary, status or row.status)]
+    return Leg(_OWNER_KIND[row.beneficiary], _owner(row), purpose, amount)
+
+
+def _clearing(amount: int) -> Leg:
+    return Leg(OwnerKind.platform, PLATFORM_ID, Purpose.clearing, amount)
+
+
+def _history(
+    row: Commission, action: str, amount: int, cause: str, at: datetime
+) -> CommissionEvent:
+    return CommissionEvent(
+        commission_id=row.id,
+        action=action,
+        status=row.status,
+        amount_minor=amount,
+        cause=cause,
+        at=at,
+    )
+
+
+async def accrue(
+    session: AsyncSession,
+    settings: Settings,
+    order: Order,
+    part: SupplierOrder,
+    lines: Sequence[OrderLine],
+) -> None:
+    """On payment: one commission line per part of each order line (and the shipping), and one
+    balanced posting that credits each beneficiary what the buyer paid for them."""
+    cause = f"accrual:{part.id}"
+    if await repository.has_lines(session, part.id):
+        return  # a replayed payment posts nothing
+    rule = _rule(settings, order)
+    now = utcnow()
+    rows: list[Commission] = []
+    for line in lines:
+        parts = split_line(
+            line.base_minor, line.markup_minor, line.commission_bps, line.platform_fee_bps, rule
+        )
+        for (beneficiary, kind), amount in parts.items():
+            if beneficiary is not Beneficiary.shop and amount == 0:
+                continue
+            status = PartStatus.pending
+            if beneficiary is Beneficiary.shop and rule is Rule.self_purchase_hold:
+                status = PartStatus.held
+            elif beneficiary is Beneficiary.shop and rule is Rule.self_purchase_none:
+                status = PartStatus.forfeited
+            rate = {
+                PartKind.commission: line.commission_bps,
+                PartKind.platform_fee: line.platform_fee_bps,
+            }.get(kind)
+            base = line.markup_minor if kind is PartKind.markup else line.base_minor
+            rows.append(
+                Commission(
+                    order_id=order.id,
+                    supplier_order_id=part.id,
+                    order_line_id=line.id,
+                    shop_id=order.shop_id,
+                    supplier_id=part.supplier_id,
+                    beneficiary=beneficiary,
+                    kind=kind,
+                    currency=line.currency,
+                    base_minor=base,
+                    rate_bps=rate,
+                    rule=rule,
+                    rounding=rounding_note(base, rate) if rate is not None else "exact",
+                    accrued_minor=amount,
+                    reversed_minor=0,
+                    status=status,
+                )
+            )
+    if part.shipping_minor:
+        rows.append(
+            Commission(
+                order_id=order.id,
+                supplier_order_id=part.id,
+                order_line_id=None,
+                shop_id=order.shop_id,
+                supplier_id=part.supplier_id,
+                beneficiary=Beneficiary.supplier,
+                kind=PartKind.shipping,
+                currency=part.currency,
+                base_minor=part.shipping_minor,
+                rate_bps=None,
+                rule=rule,
+                rounding="exact",
+                accrued_minor=part.shipping_minor,
+                reversed_minor=0,
+                status=PartStatus.pending,
+            )
+        )
+    await repository.add(session, rows)
+    legs = [_clearing(sum(r.accrued_minor for r in rows))]
+    legs += [_leg(r, -r.accrued_minor) for r in rows if r.status is not PartStatus.forfeited]
+    await ledger.post(session, kind="accrual", cause=cause, currency=part.currency, legs=legs)
+    session.add_all(_history(r, "accrued", r.accrued_minor, cause, now) for r in rows)
+    await session.flush()
+
+
+async def release(session: AsyncSession, part: SupplierOrder) -> None:
+    """On completion: pending parts become available to the shop and payable to the supplier."""
+    cause = f"completion:{part.id}"
+    now = utcnow()
+    legs: list[Leg] = []
+    rows = await repository.of_supplier_order(session, part.id, lock=True)
+    for row in rows:
+        if row.status is not PartStatus.pending:
+            continue  # held parts wait for an operator; forfeited ones have nothing
+        remaining = row.accrued_minor - row.reversed_minor
+        legs += [_leg(row, remaining), _leg(row, -remaining, PartStatus.available)]
+        row.status = PartStatus.available
+        session.add(_history(row, "released", remaining, cause, now))
+    if legs:
+        await ledger.post(
+            session, kind="completion", cause=cause, currency=part.currency, legs=legs
+        )
+    await session.flush()
+
+
+async def reverse(
+    session: AsyncSession,
+    refund_id: uuid.UUID,
+    part: SupplierOrder,
+    units: dict[uuid.UUID, tuple[OrderLine, int]],
+    shipping_minor: int,
+) -> None:
+    """On a refund of `units` (line id -> (line, units refunded)) and maybe the shipping: take
+    back f(old base) − f(new base) of each part, from wherever that part's money now sits: a
+    reversal while pending or held, a clawback once available or paid out (the shop's balance
+    may go negative). Lines must already count the refunded units as returned."""
+    rows = await repository.of_supplier_order(session, part.id, lock=True)
+    if not rows:
+        return  # nothing was accrued (the order was never paid)
+    cause = f"refund:{refund_id}"
+    now = utcnow()
+    by_part = {(r.order_line_id, r.beneficiary, r.kind): r for r in rows}
+    legs: list[Leg] = []
+    for line_id, (line, refunded) in units.items():
+        after = line.quantity - line.returned_quantity
+        taken = reversal(
+            line.unit_price_minor,
+            line.unit_markup_minor,
+            after + refunded,
+            after,
+            line.commission_bps,
+            line.platform_fee_bps,
+            rows[0].rule,
+        )
+        for (beneficiary, kind), amount in taken.items():
+            row = by_part.get((line_id, beneficiary, kind))
+            if row is None or amount == 0:
+                continue
+            row.reversed_minor += amount
+            if row.status is not PartStatus.forfeited:
+                legs.append(_leg(row, amount))
+            session.add(_history(row, "reversed", amount, cause, now))
+    if shipping_minor:
+        row = by_part.get((None, Beneficiary.supplier, PartKind.shipping))
+        if row is not None:
+            row.reversed_minor += shipping_minor
+            legs.append(_leg(row, shipping_minor))
+            session.add(_history(row, "reversed", shipping_minor, cause, now))
+    # The buyer gets back exactly what the parts give up (they always add up to the refund).
+    legs.append(_clearing(-sum(leg.amount_minor for leg in legs)))
+    await ledger.post(session, kind="refund", cause=cause, currency=part.currency, legs=legs)
+    await session.flush()
+
+
+# Reading: the shopkeeper's wallet and commission lines ---------------------------------------
+
+
+async def wallet(session: AsyncSession, shop_id: uuid.UUID) -> list[WalletBalance]:
+    out = []
+    for currency, by_purpose in sorted(
+        (await ledger.balances(session, OwnerKind.shop, shop_id)).items()
+    ):
+        # Earnings are what the platform owes: credits, so negative in the ledger's sign.
+        available = -by_purpose.get(Purpose.earnings_available, 0)
+        out.append(
+            WalletBalance(
+                currency=currency,
+                pending_minor=-by_purpose.get(Purpose.earnings_pending, 0),
+                held_minor=-by_purpose.get(Purpose.earnings_held, 0),
+                available_minor=max(available, 0),
+                paid_minor=by_purpose.get(Purpose.earnings_paid, 0),
+                negative_carry_minor=max(-available, 0),
+            )
+        )
+    return out
+
+
+async def list_for_shop(
+    session: AsyncSession,
+    shop_id: uuid.UUID,
+    status: PartStatus | None,
+    since: datetime | None,
+    until: datetime | None,
+    page: PageParams,
+) -> Page[CommissionOut]:
+    rows = await repository.page_for_shop(session, shop_id, status, since, until, page)
+    items, cursor = id_page(rows, page, lambda r: r.id)
+    history = await repository.history(session, [r.id for r in items])
+    return Page[CommissionOut](
+        items=[
+            CommissionOut(
+                id=r.id,
+                order_id=r.order_id,
+                supplier_order_id=r.supplier_order_id,
+                order_line_id=r.order_line_id,
+                kind=r.kind,
+                currency=r.currency,
+                base_minor=r.base_minor,
+                rate_bps=r.rate_bps,
+                rule=r.rule,
+                rounding=r.rounding,
+                accrued_minor=r.accrued_minor,
+                reversed_minor=r.reversed_minor,
+                net_minor=r.accrued_minor - r.reversed_minor,
+                status=r.status,
+                created_at=r.created_at,
+                history=[
+                    CommissionHistoryOut(
+                        action=h.action,
+                        status=h.status,
+                        amount_minor=h.amount_minor,
+                        cause=h.cause,
+                        at=h.at,
+                    )
+                    for h in history.get(r.id, [])
+                ],
+            )
+            for r in items
+        ],
+        next_cursor=cursor,
+    )

@@ -1,0 +1,1 @@
+"""The double-entry ledger: balanced, append-only postings and account balances."""

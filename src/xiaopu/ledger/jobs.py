@@ -1,0 +1,12 @@
+"""Scheduled ledger work: reconciliation of balance counters against entries."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.jobs import JobContext
+from xiaopu.ledger import service
+
+
+async def reconcile(session: AsyncSession, ctx: JobContext, _: bytes) -> None:
+    await service.reconcile(session)

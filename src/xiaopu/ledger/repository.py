@@ -1,0 +1,150 @@
+"""Queries for ledger accounts, transactions and entries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.kit.ids import new_id
+from xiaopu.models.ledger import (
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    OwnerKind,
+    Purpose,
+)
+
+AccountKey = tuple[OwnerKind, uuid.UUID, Purpose, str]
+
+
+async def account_ids(
+    session: AsyncSession, keys: Sequence[AccountKey]
+) -> dict[AccountKey, uuid.UUID]:
+    """Ids of these accounts, opening the missing ones (a concurrent opener is harmless)."""
+    wanted = set(keys)
+    found = await _existing(session, wanted)
+    missing = wanted - found.keys()
+    if missing:
+        await session.execute(
+            pg_insert(LedgerAccount)
+            .values(
+                [
+                    {
+                        "id": new_id(),
+                        "owner_kind": kind,
+                        "owner_id": owner,
+                        "purpose": purpose,
+                        "currency": currency,
+                        "balance_minor": None if kind is OwnerKind.platform else 0,
+                    }
+                    for kind, owner, purpose, currency in missing
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
+        found.update(await _existing(session, missing))
+    return found
+
+
+async def _existing(session: AsyncSession, keys: set[AccountKey]) -> dict[AccountKey, uuid.UUID]:
+    owners = {k[1] for k in keys}
+    rows = await session.execute(
+        select(
+            LedgerAccount.id,
+            LedgerAccount.owner_kind,
+            LedgerAccount.owner_id,
+            LedgerAccount.purpose,
+            LedgerAccount.currency,
+        ).where(LedgerAccount.owner_id.in_(owners))
+    )
+    out = {}
+    for row in rows:
+        key = (row.owner_kind, row.owner_id, row.purpose, row.currency)
+        if key in keys:
+            out[key] = row.id
+    return out
+
+
+async def claim_transaction(
+    session: AsyncSession, kind: str, cause: str, memo: str | None, reverses_id: uuid.UUID | None
+) -> uuid.UUID | None:
+    """Start a transaction for `cause`; None if that cause was posted before."""
+    stmt = (
+        pg_insert(LedgerTransaction)
+        .values(id=new_id(), kind=kind, cause=cause, memo=memo, reverses_id=reverses_id)
+        .on_conflict_do_nothing(index_elements=["cause"])
+        .returning(LedgerTransaction.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def add_entries(
+    session: AsyncSession, transaction_id: uuid.UUID, currency: str, amounts: dict[uuid.UUID, int]
+) -> None:
+    """All of a transaction's entries in one statement: the balance check runs once, at its end."""
+    await session.execute(
+        pg_insert(LedgerEntry).values(
+            [
+                {
+                    "id": new_id(),
+                    "transaction_id": transaction_id,
+                    "account_id": account_id,
+                    "amount_minor": amount,
+                    "currency": currency,
+                }
+                for account_id, amount in sorted(amounts.items())
+            ]
+        )
+    )
+    # Counters move in the same transaction; platform accounts (NULL) keep none.
+    await session.execute(
+        text(
+            "UPDATE ledger_accounts SET balance_minor = balance_minor + d.amount "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:amounts AS bigint[])) AS d(id, amount) "
+            "WHERE ledger_accounts.id = d.id AND balance_minor IS NOT NULL"
+        ),
+        {"ids": sorted(amounts), "amounts": [amounts[k] for k in sorted(amounts)]},
+    )
+
+
+async def balances(
+    session: AsyncSession, owner_kind: OwnerKind, owner_id: uuid.UUID
+) -> Sequence[tuple[Purpose, str, int]]:
+    """(purpose, currency, balance) of an owner's accounts, summed from the entries."""
+    rows = await session.execute(
+        text(
+            "SELECT a.purpose, a.currency, coalesce(sum(e.amount_minor), 0) AS balance "
+            "FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id "
+            "WHERE a.owner_kind = :kind AND a.owner_id = :owner "
+            "GROUP BY a.purpose, a.currency ORDER BY a.currency, a.purpose"
+        ),
+        {"kind": str(owner_kind), "owner": owner_id},
+    )
+    return [(Purpose(r.purpose), str(r.currency), int(r.balance)) for r in rows]
+
+
+async def counter_mismatches(session: AsyncSession) -> Sequence[tuple[uuid.UUID, int, int]]:
+    """Accounts whose kept counter differs from the sum of their entries."""
+    rows = await session.execute(
+        text(
+            "SELECT a.id, a.balance_minor, coalesce(s.total, 0) AS total FROM ledger_accounts a "
+            "LEFT JOIN (SELECT account_id, sum(amount_minor) AS total FROM ledger_entries "
+            "GROUP BY account_id) s ON s.account_id = a.id "
+            "WHERE a.balance_minor IS NOT NULL AND a.balance_minor <> coalesce(s.total, 0)"
+        )
+    )
+    return [(r.id, int(r.balance_minor), int(r.total)) for r in rows]
+
+
+async def unbalanced_transactions(session: AsyncSession) -> int:
+    value = await session.scalar(
+        text(
+            "SELECT count(*) FROM (SELECT 1 FROM ledger_entries GROUP BY transaction_id, currency "
+            "HAVING sum(amount_minor) <> 0) t"
+        )
+    )
+    return int(value or 0)

@@ -1,0 +1,87 @@
+"""Posting to the ledger: balanced, idempotent transactions per cause; balances; reconciliation."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+import structlog
+from prometheus_client import Gauge
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.ledger import repository
+from xiaopu.models.ledger import OwnerKind, Purpose
+
+log = structlog.get_logger(__name__)
+
+RECONCILIATION_MISMATCHES = Gauge(
+    "xiaopu_ledger_mismatches",
+    "Ledger accounts whose balance counter differs from their entries, plus unbalanced "
+    "transactions, at the last reconciliation.",
+)
+
+
+class UnbalancedPosting(Exception):
+    """A bug, never a client's doing: a posting whose legs do not sum to zero."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    owner_kind: OwnerKind
+    owner_id: uuid.UUID
+    purpose: Purpose
+    amount_minor: int  # debit positive, credit negative
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    kind: str,
+    cause: str,
+    currency: str,
+    legs: list[Leg],
+    memo: str | None = None,
+    reverses_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """Post one balanced transaction for `cause`, once: a cause posted before posts nothing
+    (returns None). Legs on the same account are netted; zero legs are dropped."""
+    net: dict[tuple[OwnerKind, uuid.UUID, Purpose, str], int] = defaultdict(int)
+    for leg in legs:
+        net[(leg.owner_kind, leg.owner_id, leg.purpose, currency)] += leg.amount_minor
+    if sum(net.values()) != 0:
+        raise UnbalancedPosting(f"{cause}: legs sum to {sum(net.values())}")
+    net = {key: amount for key, amount in net.items() if amount}
+    transaction_id = await repository.claim_transaction(session, kind, cause, memo, reverses_id)
+    if transaction_id is None or not net:
+        return transaction_id
+    ids = await repository.account_ids(session, list(net))
+    await repository.add_entries(
+        session, transaction_id, currency, {ids[key]: amount for key, amount in net.items()}
+    )
+    return transaction_id
+
+
+async def balances(
+    session: AsyncSession, owner_kind: OwnerKind, owner_id: uuid.UUID
+) -> dict[str, dict[Purpose, int]]:
+    """currency -> purpose -> balance (debit positive) of an owner's accounts."""
+    out: dict[str, dict[Purpose, int]] = defaultdict(dict)
+    for purpose, currency, balance in await repository.balances(session, owner_kind, owner_id):
+        out[currency][purpose] = balance
+    return dict(out)
+
+
+async def reconcile(session: AsyncSession) -> int:
+    """Check every kept counter against its entries and every transaction's balance; log and
+    expose what disagrees. Returns the number of problems."""
+    mismatches = await repository.counter_mismatches(session)
+    unbalanced = await repository.unbalanced_transactions(session)
+    for account_id, counter, total in mismatches:
+        log.error(
+            "ledger.counter_mismatch", account_id=str(account_id), counter=counter, entries=total
+        )
+    if unbalanced:
+        log.error("ledger.unbalanced_transactions", count=unbalanced)
+    RECONCILIATION_MISMATCHES.set(len(mismatches) + unbalanced)
+    return len(mismatches) + unbalanced
