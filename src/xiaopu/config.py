@@ -142,6 +142,9 @@ class Settings(BaseSettings):
             "earnings for an operator's review."
         ),
     )
+    payout_threshold_minor: int = Field(
+        default=1_000, ge=1, description="Smallest withdrawal, in minor units of its currency."
+    )
     max_line_quantity: int = Field(
         default=99, ge=1, le=10_000, description="Most units of one variant in one order."
     )

@@ -43,6 +43,7 @@ def schedules() -> list[Schedule]:
     from xiaopu.ledger import jobs as ledger_jobs
     from xiaopu.links import partitions
     from xiaopu.orders import jobs as order_jobs
+    from xiaopu.payouts import jobs as payout_jobs
 
     return [
         Schedule(
@@ -68,6 +69,12 @@ def schedules() -> list[Schedule]:
             "*/5 * * * *",
             order_jobs.complete,
             "Complete delivered supplier orders whose return window closed with no open return.",
+        ),
+        Schedule(
+            "payouts.run",
+            "30 * * * *",
+            payout_jobs.run,
+            "Pay requested withdrawals in batches, one per currency, through the payout provider.",
         ),
         Schedule(
             "ledger.reconcile",

@@ -3,6 +3,7 @@ on completion, clawed back after it; the wallet and the ledger agree at every st
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -21,12 +22,12 @@ from tests.orders.helpers import (
     run_schedule,
     supplier_act,
 )
-from xiaopu.commissions import service as commissions
 from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
 from xiaopu.ledger import service as ledger
 from xiaopu.orders import returns
 from xiaopu.orders.schemas import OperatorReturnDecision
+from xiaopu.payouts import service as payouts
 
 
 async def _wallet(client: httpx.AsyncClient, m: Market) -> dict[str, Any]:
@@ -106,8 +107,7 @@ async def test_commissions_follow_the_order(
     test_clock.advance(timedelta(days=7, seconds=1))
     await run_schedule(session, settings, "orders.complete")
     # (The access token expired with the moved clock: read through the service from here.)
-    shop_id = order["shop_id"]
-    (balance,) = await commissions.wallet(session, shop_id)
+    (balance,) = await payouts.wallet(session, uuid.UUID(m.keeper.account_id))
     assert balance.pending_minor == 0
     assert balance.available_minor == 4_000
     await _ledger_is_sound(session)
@@ -127,7 +127,7 @@ async def test_commissions_follow_the_order(
         session, return_id, OperatorReturnDecision(decision="approve")
     )
     assert decided.status == "approved"
-    (balance,) = await commissions.wallet(session, shop_id)
+    (balance,) = await payouts.wallet(session, uuid.UUID(m.keeper.account_id))
     assert balance.available_minor == 0  # 4,000 - 2 × (1,000 + 1,000)
     assert balance.negative_carry_minor == 0
     await _ledger_is_sound(session)

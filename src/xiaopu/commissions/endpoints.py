@@ -1,4 +1,4 @@
-"""Routes for the shopkeeper's wallet and commission lines."""
+"""Routes for the shopkeeper's commission lines."""
 
 from __future__ import annotations
 
@@ -9,20 +9,12 @@ from fastapi import APIRouter, Query
 
 from xiaopu.auth.auth import CurrentPerson
 from xiaopu.commissions import service
-from xiaopu.commissions.schemas import CommissionOut, WalletBalance
+from xiaopu.commissions.schemas import CommissionOut
 from xiaopu.db import DbSession
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.models.ledger import PartStatus
-from xiaopu.shops import service as shops
 
 router = APIRouter(prefix="/v1/shops/mine", tags=["wallet"])
-
-
-@router.get("/wallet")
-async def get_wallet(person: CurrentPerson, session: DbSession) -> list[WalletBalance]:
-    """Earnings per currency: pending, held, available, paid out, and any negative carry."""
-    shop = await shops.shop_of(session, person.account_id)
-    return await service.wallet(session, shop.id)
 
 
 @router.get("/commissions")
@@ -35,5 +27,6 @@ async def list_commissions(
     until: Annotated[datetime | None, Query(description="Created before (UTC).")] = None,
 ) -> Page[CommissionOut]:
     """Every commission and markup line, newest first, with how it was computed and each change."""
-    shop = await shops.shop_of(session, person.account_id)
-    return await service.list_for_shop(session, shop.id, commission_status, since, until, page)
+    return await service.list_for_shop(
+        session, person.account_id, commission_status, since, until, page
+    )

@@ -1,4 +1,4 @@
-"""Response bodies for the shopkeeper's wallet and commission lines."""
+"""Response bodies for the shopkeeper's commission lines."""
 
 from __future__ import annotations
 
@@ -9,17 +9,6 @@ from pydantic import Field
 
 from xiaopu.kit.schema import ResponseModel
 from xiaopu.models.ledger import PartKind, PartStatus, Rule
-
-
-class WalletBalance(ResponseModel):
-    currency: str
-    pending_minor: int = Field(description="Earned on paid orders still in their return window.")
-    held_minor: int = Field(description="Self-purchases held for an operator's review.")
-    available_minor: int = Field(description="Completed: yours to withdraw.")
-    paid_minor: int = Field(description="Paid out to you so far.")
-    negative_carry_minor: int = Field(
-        description="Clawed back beyond your balance: later earnings cover it first."
-    )
 
 
 class CommissionHistoryOut(ResponseModel):

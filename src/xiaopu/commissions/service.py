@@ -1,5 +1,5 @@
 """Commission lines and their postings: accrued on payment, released on completion, reversed on
-a refund (a clawback once released or paid out), and the shopkeeper's wallet."""
+a refund (a clawback once released or paid out); the shopkeeper's list of them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.commissions import repository
-from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut, WalletBalance
+from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut
 from xiaopu.commissions.split import reversal, rounding_note, split_line
 from xiaopu.config import Settings
 from xiaopu.kit.clock import utcnow
@@ -29,6 +29,7 @@ from xiaopu.models.ledger import (
     Purpose,
     Rule,
 )
+from xiaopu.shops import service as shops
 
 _OWNER_KIND = {
     Beneficiary.shop: OwnerKind.shop,
@@ -240,35 +241,16 @@ async def reverse(
 # Reading: the shopkeeper's wallet and commission lines ---------------------------------------
 
 
-async def wallet(session: AsyncSession, shop_id: uuid.UUID) -> list[WalletBalance]:
-    out = []
-    for currency, by_purpose in sorted(
-        (await ledger.balances(session, OwnerKind.shop, shop_id)).items()
-    ):
-        # Earnings are what the platform owes: credits, so negative in the ledger's sign.
-        available = -by_purpose.get(Purpose.earnings_available, 0)
-        out.append(
-            WalletBalance(
-                currency=currency,
-                pending_minor=-by_purpose.get(Purpose.earnings_pending, 0),
-                held_minor=-by_purpose.get(Purpose.earnings_held, 0),
-                available_minor=max(available, 0),
-                paid_minor=by_purpose.get(Purpose.earnings_paid, 0),
-                negative_carry_minor=max(-available, 0),
-            )
-        )
-    return out
-
-
 async def list_for_shop(
     session: AsyncSession,
-    shop_id: uuid.UUID,
+    account_id: uuid.UUID,
     status: PartStatus | None,
     since: datetime | None,
     until: datetime | None,
     page: PageParams,
 ) -> Page[CommissionOut]:
-    rows = await repository.page_for_shop(session, shop_id, status, since, until, page)
+    shop = await shops.shop_of(session, account_id)
+    rows = await repository.page_for_shop(session, shop.id, status, since, until, page)
     items, cursor = id_page(rows, page, lambda r: r.id)
     history = await repository.history(session, [r.id for r in items])
     return Page[CommissionOut](

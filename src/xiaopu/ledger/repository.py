@@ -148,3 +148,19 @@ async def unbalanced_transactions(session: AsyncSession) -> int:
         )
     )
     return int(value or 0)
+
+
+async def lock_counter(session: AsyncSession, key: AccountKey) -> int:
+    """Lock one counted account and read its balance (0 if it was never opened)."""
+    kind, owner, purpose, currency = key
+    stmt = (
+        select(LedgerAccount.balance_minor)
+        .where(
+            LedgerAccount.owner_kind == kind,
+            LedgerAccount.owner_id == owner,
+            LedgerAccount.purpose == purpose,
+            LedgerAccount.currency == currency,
+        )
+        .with_for_update()
+    )
+    return int(await session.scalar(stmt) or 0)

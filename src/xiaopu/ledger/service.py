@@ -85,3 +85,15 @@ async def reconcile(session: AsyncSession) -> int:
         log.error("ledger.unbalanced_transactions", count=unbalanced)
     RECONCILIATION_MISMATCHES.set(len(mismatches) + unbalanced)
     return len(mismatches) + unbalanced
+
+
+async def lock_balance(
+    session: AsyncSession,
+    owner_kind: OwnerKind,
+    owner_id: uuid.UUID,
+    purpose: Purpose,
+    currency: str,
+) -> int:
+    """The balance of a counted account, locked until the transaction ends: the way to check
+    funds and then move them without another transaction moving them in between."""
+    return await repository.lock_counter(session, (owner_kind, owner_id, purpose, currency))

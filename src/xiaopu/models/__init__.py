@@ -32,6 +32,7 @@ from xiaopu.models.orders import (
     SupplierOrder,
     SupplierOrderStatus,
 )
+from xiaopu.models.payouts import PayoutBatch, Withdrawal, WithdrawalStatus
 from xiaopu.models.shops import Shop, ShopLevel, ShopProduct
 from xiaopu.models.suppliers import (
     MemberRole,
@@ -78,6 +79,7 @@ __all__ = [
     "Payment",
     "PaymentCallback",
     "PaymentStatus",
+    "PayoutBatch",
     "PayoutMethod",
     "Product",
     "ProductStatus",
@@ -101,4 +103,6 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "Withdrawal",
+    "WithdrawalStatus",
 ]

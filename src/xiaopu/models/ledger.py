@@ -36,7 +36,7 @@ class Purpose(enum.StrEnum):
     earnings_pending = "earnings_pending"
     earnings_held = "earnings_held"
     earnings_available = "earnings_available"
-    earnings_paid = "earnings_paid"
+    earnings_withdrawing = "earnings_withdrawing"  # asked for, not yet paid out
     payable_pending = "payable_pending"
     payable = "payable"
     fees_pending = "fees_pending"

@@ -1,0 +1,52 @@
+"""Withdrawals shopkeepers ask for, and the payout batches that pay them."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from xiaopu.models.base import Base, IdMixin, TimestampMixin, text_enum
+
+
+class WithdrawalStatus(enum.StrEnum):
+    requested = "requested"  # funds moved out of `available`, waiting for a batch
+    processing = "processing"  # in a batch, sent to the payout provider
+    paid = "paid"
+    failed = "failed"  # funds back in `available`; may be retried
+
+
+class Withdrawal(IdMixin, TimestampMixin, Base):
+    __tablename__ = "withdrawals"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index(None, "shop_id", "id"),
+        Index("ix_withdrawals_queue", "currency", "id", postgresql_where="status = 'requested'"),
+    )
+
+    shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[WithdrawalStatus] = mapped_column(
+        text_enum(WithdrawalStatus, "withdrawal_status"), default=WithdrawalStatus.requested
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payout_batches.id"))
+    provider_ref: Mapped[str | None] = mapped_column(String(128))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    paid_at: Mapped[datetime | None]
+
+
+class PayoutBatch(IdMixin, TimestampMixin, Base):
+    __tablename__ = "payout_batches"
+
+    currency: Mapped[str] = mapped_column(String(3))
+    item_count: Mapped[int] = mapped_column(Integer)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    paid_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    completed_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Withdrawals and payout batches through a payout provider."""

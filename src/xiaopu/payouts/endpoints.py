@@ -1,0 +1,66 @@
+"""Routes for the shopkeeper's wallet and withdrawals, and operators' payout runs."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from xiaopu.auth.auth import CurrentOperator, CurrentPerson
+from xiaopu.db import DbSession
+from xiaopu.deps import AppSettings
+from xiaopu.idempotency.service import RequiredIdempotency
+from xiaopu.kit.pagination import Page, Pagination
+from xiaopu.payouts import service
+from xiaopu.payouts.schemas import BatchOut, WalletBalance, WithdrawalIn, WithdrawalOut
+
+router = APIRouter(prefix="/v1/shops/mine", tags=["wallet"])
+operator_router = APIRouter(prefix="/v1/operator/payouts", tags=["operator"])
+
+
+@router.get("/wallet")
+async def get_wallet(person: CurrentPerson, session: DbSession) -> list[WalletBalance]:
+    """Earnings per currency: pending, held, available, being withdrawn, paid, negative carry."""
+    return await service.wallet(session, person.account_id)
+
+
+@router.post("/withdrawals", status_code=status.HTTP_201_CREATED)
+async def request_withdrawal(
+    body: WithdrawalIn,
+    person: CurrentPerson,
+    session: DbSession,
+    settings: AppSettings,
+    idempotency: RequiredIdempotency,
+) -> WithdrawalOut:
+    """Withdraw from the available balance: at least the payout threshold, at most what is
+    available, and not while a clawback has left the balance negative."""
+    return await idempotency.once(
+        lambda: service.request_withdrawal(session, settings, person.account_id, body)
+    )
+
+
+@router.get("/withdrawals")
+async def list_withdrawals(
+    person: CurrentPerson, session: DbSession, page: Pagination
+) -> Page[WithdrawalOut]:
+    return await service.list_withdrawals(session, person.account_id, page)
+
+
+@router.post("/withdrawals/{withdrawal_id}/retry")
+async def retry_withdrawal(
+    withdrawal_id: uuid.UUID,
+    person: CurrentPerson,
+    session: DbSession,
+    settings: AppSettings,
+    idempotency: RequiredIdempotency,
+) -> WithdrawalOut:
+    """Ask again for a withdrawal whose payout failed (its funds went back to available)."""
+    return await idempotency.once(
+        lambda: service.retry_withdrawal(session, settings, person.account_id, withdrawal_id)
+    )
+
+
+@operator_router.post("/run")
+async def run_payouts(operator: CurrentOperator, session: DbSession) -> list[BatchOut]:
+    """Pay the waiting withdrawals now (the `payouts.run` schedule does this hourly)."""
+    return await service.run_batches(session)
