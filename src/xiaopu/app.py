@@ -16,6 +16,7 @@ from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
 from xiaopu.catalogue.endpoints import router as catalogue_router
 from xiaopu.commissions.endpoints import router as wallet_router
+from xiaopu.commissions.endpoints import supplier_router as statements_router
 from xiaopu.config import Settings, get_settings
 from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(catalogue_browse_router)
     app.include_router(shop_orders_router)
     app.include_router(wallet_router)
+    app.include_router(statements_router)
     app.include_router(payouts_router)
     app.include_router(operator_payouts_router)
     app.include_router(shops_router)

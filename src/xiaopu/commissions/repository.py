@@ -11,6 +11,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.kit.pagination import PageParams, newest_first
+from xiaopu.models import OrderLine
 from xiaopu.models.ledger import Beneficiary, Commission, CommissionEvent, PartStatus
 
 
@@ -71,3 +72,22 @@ async def history(
     for event in await session.scalars(stmt):
         out[event.commission_id].append(event)
     return out
+
+
+async def supplier_movements(
+    session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime
+) -> Sequence[tuple[CommissionEvent, Commission, str | None]]:
+    """Accruals and reversals of a supplier's order lines in [since, until), oldest first."""
+    stmt = (
+        select(CommissionEvent, Commission, OrderLine.sku)
+        .join(Commission, Commission.id == CommissionEvent.commission_id)
+        .outerjoin(OrderLine, OrderLine.id == Commission.order_line_id)
+        .where(
+            Commission.supplier_id == supplier_id,
+            CommissionEvent.action.in_(["accrued", "reversed"]),
+            CommissionEvent.at >= since,
+            CommissionEvent.at < until,
+        )
+        .order_by(CommissionEvent.id)
+    )
+    return [(e, c, sku) for e, c, sku in (await session.execute(stmt)).all()]

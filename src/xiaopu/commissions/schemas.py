@@ -38,3 +38,37 @@ class CommissionOut(ResponseModel):
     status: PartStatus
     created_at: datetime
     history: list[CommissionHistoryOut]
+
+
+class StatementLine(ResponseModel):
+    at: datetime
+    kind: str = Field(description="sale or refund")
+    cause: str
+    order_id: uuid.UUID
+    supplier_order_id: uuid.UUID
+    order_line_id: uuid.UUID | None = Field(description="Null on a shipping-only line.")
+    sku: str | None
+    currency: str
+    sales_minor: int = Field(description="The base at the supplier's price (negative: refunded).")
+    commission_minor: int
+    platform_fee_minor: int
+    shipping_minor: int
+    net_payable_minor: int = Field(description="The supplier's share of the base on this line.")
+
+
+class StatementTotals(ResponseModel):
+    currency: str
+    sales_minor: int = 0
+    refunds_minor: int = 0
+    commission_minor: int = 0
+    platform_fee_minor: int = 0
+    shipping_minor: int = 0
+    net_payable_minor: int = Field(default=0, description="Shares plus shipping, net of refunds.")
+
+
+class Statement(ResponseModel):
+    supplier_id: uuid.UUID
+    since: datetime
+    until: datetime
+    totals: list[StatementTotals]
+    lines: list[StatementLine]

@@ -1,0 +1,105 @@
+"""Supplier statements: for a period, each sale and refund line by line (sales, commissions,
+platform fees, shipping, net payable) per currency, built from the same rows the ledger posts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections import defaultdict
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.commissions import repository
+from xiaopu.commissions.schemas import Statement, StatementLine, StatementTotals
+from xiaopu.errors import AppError
+from xiaopu.models.ledger import Beneficiary, PartKind
+
+# The columns a statement line fills from each part.
+_COLUMN = {
+    (Beneficiary.supplier, PartKind.supplier_share): "net_payable_minor",
+    (Beneficiary.supplier, PartKind.shipping): "shipping_minor",
+    (Beneficiary.shop, PartKind.commission): "commission_minor",
+    (Beneficiary.platform, PartKind.platform_fee): "platform_fee_minor",
+}
+MAX_PERIOD_DAYS = 93
+
+
+class InvalidPeriod(AppError):
+    status = 422
+    code = "invalid_period"
+    title = "The statement period must end after it starts and span at most 93 days"
+
+
+async def statement(
+    session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime
+) -> Statement:
+    if until <= since or (until - since).days > MAX_PERIOD_DAYS:
+        raise InvalidPeriod()
+    rows = await repository.supplier_movements(session, supplier_id, since, until)
+    lines: dict[tuple[str, uuid.UUID, uuid.UUID | None], dict[str, object]] = {}
+    for event, commission, sku in rows:
+        kind = "sale" if event.action == "accrued" else "refund"
+        sign = 1 if kind == "sale" else -1
+        key = (event.cause, commission.supplier_order_id, commission.order_line_id)
+        line = lines.setdefault(
+            key,
+            {
+                "at": event.at,
+                "kind": kind,
+                "cause": event.cause,
+                "order_id": commission.order_id,
+                "supplier_order_id": commission.supplier_order_id,
+                "order_line_id": commission.order_line_id,
+                "sku": sku,
+                "currency": commission.currency,
+                "sales_minor": 0,
+                "commission_minor": 0,
+                "platform_fee_minor": 0,
+                "shipping_minor": 0,
+                "net_payable_minor": 0,
+            },
+        )
+        column = _COLUMN.get((commission.beneficiary, commission.kind))
+        if column is None:
+            continue  # the shop's markup is the buyer's money for the shop, not the supplier's
+        amount = sign * event.amount_minor
+        line[column] = int(str(line[column])) + amount
+    out = [StatementLine.model_validate(v) for v in lines.values()]
+    for item in out:
+        # The base the supplier sold at: what it is owed plus what it gave up from the base.
+        item.sales_minor = item.net_payable_minor + item.commission_minor + item.platform_fee_minor
+        if item.order_line_id is None:
+            item.sales_minor = 0  # a shipping-only line
+    out.sort(key=lambda i: (i.at, str(i.supplier_order_id), str(i.order_line_id)))
+    totals: dict[str, StatementTotals] = defaultdict(lambda: StatementTotals(currency=""))
+    for item in out:
+        t = totals[item.currency]
+        t.currency = item.currency
+        if item.kind == "sale":
+            t.sales_minor += item.sales_minor
+        else:
+            t.refunds_minor += -item.sales_minor
+        t.commission_minor += item.commission_minor
+        t.platform_fee_minor += item.platform_fee_minor
+        t.shipping_minor += item.shipping_minor
+        t.net_payable_minor += item.net_payable_minor + item.shipping_minor
+    return Statement(
+        supplier_id=supplier_id,
+        since=since,
+        until=until,
+        totals=sorted(totals.values(), key=lambda t: t.currency),
+        lines=out,
+    )
+
+
+def as_csv(result: Statement) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    columns = list(StatementLine.model_fields)
+    writer.writerow(columns)
+    for line in result.lines:
+        data = line.model_dump(mode="json")
+        writer.writerow(["" if data[c] is None else data[c] for c in columns])
+    return buffer.getvalue()
