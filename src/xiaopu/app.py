@@ -27,6 +27,7 @@ from xiaopu.links.clicks import ClickRecorder
 from xiaopu.links.endpoints import router as links_router
 from xiaopu.links.redirect import PREFIX, LinkCache, ShareLinks
 from xiaopu.observability import RequestContextMiddleware, configure_logging
+from xiaopu.orders.endpoints import operator_refunds_router
 from xiaopu.orders.endpoints import operator_router as operator_returns_router
 from xiaopu.orders.endpoints import payment_router as payments_router
 from xiaopu.orders.endpoints import router as orders_router
@@ -133,6 +134,7 @@ def create_app(
     app.include_router(fulfilment_router)
     app.include_router(payments_router)
     app.include_router(operator_returns_router)
+    app.include_router(operator_refunds_router)
     app.include_router(webhooks_router)
     app.include_router(links_router)
     return app

@@ -298,8 +298,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
                 "A value was not acceptable to store (bad characters, out of range or too long)."
             )
         )
-    if state.startswith(("08", "53", "57P")):
-        # Out of connections or resources, or the server is going away: a retry will do.
+    if state.startswith(("08", "40", "53", "57")):
+        # Out of connections or resources, a deadlock or serialization loser, a statement timeout,
+        # or the server going away: nothing was changed, and a retry will do.
         log.warning("database_unavailable", sqlstate=state)
         return render(DatabaseBusy())
     if state.startswith("23"):

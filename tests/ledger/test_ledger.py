@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.ledger import service as ledger
-from xiaopu.ledger.service import Leg, UnbalancedPosting
+from xiaopu.ledger.service import AlreadyPosted, Leg, UnbalancedPosting
 from xiaopu.models.ledger import PLATFORM_ID, LedgerEntry, LedgerTransaction, OwnerKind, Purpose
 
 
@@ -72,9 +72,11 @@ async def test_a_cause_posts_once(session: AsyncSession) -> None:
     shop, cause = uuid.uuid4(), f"test:{uuid.uuid4()}"
     await _post(session, shop, 500, cause)
     again = await ledger.post(
-        session, kind="test", cause=cause, currency="CNY", legs=_legs(shop, 500)
+        session, kind="test", cause=cause, currency="CNY", legs=_legs(shop, 500), replay_ok=True
     )
     assert again is None
+    with pytest.raises(AlreadyPosted):
+        await ledger.post(session, kind="test", cause=cause, currency="CNY", legs=_legs(shop, 500))
     count = await session.scalar(
         select(func.count()).select_from(LedgerTransaction).where(LedgerTransaction.cause == cause)
     )

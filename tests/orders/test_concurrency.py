@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 
+from tests.catalogue.helpers import add_to_shop, new_actor, open_shop
 from tests.orders.conftest import Live
 from tests.orders.helpers import ADDRESS, checkout, market, place
+from xiaopu.ledger import service as ledger
 from xiaopu.models import Payment, PaymentCallback, Variant
 from xiaopu.orders.providers import CallbackKind, SandboxProvider
 
@@ -110,3 +114,42 @@ async def test_a_payment_reported_under_many_event_ids_is_paid_once(live: Live) 
         stored = (await session.execute(text("SELECT outcome FROM payment_callbacks"))).all()
     assert Counter(o for (o,) in stored) == {"applied": 1, "already_paid": 29}
     assert json.loads(signed[0][1])["kind"] == "paid"
+
+
+async def test_payments_of_multi_supplier_orders_do_not_deadlock(live: Live) -> None:
+    """Two shops' orders name two suppliers in opposite orders; paid all at once, each posting
+    locks the same shop and supplier accounts. They must queue, not deadlock."""
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, suppliers=2, stock=1000, price=1000)
+    p1, p2 = m.suppliers
+    keeper_b = await new_actor(live.client)
+    shop_b = await open_shop(live.client, keeper_b.headers)
+    for supply in (p1, p2):
+        added = await add_to_shop(live.client, keeper_b.headers, supply.products[0])
+        assert added.status_code == 201, added.text
+    forward = [(p1.variants[0], 1), (p2.variants[0], 1)]
+    backward = [(p2.variants[0], 1), (p1.variants[0], 1)]
+    orders = []
+    for _ in range(30):
+        orders.append(await checkout(live.client, m.slug, forward))
+        orders.append(await checkout(live.client, shop_b["slug"], backward))
+    sandbox = SandboxProvider(live.settings)
+
+    async def paid(order: dict[str, Any]) -> httpx.Response:
+        callback = sandbox.new_callback(
+            CallbackKind.paid,
+            payment_ref=order["payment"]["provider_ref"],
+            amount_minor=order["total_minor"],
+            currency=order["currency"],
+        )
+        headers, body = sandbox.sign_callback(callback)
+        return await live.client.post(
+            "/v1/payments/sandbox/callbacks", content=body, headers=headers
+        )
+
+    responses = await asyncio.gather(*(paid(o) for o in orders))
+    assert Counter(r.status_code for r in responses) == {200: 60}, [
+        r.text for r in responses if r.status_code != 200
+    ][:2]
+    async with live.sessionmaker() as session:
+        assert await ledger.reconcile(session) == 0

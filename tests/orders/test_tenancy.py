@@ -527,6 +527,10 @@ async def test_only_operators_see_and_decide_returns(
         assert_problem(listed, status, code)
         decided = await call(client, "POST", decide, headers, {"decision": "approve"})
         assert_problem(decided, status, code)
+        refunds = await client.get("/v1/operator/refunds", headers=headers)
+        assert_problem(refunds, status, code)
+        retry = await call(client, "POST", f"/v1/operator/refunds/{uuid.uuid4()}/retry", headers)
+        assert_problem(retry, status, code)
 
     returns = await client.get(f"/v1/suppliers/{w.a.id}/returns", headers=w.a.headers)
     assert [r["status"] for r in returns.json()["items"]] == ["requested"]
@@ -588,6 +592,8 @@ COVERED = {
     ("POST", "/v1/suppliers/{supplier_id}/returns/{return_id}/reject"),
     ("GET", "/v1/operator/returns"),
     ("POST", "/v1/operator/returns/{return_id}/decide"),
+    ("GET", "/v1/operator/refunds"),
+    ("POST", "/v1/operator/refunds/{refund_id}/retry"),
     ("POST", "/v1/payments/{provider}/callbacks"),
     ("POST", "/v1/carriers/callbacks"),
     ("POST", "/v1/sandbox/payments/{provider_ref}/pay"),
@@ -602,6 +608,7 @@ def test_every_order_route_is_covered_here() -> None:
         endpoints.supplier_router,
         endpoints.payment_router,
         endpoints.operator_router,
+        endpoints.operator_refunds_router,
     ]
     routes = {
         (method, route.path)

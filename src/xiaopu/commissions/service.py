@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.commissions import repository
 from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut
-from xiaopu.commissions.split import reversal, rounding_note, split_line
+from xiaopu.commissions.split import PLATFORM_MARKUP, reversal, rounding_note, split_line
 from xiaopu.config import Settings
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import Page, PageParams, id_page
@@ -110,8 +110,8 @@ async def accrue(
             line.base_minor, line.markup_minor, line.commission_bps, line.platform_fee_bps, rule
         )
         for (beneficiary, kind), amount in parts.items():
-            if beneficiary is not Beneficiary.shop and amount == 0:
-                continue
+            if (beneficiary, kind) == PLATFORM_MARKUP and rule is not Rule.self_purchase_none:
+                continue  # only the `none` policy sends markup to the platform
             status = PartStatus.pending
             if beneficiary is Beneficiary.shop and rule is Rule.self_purchase_hold:
                 status = PartStatus.held
@@ -167,6 +167,24 @@ async def accrue(
     await ledger.post(session, kind="accrual", cause=cause, currency=part.currency, legs=legs)
     session.add_all(_history(r, "accrued", r.accrued_minor, cause, now) for r in rows)
     await session.flush()
+
+
+def _keys(shop_id: uuid.UUID, supplier_id: uuid.UUID, currency: str) -> list[ledger.AccountKey]:
+    """Every counted account an order's postings can touch for this shop and supplier."""
+    return [
+        (OwnerKind.shop, shop_id, Purpose.earnings_pending, currency),
+        (OwnerKind.shop, shop_id, Purpose.earnings_held, currency),
+        (OwnerKind.shop, shop_id, Purpose.earnings_available, currency),
+        (OwnerKind.supplier, supplier_id, Purpose.payable_pending, currency),
+        (OwnerKind.supplier, supplier_id, Purpose.payable, currency),
+    ]
+
+
+async def lock_for(session: AsyncSession, parts: Sequence[SupplierOrder]) -> None:
+    """Lock, in one global order, the accounts that postings for these supplier orders touch:
+    call it before posting for several of them in one transaction."""
+    keys = [k for p in parts for k in _keys(p.shop_id, p.supplier_id, p.currency)]
+    await ledger.lock_accounts(session, keys)
 
 
 async def release(session: AsyncSession, part: SupplierOrder) -> None:
@@ -232,8 +250,13 @@ async def reverse(
             row.reversed_minor += shipping_minor
             legs.append(_leg(row, shipping_minor))
             session.add(_history(row, "reversed", shipping_minor, cause, now))
-    # The buyer gets back exactly what the parts give up (they always add up to the refund).
-    legs.append(_clearing(-sum(leg.amount_minor for leg in legs)))
+    # The buyer gets back exactly what the parts give up: they always add up to the refund.
+    refunded = sum(
+        (line.unit_price_minor + line.unit_markup_minor) * n for line, n in units.values()
+    )
+    if sum(leg.amount_minor for leg in legs) != refunded + shipping_minor:
+        raise ledger.UnbalancedPosting(f"{cause}: the parts do not add up to the refund")
+    legs.append(_clearing(-(refunded + shipping_minor)))
     await ledger.post(session, kind="refund", cause=cause, currency=part.currency, legs=legs)
     await session.flush()
 

@@ -41,7 +41,8 @@ async def account_ids(
                         "currency": currency,
                         "balance_minor": None if kind is OwnerKind.platform else 0,
                     }
-                    for kind, owner, purpose, currency in missing
+                    # Sorted: two transactions opening the same accounts lock them in one order.
+                    for kind, owner, purpose, currency in sorted(missing)
                 ]
             )
             .on_conflict_do_nothing()
@@ -86,6 +87,7 @@ async def add_entries(
     session: AsyncSession, transaction_id: uuid.UUID, currency: str, amounts: dict[uuid.UUID, int]
 ) -> None:
     """All of a transaction's entries in one statement: the balance check runs once, at its end."""
+    await lock_counted(session, list(amounts))
     await session.execute(
         pg_insert(LedgerEntry).values(
             [
@@ -164,3 +166,15 @@ async def lock_counter(session: AsyncSession, key: AccountKey) -> int:
         .with_for_update()
     )
     return int(await session.scalar(stmt) or 0)
+
+
+async def lock_counted(session: AsyncSession, account_ids: Sequence[uuid.UUID]) -> None:
+    """Lock the counted accounts among these in id order, the one order every posting takes
+    them in, so concurrent postings queue instead of deadlocking."""
+    await session.execute(
+        text(
+            "SELECT 1 FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) "
+            "AND balance_minor IS NOT NULL ORDER BY id FOR UPDATE"
+        ),
+        {"ids": sorted(account_ids)},
+    )

@@ -26,6 +26,10 @@ class UnbalancedPosting(Exception):
     """A bug, never a client's doing: a posting whose legs do not sum to zero."""
 
 
+class AlreadyPosted(Exception):
+    """A bug: a cause posted twice where the caller had already changed state for it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Leg:
     owner_kind: OwnerKind
@@ -43,9 +47,11 @@ async def post(
     legs: list[Leg],
     memo: str | None = None,
     reverses_id: uuid.UUID | None = None,
+    replay_ok: bool = False,
 ) -> uuid.UUID | None:
-    """Post one balanced transaction for `cause`, once: a cause posted before posts nothing
-    (returns None). Legs on the same account are netted; zero legs are dropped."""
+    """Post one balanced transaction for `cause`, once. A cause posted before posts nothing:
+    None when `replay_ok`, else AlreadyPosted (the caller changed state it must roll back).
+    Legs on the same account are netted; zero legs are dropped."""
     net: dict[tuple[OwnerKind, uuid.UUID, Purpose, str], int] = defaultdict(int)
     for leg in legs:
         net[(leg.owner_kind, leg.owner_id, leg.purpose, currency)] += leg.amount_minor
@@ -53,7 +59,11 @@ async def post(
         raise UnbalancedPosting(f"{cause}: legs sum to {sum(net.values())}")
     net = {key: amount for key, amount in net.items() if amount}
     transaction_id = await repository.claim_transaction(session, kind, cause, memo, reverses_id)
-    if transaction_id is None or not net:
+    if transaction_id is None:
+        if replay_ok:
+            return None
+        raise AlreadyPosted(cause)
+    if not net:
         return transaction_id
     ids = await repository.account_ids(session, list(net))
     await repository.add_entries(
@@ -97,3 +107,15 @@ async def lock_balance(
     """The balance of a counted account, locked until the transaction ends: the way to check
     funds and then move them without another transaction moving them in between."""
     return await repository.lock_counter(session, (owner_kind, owner_id, purpose, currency))
+
+
+AccountKey = tuple[OwnerKind, uuid.UUID, Purpose, str]
+
+
+async def lock_accounts(session: AsyncSession, keys: list[AccountKey]) -> None:
+    """Open and lock, in one global order, every account a unit of work will post to. Call it
+    before the first of several postings in one transaction (a payment of a multi-supplier
+    order, a completion batch): postings one by one would take the locks in business order
+    and deadlock with another transaction taking them in another."""
+    ids = await repository.account_ids(session, sorted(set(keys)))
+    await repository.lock_counted(session, list(ids.values()))

@@ -13,7 +13,7 @@ from xiaopu.db import DbSession
 from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import OptionalIdempotency, RequiredIdempotency, set_principal
 from xiaopu.kit.pagination import Page, Pagination
-from xiaopu.models import ReturnStatus, SupplierOrderStatus
+from xiaopu.models import RefundStatus, ReturnStatus, SupplierOrderStatus
 from xiaopu.orders import fulfilment, payments, returns, service
 from xiaopu.orders.auth import GuestToken, OrdersReader, OrdersWriter
 from xiaopu.orders.schemas import (
@@ -24,6 +24,7 @@ from xiaopu.orders.schemas import (
     CheckoutOut,
     OperatorReturnDecision,
     OrderOut,
+    RefundOut,
     ReturnDecisionIn,
     ReturnOut,
     ReturnRequest,
@@ -39,6 +40,7 @@ shop_router = APIRouter(prefix="/v1/shops/mine/orders", tags=["shops"])
 supplier_router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["fulfilment"])
 payment_router = APIRouter(tags=["payments"])
 operator_router = APIRouter(prefix="/v1/operator/returns", tags=["operator"])
+operator_refunds_router = APIRouter(prefix="/v1/operator/refunds", tags=["operator"])
 
 SIGNED_BODY = {
     "requestBody": {
@@ -259,6 +261,28 @@ async def decide_return(
 ) -> ReturnOut:
     """Decide an open return, or overrule a supplier's rejection."""
     return await idempotency.once(lambda: returns.operator_decides(session, return_id, body))
+
+
+@operator_refunds_router.get("")
+async def list_refunds_for_operator(
+    operator: CurrentOperator,
+    session: DbSession,
+    page: Pagination,
+    refund_status: Annotated[RefundStatus | None, Query(alias="status")] = None,
+) -> Page[RefundOut]:
+    """Refunds, newest first; `status=failed` lists those the provider refused."""
+    return await payments.list_refunds(session, refund_status, page)
+
+
+@operator_refunds_router.post("/{refund_id}/retry")
+async def retry_refund(
+    refund_id: uuid.UUID,
+    operator: CurrentOperator,
+    session: DbSession,
+    idempotency: RequiredIdempotency,
+) -> RefundOut:
+    """Send a refund the provider refused once more."""
+    return await idempotency.once(lambda: payments.retry_refund(session, refund_id))
 
 
 # Providers' callbacks and the sandbox ------------------------------------------------------

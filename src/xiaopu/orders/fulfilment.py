@@ -259,6 +259,7 @@ async def complete_due(session: AsyncSession, settings: Settings) -> int:
     """Complete delivered supplier orders whose return window has closed with no open return."""
     parts = await repository.due_for_completion(session, utcnow(), COMPLETION_BATCH)
     now = utcnow()
+    await commissions.lock_for(session, parts)
     for part in parts:
         part.status = S.completed
         part.completed_at = now

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu import queue
 from xiaopu.commissions import service as commissions
 from xiaopu.config import Environment, Settings
-from xiaopu.errors import AppError, NotFound
+from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
+from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.models import (
     Order,
     OrderStatus,
@@ -34,7 +35,7 @@ from xiaopu.orders.providers import (
     SandboxProvider,
     provider_for,
 )
-from xiaopu.orders.schemas import CallbackResult, SandboxPayResult, SignedCallback
+from xiaopu.orders.schemas import CallbackResult, RefundOut, SandboxPayResult, SignedCallback
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
 
@@ -125,6 +126,7 @@ async def _apply(
     await session.flush()
     await webhooks.emit(session, EventType.order_paid, order.shop_id, order_event(order))
     lines = await repository.lines_of_supplier_orders(session, [p.id for p in parts])
+    await commissions.lock_for(session, parts)
     for part in parts:
         part_lines = [ln for ln in lines if ln.supplier_order_id == part.id]
         await commissions.accrue(session, settings, order, part, part_lines)
@@ -293,6 +295,39 @@ async def send_refund(
             await refund_event(session, refund),
         )
     return refund.status
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
+    title = "Refund not found"
+
+
+class RefundNotRetryable(Conflict):
+    code = "refund_not_retryable"
+    title = "Only a failed refund can be retried"
+
+
+async def retry_refund(session: AsyncSession, refund_id: uuid.UUID) -> RefundOut:
+    """An operator sends a refund the provider refused once more. Its reversal stands: the
+    buyer is owed the money until the provider pays it."""
+    refund = await repository.refund(session, refund_id, lock=True)
+    if refund is None:
+        raise RefundNotFound()
+    if refund.status is not RefundStatus.failed:
+        raise RefundNotRetryable(extra={"current_status": str(refund.status)})
+    refund.status = RefundStatus.pending
+    refund.failure_reason = None
+    await session.flush()
+    await queue.enqueue(session, REFUND_JOB, json.dumps({"refund_id": str(refund.id)}).encode())
+    return RefundOut.model_validate(refund)
+
+
+async def list_refunds(
+    session: AsyncSession, status: RefundStatus | None, page: PageParams
+) -> Page[RefundOut]:
+    rows = await repository.page_of_refunds(session, status, page)
+    items, cursor = id_page(rows, page, lambda r: r.id)
+    return Page[RefundOut](items=[RefundOut.model_validate(r) for r in items], next_cursor=cursor)
 
 
 # Sandbox -----------------------------------------------------------------------------------

@@ -17,6 +17,10 @@ from xiaopu.config import Settings
 from xiaopu.errors import AppError, NotFound
 from xiaopu.kit.ids import new_id
 
+# The sandbox refuses refunds of amounts ending in these minor units, so a refused refund can be
+# played on purpose.
+SANDBOX_FAILING_CENTS = 13
+
 
 class CallbackKind(enum.StrEnum):
     paid = "paid"
@@ -131,7 +135,10 @@ class SandboxProvider:
     async def refund(
         self, payment_ref: str, refund_id: uuid.UUID, amount_minor: int, currency: str
     ) -> RefundOutcome:
-        return RefundOutcome(succeeded=True, provider_ref=f"sbx_re_{refund_id.hex}")
+        ref = f"sbx_re_{refund_id.hex}"
+        if amount_minor % 100 == SANDBOX_FAILING_CENTS:
+            return RefundOutcome(False, ref, "sandbox: the card issuer refused the refund")
+        return RefundOutcome(succeeded=True, provider_ref=ref)
 
 
 def provider_for(settings: Settings, name: str | None = None) -> PaymentProvider:

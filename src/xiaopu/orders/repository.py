@@ -20,6 +20,7 @@ from xiaopu.models import (
     PaymentCallback,
     Refund,
     RefundLine,
+    RefundStatus,
     Return,
     ReturnStatus,
     SupplierOrder,
@@ -46,6 +47,11 @@ def shop_orders(shop_id: uuid.UUID) -> Select[Order]:
 
 def supplier_orders(supplier_id: uuid.UUID) -> Select[SupplierOrder]:
     return select(SupplierOrder).where(SupplierOrder.supplier_id == supplier_id)
+
+
+def supplier_orders_any() -> Select[SupplierOrder]:
+    """Unscoped: for a buyer's request on their own order, already checked."""
+    return select(SupplierOrder)
 
 
 def supplier_returns(supplier_id: uuid.UUID) -> Select[Return]:
@@ -301,3 +307,12 @@ async def due_for_completion(
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(stmt)).all()
+
+
+async def page_of_refunds(
+    session: AsyncSession, status: RefundStatus | None, page: PageParams
+) -> Sequence[Refund]:
+    stmt = select(Refund)
+    if status is not None:
+        stmt = stmt.where(Refund.status == status)
+    return (await session.scalars(newest_first(stmt, Refund.id, page))).all()

@@ -20,7 +20,6 @@ from xiaopu.models import (
     RefundReason,
     Return,
     ReturnStatus,
-    SupplierOrder,
     SupplierOrderStatus,
 )
 from xiaopu.orders import payments, repository
@@ -119,8 +118,14 @@ async def request_return(
     line = await repository.line(session, data.line_id, lock=True)
     if line is None or line.order_id != order.id:
         raise LineNotFound()
-    part = await session.get(SupplierOrder, line.supplier_order_id)
+    # Locked: the completion job skips a part someone is asking a return on, or, holding it
+    # first, completes it before this sees it.
+    part = await repository.one_supplier_order(
+        session, repository.supplier_orders_any(), line.supplier_order_id, lock=True
+    )
     assert part is not None
+    if part.status is SupplierOrderStatus.completed:
+        raise ReturnWindowClosed("The supplier order has completed: its return window closed.")
     if part.status is not SupplierOrderStatus.delivered or part.delivered_at is None:
         raise NotDelivered(extra={"current_status": str(part.status)})
     closes_at = part.delivered_at + timedelta(days=line.return_window_days)
