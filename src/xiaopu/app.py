@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
 from xiaopu.catalogue.endpoints import router as catalogue_router
+from xiaopu.commissions.endpoints import operator_router as operator_commissions_router
 from xiaopu.commissions.endpoints import router as wallet_router
 from xiaopu.commissions.endpoints import supplier_router as statements_router
 from xiaopu.config import Settings, get_settings
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(shop_orders_router)
     app.include_router(wallet_router)
     app.include_router(statements_router)
+    app.include_router(operator_commissions_router)
     app.include_router(payouts_router)
     app.include_router(operator_payouts_router)
     app.include_router(shops_router)

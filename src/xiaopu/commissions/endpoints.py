@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from xiaopu.auth.auth import CurrentPerson
+from xiaopu.auth.auth import CurrentOperator, CurrentPerson
 from xiaopu.commissions import service, statements
-from xiaopu.commissions.schemas import CommissionOut, Statement
+from xiaopu.commissions.schemas import CommissionOut, HeldDecision, Statement
 from xiaopu.db import DbSession
+from xiaopu.idempotency.service import RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.models.ledger import PartStatus
 from xiaopu.orders.auth import OrdersReader
 
 router = APIRouter(prefix="/v1/shops/mine", tags=["wallet"])
+operator_router = APIRouter(prefix="/v1/operator/commissions", tags=["operator"])
 supplier_router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["statements"])
 
 
@@ -52,3 +55,23 @@ async def get_statement(
     if statement_format == "csv":
         return Response(statements.as_csv(result), media_type="text/csv; charset=utf-8")
     return Response(result.model_dump_json(), media_type="application/json")
+
+
+@operator_router.get("/held")
+async def list_held_commissions(
+    operator: CurrentOperator, session: DbSession, page: Pagination
+) -> Page[CommissionOut]:
+    """Self-purchase earnings held for review (policy `hold`), newest first."""
+    return await service.list_held(session, page)
+
+
+@operator_router.post("/held/{supplier_order_id}")
+async def decide_held_commissions(
+    supplier_order_id: uuid.UUID,
+    body: HeldDecision,
+    operator: CurrentOperator,
+    session: DbSession,
+    idempotency: RequiredIdempotency,
+) -> list[CommissionOut]:
+    """Release a supplier order's held earnings to the shop, or forfeit them."""
+    return await idempotency.once(lambda: service.decide_held(session, supplier_order_id, body))

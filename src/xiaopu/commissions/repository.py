@@ -91,3 +91,8 @@ async def supplier_movements(
         .order_by(CommissionEvent.id)
     )
     return [(e, c, sku) for e, c, sku in (await session.execute(stmt)).all()]
+
+
+async def page_held(session: AsyncSession, page: PageParams) -> Sequence[Commission]:
+    stmt = select(Commission).where(Commission.status == PartStatus.held)
+    return (await session.scalars(newest_first(stmt, Commission.id, page))).all()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
-from xiaopu.kit.schema import ResponseModel
+from xiaopu.kit.schema import RequestModel, ResponseModel
 from xiaopu.models.ledger import PartKind, PartStatus, Rule
 
 
@@ -72,3 +73,7 @@ class Statement(ResponseModel):
     until: datetime
     totals: list[StatementTotals]
     lines: list[StatementLine]
+
+
+class HeldDecision(RequestModel):
+    decision: Literal["release", "forfeit"]

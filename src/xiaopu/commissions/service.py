@@ -10,9 +10,10 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.commissions import repository
-from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut
+from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut, HeldDecision
 from xiaopu.commissions.split import PLATFORM_MARKUP, reversal, rounding_note, split_line
 from xiaopu.config import Settings
+from xiaopu.errors import NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.ledger import service as ledger
@@ -261,6 +262,56 @@ async def reverse(
     await session.flush()
 
 
+class NothingHeld(NotFound):
+    code = "nothing_held"
+    title = "This supplier order has no held earnings"
+
+
+async def decide_held(
+    session: AsyncSession, supplier_order_id: uuid.UUID, data: HeldDecision
+) -> list[CommissionOut]:
+    """An operator's decision on a self-purchase held for review: release the shop's earnings
+    (pending until completion, available after), or forfeit them (the commission back to the
+    supplier, the markup to the platform), wherever the order is in its life."""
+    rows = await repository.of_supplier_order(session, supplier_order_id, lock=True)
+    held = [r for r in rows if r.status is PartStatus.held]
+    if not held:
+        raise NothingHeld()
+    completed = any(
+        r.beneficiary is Beneficiary.supplier and r.status is PartStatus.available for r in rows
+    )
+    stage = PartStatus.available if completed else PartStatus.pending
+    cause = f"held-{data.decision}:{supplier_order_id}"
+    now = utcnow()
+    legs: list[Leg] = []
+    for row in held:
+        remaining = row.accrued_minor - row.reversed_minor
+        legs.append(_leg(row, remaining))  # out of `held`
+        if data.decision == "release":
+            row.status = stage
+            legs.append(_leg(row, -remaining))
+        else:
+            row.status = PartStatus.forfeited
+            to = Beneficiary.supplier if row.kind is PartKind.commission else Beneficiary.platform
+            purpose = _PURPOSE[(to, stage)]
+            owner = row.supplier_id if to is Beneficiary.supplier else PLATFORM_ID
+            legs.append(Leg(_OWNER_KIND[to], owner, purpose, -remaining))
+        session.add(_history(row, f"{data.decision}d", remaining, cause, now))
+    await ledger.post(
+        session, kind="held_decision", cause=cause, currency=held[0].currency, legs=legs
+    )
+    await session.flush()
+    history = await repository.history(session, [r.id for r in held])
+    return [_out(r, history) for r in held]
+
+
+async def list_held(session: AsyncSession, page: PageParams) -> Page[CommissionOut]:
+    rows = await repository.page_held(session, page)
+    items, cursor = id_page(rows, page, lambda r: r.id)
+    history = await repository.history(session, [r.id for r in items])
+    return Page[CommissionOut](items=[_out(r, history) for r in items], next_cursor=cursor)
+
+
 # Reading: the shopkeeper's wallet and commission lines ---------------------------------------
 
 
@@ -276,36 +327,34 @@ async def list_for_shop(
     rows = await repository.page_for_shop(session, shop.id, status, since, until, page)
     items, cursor = id_page(rows, page, lambda r: r.id)
     history = await repository.history(session, [r.id for r in items])
-    return Page[CommissionOut](
-        items=[
-            CommissionOut(
-                id=r.id,
-                order_id=r.order_id,
-                supplier_order_id=r.supplier_order_id,
-                order_line_id=r.order_line_id,
-                kind=r.kind,
-                currency=r.currency,
-                base_minor=r.base_minor,
-                rate_bps=r.rate_bps,
-                rule=r.rule,
-                rounding=r.rounding,
-                accrued_minor=r.accrued_minor,
-                reversed_minor=r.reversed_minor,
-                net_minor=r.accrued_minor - r.reversed_minor,
-                status=r.status,
-                created_at=r.created_at,
-                history=[
-                    CommissionHistoryOut(
-                        action=h.action,
-                        status=h.status,
-                        amount_minor=h.amount_minor,
-                        cause=h.cause,
-                        at=h.at,
-                    )
-                    for h in history.get(r.id, [])
-                ],
+    return Page[CommissionOut](items=[_out(r, history) for r in items], next_cursor=cursor)
+
+
+def _out(r: Commission, history: dict[uuid.UUID, list[CommissionEvent]]) -> CommissionOut:
+    return CommissionOut(
+        id=r.id,
+        order_id=r.order_id,
+        supplier_order_id=r.supplier_order_id,
+        order_line_id=r.order_line_id,
+        kind=r.kind,
+        currency=r.currency,
+        base_minor=r.base_minor,
+        rate_bps=r.rate_bps,
+        rule=r.rule,
+        rounding=r.rounding,
+        accrued_minor=r.accrued_minor,
+        reversed_minor=r.reversed_minor,
+        net_minor=r.accrued_minor - r.reversed_minor,
+        status=r.status,
+        created_at=r.created_at,
+        history=[
+            CommissionHistoryOut(
+                action=h.action,
+                status=h.status,
+                amount_minor=h.amount_minor,
+                cause=h.cause,
+                at=h.at,
             )
-            for r in items
+            for h in history.get(r.id, [])
         ],
-        next_cursor=cursor,
     )
