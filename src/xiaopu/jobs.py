@@ -66,7 +66,7 @@ def schedules() -> list[Schedule]:
         ),
         Schedule(
             "orders.complete",
-            "*/5 * * * *",
+            "* * * * *",
             order_jobs.complete,
             "Complete delivered supplier orders whose return window closed with no open return.",
         ),

@@ -6,10 +6,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import OrderLine
 from xiaopu.models.ledger import Beneficiary, Commission, CommissionEvent, PartStatus
@@ -96,3 +98,45 @@ async def supplier_movements(
 async def page_held(session: AsyncSession, page: PageParams) -> Sequence[Commission]:
     stmt = select(Commission).where(Commission.status == PartStatus.held)
     return (await session.scalars(newest_first(stmt, Commission.id, page))).all()
+
+
+async def release_pending(
+    session: AsyncSession, supplier_order_ids: Sequence[uuid.UUID], now: datetime
+) -> Sequence[Any]:
+    """Make the pending parts of these supplier orders available, in one statement; returns
+    (id, supplier_order_id, beneficiary, shop_id, supplier_id, currency, remaining) per part."""
+    rows = await session.execute(
+        text(
+            "UPDATE commissions SET status = 'available', updated_at = :now "
+            "WHERE supplier_order_id = ANY(CAST(:ids AS uuid[])) AND status = 'pending' "
+            "RETURNING id, supplier_order_id, beneficiary, shop_id, supplier_id, currency, "
+            "accrued_minor - reversed_minor AS remaining"
+        ),
+        {"ids": list(supplier_order_ids), "now": now},
+    )
+    return rows.all()
+
+
+async def add_history_many(
+    session: AsyncSession, rows: Sequence[tuple[uuid.UUID, str, str, int, str]], at: datetime
+) -> None:
+    """(commission, action, status, amount, cause) rows in one statement."""
+    if not rows:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO commission_events (id, commission_id, action, status, amount_minor, "
+            "cause, at) SELECT *, CAST(:at AS timestamptz) FROM unnest(CAST(:ids AS uuid[]), "
+            "CAST(:commissions AS uuid[]), CAST(:actions AS text[]), CAST(:statuses AS text[]), "
+            "CAST(:amounts AS bigint[]), CAST(:causes AS text[]))"
+        ),
+        {
+            "ids": [new_id() for _ in rows],
+            "commissions": [r[0] for r in rows],
+            "actions": [r[1] for r in rows],
+            "statuses": [r[2] for r in rows],
+            "amounts": [r[3] for r in rows],
+            "causes": [r[4] for r in rows],
+            "at": at,
+        },
+    )

@@ -4,6 +4,7 @@ a refund (a clawback once released or paid out); the shopkeeper's list of them."
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -188,24 +189,44 @@ async def lock_for(session: AsyncSession, parts: Sequence[SupplierOrder]) -> Non
     await ledger.lock_accounts(session, keys)
 
 
-async def release(session: AsyncSession, part: SupplierOrder) -> None:
-    """On completion: pending parts become available to the shop and payable to the supplier."""
-    cause = f"completion:{part.id}"
+async def release(session: AsyncSession, parts: Sequence[SupplierOrder]) -> int:
+    """On completion: the pending parts of these supplier orders become available to the shop,
+    payable to the supplier and earned by the platform; one posting per supplier order, all
+    written in a few statements (a completion run releases thousands). Held parts wait for an
+    operator; forfeited ones have nothing. Returns how many parts moved."""
     now = utcnow()
-    legs: list[Leg] = []
-    rows = await repository.of_supplier_order(session, part.id, lock=True)
-    for row in rows:
-        if row.status is not PartStatus.pending:
-            continue  # held parts wait for an operator; forfeited ones have nothing
-        remaining = row.accrued_minor - row.reversed_minor
-        legs += [_leg(row, remaining), _leg(row, -remaining, PartStatus.available)]
-        row.status = PartStatus.available
-        session.add(_history(row, "released", remaining, cause, now))
-    if legs:
-        await ledger.post(
-            session, kind="completion", cause=cause, currency=part.currency, legs=legs
+    moved = await repository.release_pending(session, [p.id for p in parts], now)
+    if not moved:
+        return 0
+    legs: dict[uuid.UUID, list[Leg]] = defaultdict(list)
+    currency: dict[uuid.UUID, str] = {}
+    history = []
+    for row in moved:
+        beneficiary = Beneficiary(row.beneficiary)
+        kind = _OWNER_KIND[beneficiary]
+        owner = (
+            row.shop_id
+            if beneficiary is Beneficiary.shop
+            else row.supplier_id
+            if beneficiary is Beneficiary.supplier
+            else PLATFORM_ID
         )
-    await session.flush()
+        pending = _PURPOSE[(beneficiary, PartStatus.pending)]
+        available = _PURPOSE[(beneficiary, PartStatus.available)]
+        legs[row.supplier_order_id] += [
+            Leg(kind, owner, pending, row.remaining),
+            Leg(kind, owner, available, -row.remaining),
+        ]
+        currency[row.supplier_order_id] = row.currency
+        cause = f"completion:{row.supplier_order_id}"
+        history.append((row.id, "released", str(PartStatus.available), row.remaining, cause))
+    postings = [
+        ledger.Posting(f"completion:{part_id}", currency[part_id], part_legs)
+        for part_id, part_legs in legs.items()
+    ]
+    await ledger.post_many(session, kind="completion", postings=postings)
+    await repository.add_history_many(session, history, now)
+    return len(moved)
 
 
 async def reverse(

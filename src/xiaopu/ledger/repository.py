@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import Uuid, cast, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,7 +53,7 @@ async def account_ids(
 
 
 async def _existing(session: AsyncSession, keys: set[AccountKey]) -> dict[AccountKey, uuid.UUID]:
-    owners = {k[1] for k in keys}
+    owners = sorted({k[1] for k in keys})
     rows = await session.execute(
         select(
             LedgerAccount.id,
@@ -60,7 +61,7 @@ async def _existing(session: AsyncSession, keys: set[AccountKey]) -> dict[Accoun
             LedgerAccount.owner_id,
             LedgerAccount.purpose,
             LedgerAccount.currency,
-        ).where(LedgerAccount.owner_id.in_(owners))
+        ).where(LedgerAccount.owner_id == func.any(cast(owners, ARRAY(Uuid()))))
     )
     out = {}
     for row in rows:
@@ -177,4 +178,54 @@ async def lock_counted(session: AsyncSession, account_ids: Sequence[uuid.UUID]) 
             "AND balance_minor IS NOT NULL ORDER BY id FOR UPDATE"
         ),
         {"ids": sorted(account_ids)},
+    )
+
+
+async def claim_transactions(
+    session: AsyncSession, kind: str, causes: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """Start one transaction per cause in one statement; causes posted before are left out."""
+    rows = await session.execute(
+        text(
+            "INSERT INTO ledger_transactions (id, kind, cause, created_at) "
+            "SELECT id, :kind, cause, now() FROM unnest(CAST(:ids AS uuid[]), "
+            "CAST(:causes AS text[])) AS t(id, cause) "
+            "ON CONFLICT (cause) DO NOTHING RETURNING id, cause"
+        ),
+        {"kind": kind, "ids": [new_id() for _ in causes], "causes": list(causes)},
+    )
+    return {row.cause: row.id for row in rows}
+
+
+async def add_many_entries(
+    session: AsyncSession, entries: Sequence[tuple[uuid.UUID, uuid.UUID, int, str]]
+) -> None:
+    """(transaction, account, amount, currency) rows in one statement, counters in another."""
+    accounts = sorted({e[1] for e in entries})
+    await lock_counted(session, accounts)
+    await session.execute(
+        text(
+            "INSERT INTO ledger_entries (id, transaction_id, account_id, amount_minor, currency, "
+            "created_at) SELECT * , now() FROM unnest(CAST(:ids AS uuid[]), "
+            "CAST(:transactions AS uuid[]), CAST(:accounts AS uuid[]), "
+            "CAST(:amounts AS bigint[]), CAST(:currencies AS text[]))"
+        ),
+        {
+            "ids": [new_id() for _ in entries],
+            "transactions": [e[0] for e in entries],
+            "accounts": [e[1] for e in entries],
+            "amounts": [e[2] for e in entries],
+            "currencies": [e[3] for e in entries],
+        },
+    )
+    totals: dict[uuid.UUID, int] = {}
+    for _, account, amount, _ in entries:
+        totals[account] = totals.get(account, 0) + amount
+    await session.execute(
+        text(
+            "UPDATE ledger_accounts SET balance_minor = balance_minor + d.amount "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:amounts AS bigint[])) AS d(id, amount) "
+            "WHERE ledger_accounts.id = d.id AND balance_minor IS NOT NULL"
+        ),
+        {"ids": accounts, "amounts": [totals[a] for a in accounts]},
     )

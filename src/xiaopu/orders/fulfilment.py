@@ -42,7 +42,7 @@ from xiaopu.shops import service as shops
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
 
-COMPLETION_BATCH = 200
+COMPLETION_BATCH = 1000
 S = SupplierOrderStatus
 
 
@@ -260,10 +260,10 @@ async def complete_due(session: AsyncSession, settings: Settings) -> int:
     parts = await repository.due_for_completion(session, utcnow(), COMPLETION_BATCH)
     now = utcnow()
     await commissions.lock_for(session, parts)
+    await commissions.release(session, parts)
     for part in parts:
         part.status = S.completed
         part.completed_at = now
-        await commissions.release(session, part)
         lines = await repository.lines_of_supplier_orders(session, [part.id])
         await session.flush()
         data: dict[str, Any] = supplier_order_event(part, lines)
