@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import OrderLine
-from xiaopu.models.ledger import Beneficiary, Commission, CommissionEvent, PartStatus
+from xiaopu.models.ledger import PLATFORM_ID, Beneficiary, Commission, CommissionEvent, PartStatus
 
 
 async def has_lines(session: AsyncSession, supplier_order_id: uuid.UUID) -> bool:
@@ -69,7 +69,7 @@ async def history(
     stmt = (
         select(CommissionEvent)
         .where(CommissionEvent.commission_id.in_(commission_ids))
-        .order_by(CommissionEvent.id)
+        .order_by(CommissionEvent.at, CommissionEvent.id)
     )
     for event in await session.scalars(stmt):
         out[event.commission_id].append(event)
@@ -103,16 +103,33 @@ async def page_held(session: AsyncSession, page: PageParams) -> Sequence[Commiss
 async def release_pending(
     session: AsyncSession, supplier_order_ids: Sequence[uuid.UUID], now: datetime
 ) -> Sequence[Any]:
-    """Make the pending parts of these supplier orders available, in one statement; returns
-    (id, supplier_order_id, beneficiary, shop_id, supplier_id, currency, remaining) per part."""
+    """Make the pending parts of these supplier orders available and record that in their
+    history, in one statement that keeps the rows in the database; returns what moved summed
+    per (supplier order, currency, beneficiary, owner): the legs of the completion postings."""
     rows = await session.execute(
         text(
-            "UPDATE commissions SET status = 'available', updated_at = :now "
-            "WHERE supplier_order_id = ANY(CAST(:ids AS uuid[])) AND status = 'pending' "
-            "RETURNING id, supplier_order_id, beneficiary, shop_id, supplier_id, currency, "
-            "accrued_minor - reversed_minor AS remaining"
+            """
+            WITH moved AS (
+                UPDATE commissions SET status = 'available', updated_at = :now
+                WHERE supplier_order_id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'
+                RETURNING id, supplier_order_id, beneficiary, shop_id, supplier_id, currency,
+                    accrued_minor - reversed_minor AS remaining
+            ), history AS (
+                INSERT INTO commission_events (id, commission_id, action, status, amount_minor,
+                    cause, at)
+                SELECT gen_random_uuid(), id, 'released', 'available', remaining,
+                    'completion:' || supplier_order_id, :now
+                FROM moved
+            )
+            SELECT supplier_order_id, currency, beneficiary,
+                CASE beneficiary WHEN 'shop' THEN shop_id WHEN 'supplier' THEN supplier_id
+                    ELSE CAST(:platform AS uuid) END AS owner_id,
+                sum(remaining)::bigint AS amount
+            FROM moved
+            GROUP BY 1, 2, 3, 4
+            """
         ),
-        {"ids": list(supplier_order_ids), "now": now},
+        {"ids": list(supplier_order_ids), "now": now, "platform": PLATFORM_ID},
     )
     return rows.all()
 

@@ -193,40 +193,23 @@ async def release(session: AsyncSession, parts: Sequence[SupplierOrder]) -> int:
     """On completion: the pending parts of these supplier orders become available to the shop,
     payable to the supplier and earned by the platform; one posting per supplier order, all
     written in a few statements (a completion run releases thousands). Held parts wait for an
-    operator; forfeited ones have nothing. Returns how many parts moved."""
-    now = utcnow()
-    moved = await repository.release_pending(session, [p.id for p in parts], now)
-    if not moved:
-        return 0
+    operator; forfeited ones have nothing. Returns how many supplier orders posted."""
+    moved = await repository.release_pending(session, [p.id for p in parts], utcnow())
     legs: dict[uuid.UUID, list[Leg]] = defaultdict(list)
     currency: dict[uuid.UUID, str] = {}
-    history = []
     for row in moved:
         beneficiary = Beneficiary(row.beneficiary)
         kind = _OWNER_KIND[beneficiary]
-        owner = (
-            row.shop_id
-            if beneficiary is Beneficiary.shop
-            else row.supplier_id
-            if beneficiary is Beneficiary.supplier
-            else PLATFORM_ID
-        )
-        pending = _PURPOSE[(beneficiary, PartStatus.pending)]
-        available = _PURPOSE[(beneficiary, PartStatus.available)]
         legs[row.supplier_order_id] += [
-            Leg(kind, owner, pending, row.remaining),
-            Leg(kind, owner, available, -row.remaining),
+            Leg(kind, row.owner_id, _PURPOSE[(beneficiary, PartStatus.pending)], row.amount),
+            Leg(kind, row.owner_id, _PURPOSE[(beneficiary, PartStatus.available)], -row.amount),
         ]
         currency[row.supplier_order_id] = row.currency
-        cause = f"completion:{row.supplier_order_id}"
-        history.append((row.id, "released", str(PartStatus.available), row.remaining, cause))
     postings = [
         ledger.Posting(f"completion:{part_id}", currency[part_id], part_legs)
         for part_id, part_legs in legs.items()
     ]
-    await ledger.post_many(session, kind="completion", postings=postings)
-    await repository.add_history_many(session, history, now)
-    return len(moved)
+    return await ledger.post_many(session, kind="completion", postings=postings)
 
 
 async def reverse(

@@ -30,23 +30,24 @@ async def account_ids(
     found = await _existing(session, wanted)
     missing = wanted - found.keys()
     if missing:
+        # Sorted: two transactions opening the same accounts lock them in one order.
+        ordered = sorted(missing)
         await session.execute(
-            pg_insert(LedgerAccount)
-            .values(
-                [
-                    {
-                        "id": new_id(),
-                        "owner_kind": kind,
-                        "owner_id": owner,
-                        "purpose": purpose,
-                        "currency": currency,
-                        "balance_minor": None if kind is OwnerKind.platform else 0,
-                    }
-                    # Sorted: two transactions opening the same accounts lock them in one order.
-                    for kind, owner, purpose, currency in sorted(missing)
-                ]
-            )
-            .on_conflict_do_nothing()
+            text(
+                "INSERT INTO ledger_accounts (id, owner_kind, owner_id, purpose, currency, "
+                "balance_minor, created_at) SELECT id, kind, owner, purpose, currency, "
+                "CASE WHEN kind = 'platform' THEN NULL ELSE 0 END, now() "
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS text[]), "
+                "CAST(:owners AS uuid[]), CAST(:purposes AS text[]), CAST(:currencies AS text[])) "
+                "AS t(id, kind, owner, purpose, currency) ON CONFLICT DO NOTHING"
+            ),
+            {
+                "ids": [new_id() for _ in ordered],
+                "kinds": [str(k[0]) for k in ordered],
+                "owners": [k[1] for k in ordered],
+                "purposes": [str(k[2]) for k in ordered],
+                "currencies": [k[3] for k in ordered],
+            },
         )
         found.update(await _existing(session, missing))
     return found
