@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, text
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.kit.ids import new_id
@@ -157,3 +157,34 @@ async def add_history_many(
             "at": at,
         },
     )
+
+
+async def paid_net(session: AsyncSession, shop_id: uuid.UUID, currency: str) -> int:
+    stmt = select(
+        func.coalesce(func.sum(Commission.accrued_minor - Commission.reversed_minor), 0)
+    ).where(
+        Commission.shop_id == shop_id,
+        Commission.beneficiary == Beneficiary.shop,
+        Commission.currency == currency,
+        Commission.status == PartStatus.paid,
+    )
+    return int(await session.scalar(stmt) or 0)
+
+
+async def oldest_available(
+    session: AsyncSession, shop_id: uuid.UUID, currency: str, limit: int
+) -> Sequence[Commission]:
+    stmt = (
+        select(Commission)
+        .where(
+            Commission.shop_id == shop_id,
+            Commission.beneficiary == Beneficiary.shop,
+            Commission.currency == currency,
+            Commission.status == PartStatus.available,
+        )
+        .order_by(Commission.id)
+        .limit(limit)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).all()

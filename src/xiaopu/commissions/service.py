@@ -266,6 +266,27 @@ async def reverse(
     await session.flush()
 
 
+async def mark_paid(
+    session: AsyncSession, shop_id: uuid.UUID, currency: str, paid_out: int, cause: str
+) -> int:
+    """After a payout: the shop's available lines, oldest first, become `paid` while everything
+    paid out so far (`paid_out`, all payouts in this currency) covers them. A line is paid
+    whole or not yet. Returns how many lines were marked."""
+    budget = paid_out - await repository.paid_net(session, shop_id, currency)
+    now = utcnow()
+    marked = 0
+    for row in await repository.oldest_available(session, shop_id, currency, limit=10_000):
+        net = row.accrued_minor - row.reversed_minor
+        if net > budget:
+            break
+        budget -= net
+        row.status = PartStatus.paid
+        session.add(_history(row, "paid", net, cause, now))
+        marked += 1
+    await session.flush()
+    return marked
+
+
 class NothingHeld(NotFound):
     code = "nothing_held"
     title = "This supplier order has no held earnings"

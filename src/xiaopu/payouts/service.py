@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.commissions import service as commissions
 from xiaopu.config import Settings
 from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
@@ -194,19 +195,19 @@ async def _pay(
     w.attempts += 1
     outcome = await provider.pay(w.id, attempt, w.shop_id, w.amount_minor, w.currency)
     w.provider_ref = outcome.provider_ref
-    # Lock the shop's available account first, as withdrawals do, before moving anything.
-    await ledger.lock_balance(
-        session, OwnerKind.shop, w.shop_id, Purpose.earnings_available, w.currency
-    )
     if outcome.succeeded:
         w.status = WithdrawalStatus.paid
         w.paid_at = utcnow()
         batch.paid_count += 1
+        await session.flush()
+        cause, kind, event = f"payout:{w.id}:{attempt}", "payout", EventType.payout_paid
+        # Commission lines before accounts: the order refunds and completion take them in.
+        paid_out = (await repository.paid_totals(session, w.shop_id)).get(w.currency, 0)
+        await commissions.mark_paid(session, w.shop_id, w.currency, paid_out, cause)
         legs = [
             _shop(w.shop_id, Purpose.earnings_withdrawing, w.amount_minor),
             Leg(OwnerKind.platform, PLATFORM_ID, Purpose.clearing, -w.amount_minor),
         ]
-        cause, kind, event = f"payout:{w.id}:{attempt}", "payout", EventType.payout_paid
     else:
         w.status = WithdrawalStatus.failed
         w.failure_reason = (outcome.failure_reason or "refused")[:500]
@@ -220,6 +221,10 @@ async def _pay(
             "payout_failed",
             EventType.payout_failed,
         )
+    # The shop's available account before `withdrawing`, as withdrawals take them.
+    await ledger.lock_balance(
+        session, OwnerKind.shop, w.shop_id, Purpose.earnings_available, w.currency
+    )
     await ledger.post(session, kind=kind, cause=cause, currency=w.currency, legs=legs)
     await session.flush()
     await webhooks.emit(session, event, w.shop_id, _event(w))
