@@ -101,6 +101,15 @@ async def test_commissions_follow_the_order(
     wallet = await _wallet(client, m)
     assert wallet["pending_minor"] == 2_000 + 2_000
     await _ledger_is_sound(session)
+    # The correction points at the accrual it partly reverses.
+    pointed = await session.scalar(
+        text(
+            "SELECT r.reverses_id = a.id FROM ledger_transactions r, ledger_transactions a "
+            "WHERE r.kind = 'refund' AND a.cause = :accrual"
+        ),
+        {"accrual": f"accrual:{part['id']}"},
+    )
+    assert pointed is True
 
     assert await run_queued(session, settings) == 1  # the refund goes out
     # The window closes: what is left becomes available.

@@ -262,7 +262,14 @@ async def reverse(
     if sum(leg.amount_minor for leg in legs) != refunded + shipping_minor:
         raise ledger.UnbalancedPosting(f"{cause}: the parts do not add up to the refund")
     legs.append(_clearing(-(refunded + shipping_minor)))
-    await ledger.post(session, kind="refund", cause=cause, currency=part.currency, legs=legs)
+    await ledger.post(
+        session,
+        kind="refund",
+        cause=cause,
+        currency=part.currency,
+        legs=legs,
+        reverses_id=await ledger.transaction_for(session, f"accrual:{part.id}"),
+    )
     await session.flush()
 
 

@@ -230,3 +230,8 @@ async def add_many_entries(
         ),
         {"ids": accounts, "amounts": [totals[a] for a in accounts]},
     )
+
+
+async def transaction_id(session: AsyncSession, cause: str) -> uuid.UUID | None:
+    stmt = select(LedgerTransaction.id).where(LedgerTransaction.cause == cause)
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -156,3 +156,8 @@ async def post_many(session: AsyncSession, *, kind: str, postings: list[Posting]
     if entries:
         await repository.add_many_entries(session, entries)
     return len(postings)
+
+
+async def transaction_for(session: AsyncSession, cause: str) -> uuid.UUID | None:
+    """The transaction posted for a cause, for a correction that points at what it reverses."""
+    return await repository.transaction_id(session, cause)
