@@ -12,6 +12,7 @@ from xiaopu.commissions import service as commissions
 from xiaopu.config import Settings
 from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
+from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
@@ -115,10 +116,19 @@ async def request_withdrawal(
     session: AsyncSession, settings: Settings, account_id: uuid.UUID, data: WithdrawalIn
 ) -> WithdrawalOut:
     shop = await shops.shop_of(session, account_id)
-    withdrawal = Withdrawal(shop_id=shop.id, currency=data.currency, amount_minor=data.amount_minor)
+    withdrawal = Withdrawal(
+        id=new_id(),
+        shop_id=shop.id,
+        currency=data.currency,
+        amount_minor=data.amount_minor,
+        status=WithdrawalStatus.requested,
+        attempts=0,
+    )
+    # Funds first, row second: inserting the row key-share-locks the shop, and the completion
+    # job locks the ledger accounts before the shop; taking them the other way round deadlocks.
+    await _reserve(session, settings, withdrawal, f"withdrawal:{withdrawal.id}:0")
     session.add(withdrawal)
     await session.flush()
-    await _reserve(session, settings, withdrawal, f"withdrawal:{withdrawal.id}:0")
     return WithdrawalOut.model_validate(withdrawal)
 
 
