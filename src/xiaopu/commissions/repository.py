@@ -121,12 +121,12 @@ async def release_pending(
                     'completion:' || supplier_order_id, :now
                 FROM moved
             )
-            SELECT supplier_order_id, currency, beneficiary,
+            SELECT currency, beneficiary,
                 CASE beneficiary WHEN 'shop' THEN shop_id WHEN 'supplier' THEN supplier_id
                     ELSE CAST(:platform AS uuid) END AS owner_id,
-                sum(remaining)::bigint AS amount
+                sum(remaining)::bigint AS amount, count(*) AS lines
             FROM moved
-            GROUP BY 1, 2, 3, 4
+            GROUP BY 1, 2, 3
             """
         ),
         {"ids": list(supplier_order_ids), "now": now, "platform": PLATFORM_ID},

@@ -16,6 +16,7 @@ from xiaopu.commissions.split import PLATFORM_MARKUP, reversal, rounding_note, s
 from xiaopu.config import Settings
 from xiaopu.errors import NotFound
 from xiaopu.kit.clock import utcnow
+from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
@@ -191,25 +192,32 @@ async def lock_for(session: AsyncSession, parts: Sequence[SupplierOrder]) -> Non
 
 async def release(session: AsyncSession, parts: Sequence[SupplierOrder]) -> int:
     """On completion: the pending parts of these supplier orders become available to the shop,
-    payable to the supplier and earned by the platform; one posting per supplier order, all
-    written in a few statements (a completion run releases thousands). Held parts wait for an
-    operator; forfeited ones have nothing. Returns how many supplier orders posted."""
+    payable to the supplier and earned by the platform. Held parts wait for an operator;
+    forfeited ones have nothing. Returns how many lines moved.
+
+    The batch is one journal posting per currency (cause `completion:{batch}`), netted per
+    account: a completion run releases thousands of supplier orders, and a transaction each
+    would write six entries per supplier order. Each line still records its own release
+    (`completion:{supplier_order}`) in its history, and the status change (pending to
+    available, in the same database transaction) is what makes a release happen once."""
     moved = await repository.release_pending(session, [p.id for p in parts], utcnow())
-    legs: dict[uuid.UUID, list[Leg]] = defaultdict(list)
-    currency: dict[uuid.UUID, str] = {}
+    batch = new_id()
+    legs: dict[str, list[Leg]] = defaultdict(list)
+    lines = 0
     for row in moved:
         beneficiary = Beneficiary(row.beneficiary)
         kind = _OWNER_KIND[beneficiary]
-        legs[row.supplier_order_id] += [
+        legs[row.currency] += [
             Leg(kind, row.owner_id, _PURPOSE[(beneficiary, PartStatus.pending)], row.amount),
             Leg(kind, row.owner_id, _PURPOSE[(beneficiary, PartStatus.available)], -row.amount),
         ]
-        currency[row.supplier_order_id] = row.currency
+        lines += row.lines
     postings = [
-        ledger.Posting(f"completion:{part_id}", currency[part_id], part_legs)
-        for part_id, part_legs in legs.items()
+        ledger.Posting(f"completion:{batch}:{currency}", currency, currency_legs)
+        for currency, currency_legs in sorted(legs.items())
     ]
-    return await ledger.post_many(session, kind="completion", postings=postings)
+    await ledger.post_many(session, kind="completion", postings=postings)
+    return lines
 
 
 async def reverse(
