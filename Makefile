@@ -49,6 +49,7 @@ openapi: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/redirect.py
 	$(BIN)/python bench/checkout.py
+	$(BIN)/python bench/completion.py
 
 migrate: $(STAMP)
 	$(BIN)/xiaopu migrate
