@@ -98,3 +98,10 @@ async def test_a_statement_lists_sales_and_refunds_and_matches_the_ledger(
     )
     assert wrong.status_code == 422
     assert wrong.json()["code"] == "invalid_period"
+    naive = await client.get(
+        f"/v1/suppliers/{supply.id}/statements",
+        params={"since": "2026-11-01T00:00:00", "until": period["until"]},
+        headers=supply.headers,
+    )
+    assert naive.status_code == 422  # a time without its offset is ambiguous, never a 500
+    assert naive.json()["code"] == "validation_error"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime
 
 from xiaopu.auth.auth import CurrentOperator, CurrentPerson
 from xiaopu.commissions import service, statements
@@ -28,8 +28,12 @@ async def list_commissions(
     session: DbSession,
     page: Pagination,
     commission_status: Annotated[PartStatus | None, Query(alias="status")] = None,
-    since: Annotated[datetime | None, Query(description="Created at or after (UTC).")] = None,
-    until: Annotated[datetime | None, Query(description="Created before (UTC).")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Created at or after (with a UTC offset).")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Created before (with a UTC offset).")
+    ] = None,
 ) -> Page[CommissionOut]:
     """Every commission and markup line, newest first, with how it was computed and each change."""
     return await service.list_for_shop(
@@ -45,8 +49,12 @@ async def list_commissions(
 async def get_statement(
     caller: OrdersReader,
     session: DbSession,
-    since: Annotated[datetime, Query(description="Period start (inclusive, UTC).")],
-    until: Annotated[datetime, Query(description="Period end (exclusive, UTC).")],
+    since: Annotated[
+        AwareDatetime, Query(description="Period start, inclusive (with a UTC offset).")
+    ],
+    until: Annotated[
+        AwareDatetime, Query(description="Period end, exclusive (with a UTC offset).")
+    ],
     statement_format: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Response:
     """Sales, refunds, commissions, platform fees, shipping and net payable for a period, line

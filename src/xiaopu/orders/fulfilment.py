@@ -21,7 +21,6 @@ from xiaopu.errors import Conflict, NotFound, ValidationFailed
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.models import (
-    Order,
     OrderLine,
     RefundReason,
     SupplierOrder,
@@ -94,10 +93,10 @@ async def _out(session: AsyncSession, parts: Sequence[SupplierOrder]) -> list[Su
     lines: dict[uuid.UUID, list[SupplierLineOut]] = defaultdict(list)
     for line in await repository.lines_of_supplier_orders(session, [p.id for p in parts]):
         lines[line.supplier_order_id].append(_line_out(line))
+    orders = {o.id: o for o in await repository.orders_by_id(session, {p.order_id for p in parts})}
     out = []
     for part in parts:
-        order = await session.get(Order, part.order_id)
-        assert order is not None
+        order = orders[part.order_id]
         fields = {name: getattr(part, name) for name in _PART_FIELDS}
         fields.update(address=order.address, note=order.note, lines=lines[part.id])
         out.append(SupplierOrderOut(**fields))

@@ -83,7 +83,7 @@ async def _apply(
     session: AsyncSession, settings: Settings, provider: str, callback: ProviderCallback
 ) -> tuple[uuid.UUID | None, str]:
     if callback.kind is CallbackKind.refunded:
-        return None, await _refund_confirmed(session, callback)
+        return None, await _refund_confirmed(session, provider, callback)
     payment = await repository.payment_by_ref(session, provider, callback.payment_ref)
     if payment is None:
         raise PaymentNotFound()
@@ -139,17 +139,23 @@ async def _apply(
     return payment.id, "applied"
 
 
-async def _refund_confirmed(session: AsyncSession, callback: ProviderCallback) -> str:
-    """A provider telling us a refund we asked for went through (for asynchronous providers)."""
-    if callback.refund_ref is None:
-        raise PaymentNotFound("A refunded callback names the refund.")
-    try:
-        refund_id = uuid.UUID(hex=callback.refund_ref.rsplit("_", 1)[-1])
-    except ValueError as exc:
-        raise PaymentNotFound("Unknown refund reference.") from exc
-    refund = await repository.refund(session, refund_id, lock=True)
+async def _refund_confirmed(
+    session: AsyncSession, provider: str, callback: ProviderCallback
+) -> str:
+    """A provider telling us a refund we asked for went through (for asynchronous providers,
+    or one that first refused): found by its reference among the payment's refunds, and
+    checked for amount and currency like a payment."""
+    payment = await repository.payment_by_ref(session, provider, callback.payment_ref)
+    if payment is None or callback.refund_ref is None:
+        raise PaymentNotFound("A refunded callback names a known payment and its refund.")
+    refund = await repository.refund_by_ref(session, payment.order_id, callback.refund_ref)
     if refund is None:
         raise PaymentNotFound("Unknown refund reference.")
+    if callback.amount_minor != refund.amount_minor or callback.currency != refund.currency:
+        raise PaymentMismatch(
+            f"The refund is {refund.amount_minor} {refund.currency}; the callback says "
+            f"{callback.amount_minor} {callback.currency}."
+        )
     if refund.status is RefundStatus.succeeded:
         return "already_refunded"
     await _refund_succeeded(session, refund, callback.refund_ref)

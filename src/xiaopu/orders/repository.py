@@ -77,6 +77,11 @@ async def one(
     return (await session.scalars(stmt)).one_or_none()
 
 
+async def orders_by_id(session: AsyncSession, order_ids: Collection[uuid.UUID]) -> Sequence[Order]:
+    """Orders of supplier orders the caller already holds (scoped through those)."""
+    return (await session.scalars(select(Order).where(Order.id.in_(order_ids)))).all()
+
+
 async def page_of_orders(
     session: AsyncSession, stmt: Select[Order], page: PageParams
 ) -> Sequence[Order]:
@@ -216,6 +221,19 @@ async def refund(
     stmt = select(Refund).where(Refund.id == refund_id)
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def refund_by_ref(
+    session: AsyncSession, order_id: uuid.UUID, provider_ref: str
+) -> Refund | None:
+    """One of an order's refunds by the provider's reference (refunds are indexed by order)."""
+    stmt = (
+        select(Refund)
+        .where(Refund.order_id == order_id, Refund.provider_ref == provider_ref)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return (await session.scalars(stmt)).one_or_none()
 
 
