@@ -75,6 +75,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         host=host or settings.host,
         port=port or settings.port,
         log_level="warning",
+        # RequestContextMiddleware writes the structured access log; uvicorn's own would
+        # format a second line per request (on the share redirect too) only to discard it.
+        access_log=False,
         proxy_headers=True,
     )
 

@@ -3,6 +3,7 @@ and HEAD requests count nothing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.factories import person
 from tests.links.helpers import shop_with_product
 from xiaopu.config import Settings
+from xiaopu.kit.clock import Clock
 from xiaopu.links import tokens
 from xiaopu.models import Click, LinkDailyStats
 
@@ -127,3 +129,53 @@ async def test_unknown_and_disabled_codes_get_a_friendly_404(
     assert disabled.json()["disabled"] is True
     gone = await client.get(f"/s/{created['code']}", headers={"user-agent": BROWSER})
     assert gone.status_code == 404
+
+
+async def test_a_visitor_counts_again_after_the_hour_and_referrer_hosts_are_kept(
+    client: httpx.AsyncClient, session: AsyncSession, test_clock: Clock
+) -> None:
+    keeper = await person(client)
+    _, product_id = await shop_with_product(client, session, keeper)
+    code = (
+        await client.post("/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper)
+    ).json()["code"]
+    test_clock.freeze()
+    # The visitor cookie is found among others, and a look-alike name is not taken for it.
+    cookie = "other=1; not_xp_vid=zzzzzzzzzzzzzzzzzzzz; xp_vid=abcdefghijklmnop1234; last=2"
+    headers = {"user-agent": BROWSER, "cookie": cookie, "referer": "https://Chat.Example.com/g/1"}
+    first = await client.get(f"/s/{code}", headers=headers)
+    assert first.status_code == 302
+    assert "set-cookie" not in first.headers  # the visitor already has one
+    test_clock.advance(timedelta(minutes=59))
+    assert (await client.get(f"/s/{code}", headers=headers)).status_code == 302
+    test_clock.advance(timedelta(minutes=2))
+    assert (await client.get(f"/s/{code}", headers=headers)).status_code == 302
+    await _flush(client)
+    clicks = await _clicks(session)
+    assert [c.is_repeat for c in clicks] == [False, True, False]
+    assert {c.visitor_id for c in clicks} == {"abcdefghijklmnop1234"}
+    assert {c.referrer_host for c in clicks} == {"chat.example.com"}
+    assert clicks[0].created_at == test_clock.now() - timedelta(minutes=61)
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    ["xp_vid=short", "xp_vid=has-a-dash-in-it-0123", "xp_vid=", "axp_vid=abcdefghijklmnop1"],
+)
+async def test_a_malformed_visitor_cookie_is_replaced(
+    client: httpx.AsyncClient, session: AsyncSession, cookie: str
+) -> None:
+    keeper = await person(client)
+    _, product_id = await shop_with_product(client, session, keeper)
+    code = (
+        await client.post("/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper)
+    ).json()["code"]
+    response = await client.get(f"/s/{code}", headers={"user-agent": BROWSER, "cookie": cookie})
+    assert response.status_code == 302
+    visitor = response.headers["set-cookie"].split(";")[0].removeprefix("xp_vid=")
+    # The keyed hash of IP and user agent stands in.
+    assert visitor.startswith("h")
+    assert len(visitor) == 43
+    await _flush(client)
+    (click,) = await _clicks(session)
+    assert click.visitor_id == visitor

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
+import uuid
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
@@ -59,3 +64,20 @@ def test_expiry_follows_the_attribution_window(settings: Settings, test_clock: C
     attribution, expired = service.check_attribution(settings, token)
     assert expired is True
     assert attribution.shop_id  # still authentic: checkout ignores it rather than refusing it
+
+
+@given(
+    key=st.binary(min_size=1, max_size=200),
+    ids=st.lists(st.uuids(), min_size=3, max_size=3),
+    issued=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_the_redirects_signer_makes_tokens_verify_accepts(
+    key: bytes, ids: list[uuid.UUID], issued: int
+) -> None:
+    click, link, shop = ids
+    token = tokens.Signer(key).sign(click.bytes, link.bytes + shop.bytes, issued).decode()
+    attribution = tokens.verify(key, token)
+    assert (attribution.click_id, attribution.link_id, attribution.shop_id) == (click, link, shop)
+    assert int(attribution.issued_at.timestamp()) == issued
+    raw = base64.urlsafe_b64decode(token)
+    assert raw[-16:] == hmac.digest(key, raw[:-16], "sha256")[:16]

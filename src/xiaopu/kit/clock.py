@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -16,6 +17,12 @@ class Clock:
         if self._frozen is not None:
             return self._frozen
         return datetime.now(UTC) + self._offset
+
+    def timestamp(self) -> float:
+        """now() as POSIX seconds, without making a datetime (the share redirect's clock)."""
+        if self._frozen is not None:
+            return self._frozen.timestamp()
+        return time.time() + self._offset.total_seconds()
 
     def freeze(self, at: datetime | None = None) -> datetime:
         moment = at or self.now()

@@ -47,13 +47,22 @@ def classify(user_agent: str) -> AgentClass:
     return AgentClass.desktop
 
 
-def visitor_hash(key: bytes, client_ip: str, user_agent: str) -> str:
+@lru_cache(maxsize=8192)
+def classify_raw(user_agent: bytes) -> AgentClass:
+    """classify() for the header as it arrives (the share redirect's hot path)."""
+    return classify(user_agent.decode("latin-1"))
+
+
+def visitor_hash(key: bytes, client_ip: str, user_agent: bytes) -> str:
     """A keyed hash standing in for a visitor without a cookie; the raw IP is never stored.
 
     Keyed BLAKE2b is a MAC in its own right and, unlike OpenSSL's HMAC, costs well under a
     microsecond.
     """
     digest = hashlib.blake2b(
-        f"{client_ip}\n{user_agent}".encode(), key=key[:64], digest_size=21, person=b"xp-visitor"
+        client_ip.encode() + b"\n" + user_agent,
+        key=key[:64],
+        digest_size=21,
+        person=b"xp-visitor",
     ).hexdigest()
     return "h" + digest

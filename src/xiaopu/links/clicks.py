@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from collections import OrderedDict
-from datetime import datetime
+import weakref
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import structlog
 import uuid_utils
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from xiaopu.db import raw_connection
+from xiaopu.links.repository import LinkTarget
 
 log = structlog.get_logger(__name__)
 
-CLICKS_RECORDED = Counter("xiaopu_clicks_recorded_total", "Clicks queued for writing.")
 CLICKS_WRITTEN = Counter("xiaopu_clicks_written_total", "Clicks written to the database.")
-CLICKS_DROPPED = Counter(
-    "xiaopu_clicks_dropped_total", "Clicks dropped because the buffer was full."
-)
 CLICK_FLUSH_FAILURES = Counter("xiaopu_click_flush_failures_total", "Failed click writes.")
 CLICKS_BUFFERED = Gauge("xiaopu_clicks_buffered", "Clicks waiting to be written.")
 
@@ -45,10 +45,64 @@ COLUMNS = (
     "agent_class",
     "is_repeat",
 )
-# The click id is uuid_utils' UUID (made on the redirect without a stdlib object).
+# What the redirect buffers, as cheap to make as it can be: the click id (uuid_utils' UUID,
+# which COPY takes as it is), POSIX seconds, the cached link, the visitor, the raw Referer,
+# the user-agent class and whether it repeats. The flusher turns these into table rows.
+Pending = tuple[uuid_utils.UUID, float, LinkTarget, str, bytes | None, str, bool]
 ClickRow = tuple[
     uuid_utils.UUID, datetime, uuid.UUID, uuid.UUID, uuid.UUID | None, str, str | None, str, bool
 ]
+
+
+class _HotPathCounts(Collector):
+    """Clicks recorded and dropped, read from the recorders' plain counters when scraped: a
+    Prometheus counter's lock on every redirect would cost more than the rest of the count."""
+
+    def __init__(self) -> None:
+        self.recorders: weakref.WeakSet[ClickRecorder] = weakref.WeakSet()
+
+    def collect(self) -> Iterator[Metric]:
+        recorders = list(self.recorders)
+        yield CounterMetricFamily(
+            "xiaopu_clicks_recorded",
+            "Clicks queued for writing.",
+            value=sum(r.recorded for r in recorders),
+        )
+        yield CounterMetricFamily(
+            "xiaopu_clicks_dropped",
+            "Clicks dropped because the buffer was full.",
+            value=sum(r.dropped for r in recorders),
+        )
+
+
+_HOT_PATH_COUNTS = _HotPathCounts()
+REGISTRY.register(_HOT_PATH_COUNTS)
+
+
+def referrer_host(referer: bytes | None) -> str | None:
+    if not referer:
+        return None
+    try:
+        host = urlsplit(referer.decode("latin-1")).hostname
+    except ValueError:  # e.g. "http://[::1": a broken header must not break anything
+        return None
+    return host[:255] if host else None
+
+
+def _row(click: Pending) -> ClickRow:
+    click_id, at, target, visitor, referer, agent, repeat = click
+    return (
+        click_id,
+        datetime.fromtimestamp(at, UTC),
+        target.link_id,
+        target.shop_id,
+        target.product_id,
+        visitor,
+        referrer_host(referer),
+        agent,
+        repeat,
+    )
+
 
 _STATS_SQL = text(
     """
@@ -88,9 +142,9 @@ class ClickRecorder:
         self._sessionmaker = sessionmaker
         self._max_buffer = max_buffer
         self._flush_interval = flush_interval
-        self._buffer: list[ClickRow] = []
-        # (link, visitor) -> monotonic time of the counted click, oldest first.
-        self._counted: OrderedDict[tuple[uuid.UUID, str], float] = OrderedDict()
+        self._buffer: list[Pending] = []
+        # visitor key (link code + visitor) -> when its counted click was, oldest first.
+        self._counted: dict[str, float] = {}
         self._max_tracked = max_visitors_tracked
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -98,34 +152,37 @@ class ClickRecorder:
         self.recorded = 0
         self.dropped = 0
         self.written = 0
+        _HOT_PATH_COUNTS.recorders.add(self)
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def is_repeat(self, link_id: uuid.UUID, visitor_id: str) -> bool:
-        """Whether this visitor's click on this link was already counted within the hour."""
-        now = time.monotonic()
-        key = (link_id, visitor_id)
-        seen = self._counted.get(key)
-        if seen is not None and now - seen < REPEAT_WINDOW_SECONDS:
-            return True
-        self._counted[key] = now
-        self._counted.move_to_end(key)
-        while len(self._counted) > self._max_tracked:
-            self._counted.popitem(last=False)
-        return False
-
-    def record(self, row: ClickRow) -> bool:
-        """Queue a click; False (and counted as dropped) when the buffer is full."""
+    def click(
+        self,
+        click_id: uuid_utils.UUID,
+        at: float,
+        target: LinkTarget,
+        visitor_key: str,
+        visitor: str,
+        referer: bytes | None,
+        agent: str,
+    ) -> None:
+        """Queue a click, marked a repeat when this visitor's click on this link was already
+        counted within the hour. When the buffer is full the click is counted as dropped."""
+        seen = self._counted.get(visitor_key)
+        repeat = seen is not None and at - seen < REPEAT_WINDOW_SECONDS
+        if not repeat:
+            if seen is not None:
+                del self._counted[visitor_key]  # re-inserted at the young end
+            self._counted[visitor_key] = at
+            if len(self._counted) > self._max_tracked:
+                del self._counted[next(iter(self._counted))]
         if len(self._buffer) >= self._max_buffer:
             self.dropped += 1
-            CLICKS_DROPPED.inc()
-            return False
-        self._buffer.append(row)
+            return
+        self._buffer.append((click_id, at, target, visitor, referer, agent, repeat))
         self.recorded += 1
-        CLICKS_RECORDED.inc()
-        return True
 
     async def flush(self) -> int:
         """Write what is buffered; on failure the clicks go back to the buffer (within its cap)."""
@@ -145,9 +202,7 @@ class ClickRecorder:
                 kept = batch[:room]
                 lost = len(batch) - len(kept)
                 self._buffer = kept + self._buffer
-                if lost:
-                    self.dropped += lost
-                    CLICKS_DROPPED.inc(lost)
+                self.dropped += lost
                 return 0
             finally:
                 CLICKS_BUFFERED.set(len(self._buffer))
@@ -155,11 +210,12 @@ class ClickRecorder:
             CLICKS_WRITTEN.inc(len(batch))
             return len(batch)
 
-    async def _write(self, batch: list[ClickRow]) -> None:
-        counted = [row for row in batch if not row[8]]
+    async def _write(self, batch: list[Pending]) -> None:
+        rows = [_row(click) for click in batch]
+        counted = [row for row in rows if not row[8]]
         async with self._sessionmaker() as session:
             raw = await raw_connection(session)
-            await raw.copy_records_to_table("clicks", records=batch, columns=COLUMNS)
+            await raw.copy_records_to_table("clicks", records=rows, columns=COLUMNS)
             if counted:
                 await session.execute(
                     _STATS_SQL,

@@ -8,7 +8,6 @@ import html
 import secrets
 import time
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 import structlog
 from prometheus_client import Counter
@@ -17,16 +16,18 @@ from starlette.types import Scope, Send
 from uuid_utils import uuid7
 
 from xiaopu.config import Settings
-from xiaopu.kit.clock import utcnow
+from xiaopu.kit.clock import clock
 from xiaopu.links import repository, tokens
-from xiaopu.links.agents import AgentClass, classify, visitor_hash
+from xiaopu.links.agents import AgentClass, classify_raw, visitor_hash
 from xiaopu.links.clicks import ClickRecorder
 from xiaopu.links.repository import LinkTarget
 
 log = structlog.get_logger(__name__)
 
 PREFIX = "/s/"
+_PREFIX_LENGTH = len(PREFIX)
 VISITOR_COOKIE = "xp_vid"
+VISITOR_COOKIE_PREFIX = b"xp_vid="
 CACHE_TTL_SECONDS = 30.0
 MISSING_TTL_SECONDS = 5.0
 CACHE_MAX = 100_000
@@ -54,10 +55,9 @@ def _prepared(target: LinkTarget, settings: Settings) -> LinkTarget:
     head, _, tail = location.partition(marker)
     return replace(
         target,
-        link_bytes=target.link_id.bytes,
-        shop_bytes=target.shop_id.bytes,
-        location_head=head,
-        location_tail=tail,
+        token_ids=target.link_id.bytes + target.shop_id.bytes,
+        location_head=head.encode(),
+        location_tail=tail.encode(),
     )
 
 
@@ -95,27 +95,24 @@ class LinkCache:
         self._entries.pop(code, None)
 
 
-def _header(scope: Scope, name: bytes) -> str:
+def _header(scope: Scope, name: bytes) -> bytes:
     for key, value in scope["headers"]:
         if key == name:
-            return str(value.decode("latin-1"))
-    return ""
+            return bytes(value)
+    return b""
 
 
-def _cookie(header: str, name: str) -> str | None:
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name and 16 <= len(value) <= 44 and value.isalnum():
-            return value
+def _visitor_cookie(header: bytes) -> str | None:
+    start = header.find(VISITOR_COOKIE_PREFIX)
+    while start != -1:
+        if start == 0 or header[start - 1] in b"; ":
+            end = header.find(b";", start)
+            value = header[start + len(VISITOR_COOKIE_PREFIX) : end if end != -1 else None]
+            if 16 <= len(value) <= 44 and value.isalnum():
+                return value.decode()
+            return None
+        start = header.find(VISITOR_COOKIE_PREFIX, start + 1)
     return None
-
-
-def _host(referer: str) -> str | None:
-    try:
-        host = urlsplit(referer).hostname
-    except ValueError:  # e.g. "http://[::1": a broken header must not break the redirect
-        return None
-    return host[:255] if host else None
 
 
 def _money(amount: int, currency: str) -> str:
@@ -130,8 +127,9 @@ class ShareLinks:
         self.cache = cache
         self.recorder = recorder
         self.key = settings.attribution_key
+        self.signer = tokens.Signer(self.key)
         self.secure_cookie = settings.public_base_url.startswith("https://")
-        self.cookie_prefix = f"{VISITOR_COOKIE}=".encode()
+        self.cookie_prefix = VISITOR_COOKIE_PREFIX
         self.cookie_suffix = b"; Max-Age=31536000; Path=/s/; HttpOnly; SameSite=Lax" + (
             b"; Secure" if self.secure_cookie else b""
         )
@@ -139,15 +137,24 @@ class ShareLinks:
     async def handle(self, scope: Scope, send: Send) -> None:
         # Runs ahead of the app's error handling, so it keeps its own last line of defence.
         try:
-            await self._handle(scope, send)
+            # The fast path, which nearly every click takes: a GET for a cached live link by a
+            # person's browser. Everything else is answered by _answer().
+            code = scope["path"][_PREFIX_LENGTH:]
+            cached = self.cache.fresh(code) if scope["method"] == "GET" else None
+            if cached is not None and (target := cached[1]) is not None and not target.disabled:
+                headers = self._click(scope, target, code)
+                if headers is not None:
+                    await send({"type": "http.response.start", "status": 302, "headers": headers})
+                    await send(_EMPTY_BODY)
+                    return
+            await self._answer(scope, send, code)
         except Exception:
             log.exception("share_link_failed", path=scope.get("path"))
             REDIRECTS.labels("error").inc()
             await self._send(send, 503, b"text/html; charset=utf-8", _UNAVAILABLE)
 
-    async def _handle(self, scope: Scope, send: Send) -> None:
+    async def _answer(self, scope: Scope, send: Send, code: str) -> None:
         method = scope["method"]
-        code = scope["path"][len(PREFIX) :]
         if method not in ("GET", "HEAD"):
             await self._send(send, 405, b"text/plain; charset=utf-8", b"Method Not Allowed")
             return
@@ -167,8 +174,7 @@ class ShareLinks:
             REDIRECTS.labels("not_found").inc()
             await self._send(send, 404, b"text/html; charset=utf-8", _NOT_FOUND, method)
             return
-        user_agent = _header(scope, b"user-agent")
-        agent = classify(user_agent)
+        agent = classify_raw(_header(scope, b"user-agent"))
         if agent in _NOT_PEOPLE:
             REDIRECTS.labels(str(agent)).inc()
             page = self._preview(target, code)
@@ -176,55 +182,54 @@ class ShareLinks:
             return
         if method == "HEAD":
             REDIRECTS.labels("head").inc()
-            location = self._location(target, "")
+            location = self._location(target, b"")
             await self._send(send, 302, None, b"", method, location=location)
             return
-        await self._redirect(scope, send, target, agent, user_agent)
-
-    async def _redirect(
-        self, scope: Scope, send: Send, target: LinkTarget, agent: AgentClass, user_agent: str
-    ) -> None:
-        # Every microsecond here is multiplied by every click in every chat group: one pass over
-        # the headers, ids kept as bytes, constant header tuples, a pre-split location.
-        cookie_header = referer = ""
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookie_header = value.decode("latin-1")
-            elif name == b"referer":
-                referer = value.decode("latin-1")
-        now = utcnow()
-        visitor = _cookie(cookie_header, VISITOR_COOKIE) if cookie_header else None
-        headers = [(b"location", b""), *_REDIRECT_HEADERS]
-        if visitor is None:
-            client = scope.get("client")
-            visitor = visitor_hash(self.key, client[0] if client else "", user_agent)
-            headers.append(
-                (b"set-cookie", self.cookie_prefix + visitor.encode() + self.cookie_suffix)
-            )
-        click_id = uuid7()  # the Rust UUID: no stdlib object on the hot path; COPY takes it as is
-        token = tokens.sign_bytes(
-            self.key, click_id.bytes, target.link_bytes, target.shop_bytes, int(now.timestamp())
-        )
-        headers[0] = (b"location", (target.location_head + token + target.location_tail).encode())
-        is_repeat = self.recorder.is_repeat(target.link_id, visitor)
-        self.recorder.record(
-            (
-                click_id,
-                now,
-                target.link_id,
-                target.shop_id,
-                target.product_id,
-                visitor,
-                _host(referer) if referer else None,
-                agent.value,
-                is_repeat,
-            )
-        )
+        headers = self._click(scope, target, code)
+        assert headers is not None  # a person's GET, as checked above
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send(_EMPTY_BODY)
 
+    def _click(
+        self, scope: Scope, target: LinkTarget, code: str
+    ) -> list[tuple[bytes, bytes]] | None:
+        """A person's click: recorded, and answered with these redirect headers. None when the
+        caller is a preview fetcher or a bot, which gets the page instead and counts nothing."""
+        # Every microsecond here is multiplied by every click in every chat group: one pass over
+        # the headers, everything kept as bytes, constant header tuples, a pre-split location,
+        # a pre-keyed HMAC, and the click buffered as it is (the flusher makes it a row).
+        user_agent = b""
+        cookie = referer = None
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value
+            elif name == b"cookie":
+                cookie = value
+            elif name == b"referer":
+                referer = value
+        agent = classify_raw(user_agent)
+        if agent in _NOT_PEOPLE:
+            return None
+        at = clock.timestamp()
+        visitor = _visitor_cookie(cookie) if cookie else None
+        click_id = uuid7()
+        token = self.signer.sign(click_id.bytes, target.token_ids, int(at))
+        location = (b"location", target.location_head + token + target.location_tail)
+        if visitor is None:
+            client = scope.get("client")
+            visitor = visitor_hash(self.key, client[0] if client else "", user_agent)
+            cookie_header = (
+                b"set-cookie",
+                self.cookie_prefix + visitor.encode() + self.cookie_suffix,
+            )
+            headers = [location, *_REDIRECT_HEADERS, cookie_header]
+        else:
+            headers = [location, *_REDIRECT_HEADERS]
+        self.recorder.click(click_id, at, target, code + visitor, visitor, referer, agent)
+        return headers
+
     @staticmethod
-    def _location(target: LinkTarget, token: str) -> str:
+    def _location(target: LinkTarget, token: bytes) -> bytes:
         return target.location_head + token + target.location_tail
 
     def _preview(self, target: LinkTarget, code: str) -> bytes:
@@ -271,13 +276,13 @@ class ShareLinks:
         body: bytes,
         method: str = "GET",
         *,
-        location: str | None = None,
+        location: bytes | None = None,
     ) -> None:
         headers = [(b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]
         if content_type:
             headers.append((b"content-type", content_type))
         if location:
-            headers.append((b"location", location.encode()))
+            headers.append((b"location", location))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 

@@ -39,11 +39,11 @@ class LinkTarget:
     image_url: str | None
     shop_price_minor: int | None = None  # of the cheapest variant, markup included
     currency: str | None = None
-    # Filled in by the redirect's cache (links/redirect.py) for its hot path.
-    link_bytes: bytes = b""
-    shop_bytes: bytes = b""
-    location_head: str = ""
-    location_tail: str = ""
+    # Filled in by the redirect's cache (links/redirect.py) for its hot path: the token's fixed
+    # tail (link and shop ids as bytes) and the location on either side of the token.
+    token_ids: bytes = b""
+    location_head: bytes = b""
+    location_tail: bytes = b""
 
 
 def _shop_links(shop_id: uuid.UUID) -> Select[ShareLink]:
