@@ -12,6 +12,7 @@ class Clock:
     def __init__(self) -> None:
         self._frozen: datetime | None = None
         self._offset = timedelta()
+        self._offset_seconds = 0.0
 
     def now(self) -> datetime:
         if self._frozen is not None:
@@ -22,7 +23,7 @@ class Clock:
         """now() as POSIX seconds, without making a datetime (the share redirect's clock)."""
         if self._frozen is not None:
             return self._frozen.timestamp()
-        return time.time() + self._offset.total_seconds()
+        return time.time() + self._offset_seconds
 
     def freeze(self, at: datetime | None = None) -> datetime:
         moment = at or self.now()
@@ -36,11 +37,13 @@ class Clock:
             self._frozen += delta
         else:
             self._offset += delta
+            self._offset_seconds = self._offset.total_seconds()
         return self.now()
 
     def reset(self) -> None:
         self._frozen = None
         self._offset = timedelta()
+        self._offset_seconds = 0.0
 
 
 clock = Clock()

