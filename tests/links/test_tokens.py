@@ -81,3 +81,8 @@ def test_the_redirects_signer_makes_tokens_verify_accepts(
     assert int(attribution.issued_at.timestamp()) == issued
     raw = base64.urlsafe_b64decode(token)
     assert raw[-16:] == hmac.digest(key, raw[:-16], "sha256")[:16]
+
+
+@given(key=st.binary(max_size=200), body=st.binary(max_size=200))
+def test_the_signers_mac_is_hmac_sha256(key: bytes, body: bytes) -> None:
+    assert tokens.Signer(key).mac(body) == hmac.digest(key, body, "sha256")[:16]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import random
 import secrets
 import time
 from dataclasses import replace
@@ -123,6 +124,8 @@ class LinkCache:
         if len(self._entries) >= CACHE_MAX:
             self._entries.clear()
         ttl = CACHE_TTL_SECONDS if found is not None else MISSING_TTL_SECONDS
+        # Spread out: links cached together (at start, say) would all lapse, and reload, at once.
+        ttl *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not a secret
         self._entries[code] = (time.monotonic() + ttl, found)
         return found
 

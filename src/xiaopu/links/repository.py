@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.kit.money import shop_price
@@ -63,61 +63,70 @@ async def links(session: AsyncSession, shop_id: uuid.UUID, page: PageParams) -> 
 
 
 async def target(session: AsyncSession, code: str) -> LinkTarget | None:
-    row = (
-        await session.execute(
-            select(ShareLink, Shop)
-            .join(Shop, Shop.id == ShareLink.shop_id)
-            .where(ShareLink.code == code)
+    """What the redirect needs for a code, in one query (caches refill it for busy links)."""
+    cheapest = (
+        select(Variant.price_minor, Variant.currency)
+        .where(Variant.product_id == ShareLink.product_id)
+        .order_by(Variant.price_minor)
+        .limit(1)
+        .lateral()
+    )
+    stmt = (
+        select(
+            ShareLink.id,
+            ShareLink.shop_id,
+            ShareLink.product_id,
+            ShareLink.disabled_at,
+            Shop.name,
+            Shop.slug,
+            Product.id.label("found_product"),
+            Product.title,
+            Product.image_urls,
+            Product.status,
+            Product.markup_ceiling_bps,
+            Supplier.status.label("supplier_status"),
+            ShopProduct.markup_bps,
+            cheapest.c.price_minor,
+            cheapest.c.currency,
         )
-    ).one_or_none()
+        .join(Shop, Shop.id == ShareLink.shop_id)
+        .outerjoin(Product, Product.id == ShareLink.product_id)
+        .outerjoin(Supplier, Supplier.id == Product.supplier_id)
+        .outerjoin(
+            ShopProduct,
+            (ShopProduct.product_id == Product.id) & (ShopProduct.shop_id == ShareLink.shop_id),
+        )
+        .outerjoin(cheapest, true())
+        .where(ShareLink.code == code)
+    )
+    row = (await session.execute(stmt)).one_or_none()
     if row is None:
         return None
-    share, shop = row
-    title, image, price, currency = shop.name, None, None, None
-    disabled = share.disabled_at is not None
-    if share.product_id is not None:
-        product_row = (
-            await session.execute(
-                select(Product, ShopProduct.markup_bps, Supplier.status)
-                .join(Supplier, Supplier.id == Product.supplier_id)
-                .outerjoin(
-                    ShopProduct,
-                    (ShopProduct.product_id == Product.id) & (ShopProduct.shop_id == shop.id),
-                )
-                .where(Product.id == share.product_id)
-            )
-        ).one_or_none()
-        if product_row is None:
+    title, image, price, currency = row.name, None, None, None
+    disabled = row.disabled_at is not None
+    if row.product_id is not None:
+        if row.found_product is None:
             disabled = True
         else:
-            product, markup_bps, supplier_status = product_row
-            title = product.title
-            image = product.image_urls[0] if product.image_urls else None
-            cheapest = (
-                await session.execute(
-                    select(Variant.price_minor, Variant.currency)
-                    .where(Variant.product_id == product.id)
-                    .order_by(Variant.price_minor)
-                    .limit(1)
-                )
-            ).one_or_none()
-            if cheapest is not None:
-                price = shop_price(cheapest[0], markup_bps or 0, product.markup_ceiling_bps)
-                currency = cheapest[1]
+            title = row.title
+            image = row.image_urls[0] if row.image_urls else None
+            if row.price_minor is not None:
+                price = shop_price(row.price_minor, row.markup_bps or 0, row.markup_ceiling_bps)
+                currency = row.currency
             if (
-                product.status is not ProductStatus.active
-                or supplier_status is not SupplierStatus.active
-                or markup_bps is None
+                row.status is not ProductStatus.active
+                or row.supplier_status is not SupplierStatus.active
+                or row.markup_bps is None
             ):
                 # Off sale or no longer in the shop: the link leads nowhere useful.
                 disabled = True
     return LinkTarget(
-        link_id=share.id,
-        shop_id=shop.id,
-        product_id=share.product_id,
+        link_id=row.id,
+        shop_id=row.shop_id,
+        product_id=row.product_id,
         disabled=disabled,
-        shop_name=shop.name,
-        shop_slug=shop.slug,
+        shop_name=row.name,
+        shop_slug=row.slug,
         title=title,
         image_url=image,
         shop_price_minor=price,
