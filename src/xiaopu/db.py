@@ -72,10 +72,20 @@ DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 async def raw_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session, inside the session's transaction, for what
     SQLAlchemy does not do (COPY, pgqueuer's queries). SQLAlchemy begins lazily, so a trivial
-    statement makes sure the transaction exists before raw work joins it."""
+    statement makes sure the transaction exists before raw work joins it. The hot paths
+    (checkout, the outbox, idempotency) use it to skip SQLAlchemy's per-statement cost, so it
+    is remembered for the rest of the session's transaction."""
+    transaction = session.sync_session.get_transaction()
+    remembered = session.info.get(_RAW)
+    if transaction is not None and remembered is not None and remembered[0] is transaction:
+        return remembered[1]
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None
     if not raw.is_in_transaction():
         await connection.execute(text("SELECT 1"))
+    session.info[_RAW] = (session.sync_session.get_transaction(), raw)
     return raw
+
+
+_RAW = "xiaopu.raw_connection"

@@ -2,27 +2,69 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.db import raw_connection
+from xiaopu.kit.ids import new_id
 from xiaopu.models import IdempotencyKey
 
 
-async def try_lock(session: AsyncSession, principal: str, key: str) -> bool:
-    """Take a transaction-scoped advisory lock on (principal, key) without waiting."""
-    locked = await session.scalar(
-        select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{principal}\n{key}", 0)))
+@dataclass(frozen=True, slots=True)
+class Stored:
+    fingerprint: bytes
+    response_status: int
+    response_body: Any
+
+
+_CLAIM = """
+SELECT pg_try_advisory_xact_lock(hashtextextended($1 || E'\\n' || $2, 0)) AS locked,
+       k.fingerprint, k.response_status, k.response_body
+FROM (SELECT 1) AS one
+LEFT JOIN idempotency_keys AS k ON k.principal = $1 AND k.key = $2
+"""
+_STORE = """
+INSERT INTO idempotency_keys (id, principal, key, method, path, fingerprint, response_status,
+                              response_body, completed_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+"""
+
+
+async def claim(session: AsyncSession, principal: str, key: str) -> tuple[bool, Stored | None]:
+    """In one round trip: take a transaction-scoped advisory lock on (principal, key) without
+    waiting, and read the response stored under the key, if any. On the session's own
+    connection: every money-moving request pays for this, and SQLAlchemy's execution path
+    costs several times the query."""
+    raw = await raw_connection(session)
+    row = await raw.fetchrow(_CLAIM, principal, key)
+    if row["fingerprint"] is None:
+        return bool(row["locked"]), None
+    return bool(row["locked"]), Stored(
+        bytes(row["fingerprint"]), row["response_status"], row["response_body"]
     )
-    return bool(locked)
 
 
-async def find(session: AsyncSession, principal: str, key: str) -> IdempotencyKey | None:
-    return await session.scalar(
-        select(IdempotencyKey).where(
-            IdempotencyKey.principal == principal, IdempotencyKey.key == key
-        )
+async def store(
+    session: AsyncSession,
+    *,
+    principal: str,
+    key: str,
+    method: str,
+    path: str,
+    fingerprint: bytes,
+    status: int,
+    body: Any,
+    at: datetime,
+) -> None:
+    raw = await raw_connection(session)
+    encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    await raw.execute(
+        _STORE, new_id(), principal, key, method, path, fingerprint, status, encoded, at
     )
 
 

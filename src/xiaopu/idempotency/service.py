@@ -17,13 +17,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.db import DbSession
 from xiaopu.errors import AppError, Conflict, IdempotencyKeyMissing
 from xiaopu.idempotency import repository
 from xiaopu.kit.clock import utcnow
-from xiaopu.models import IdempotencyKey
 
 T = TypeVar("T")
 
@@ -98,9 +98,9 @@ class Idempotency:
                 ]
             )
         ).digest()
-        if not await repository.try_lock(self._session, principal, self.key):
+        locked, stored = await repository.claim(self._session, principal, self.key)
+        if not locked:
             raise IdempotencyKeyInUse()
-        stored = await repository.find(self._session, principal, self.key)
         if stored is not None:
             if stored.fingerprint != fingerprint:
                 raise IdempotencyKeyReused()
@@ -108,19 +108,24 @@ class Idempotency:
         result = await work()
         route = request.scope.get("route")
         status = getattr(route, "status_code", None) or 200
-        self._session.add(
-            IdempotencyKey(
-                principal=principal,
-                key=self.key,
-                method=request.method,
-                path=request.url.path[:2048],
-                fingerprint=fingerprint,
-                response_status=status,
-                response_body=jsonable_encoder(result),
-                completed_at=utcnow(),
-            )
+        # As FastAPI will render it (by alias); pydantic's own dump is far cheaper than
+        # jsonable_encoder's walk.
+        body = (
+            result.model_dump(mode="json", by_alias=True)
+            if isinstance(result, BaseModel)
+            else jsonable_encoder(result)
         )
-        await self._session.flush()
+        await repository.store(
+            self._session,
+            principal=principal,
+            key=self.key,
+            method=request.method,
+            path=request.url.path[:2048],
+            fingerprint=fingerprint,
+            status=status,
+            body=body,
+            at=utcnow(),
+        )
         return result
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.db import raw_connection
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import (
     DeliveryStatus,
@@ -38,6 +40,31 @@ async def endpoints(
     return (
         await session.scalars(newest_first(_endpoints(owner_id), WebhookEndpoint.id, page))
     ).all()
+
+
+_RECORD_EVENT = """
+WITH inserted AS (
+    INSERT INTO events (id, type, owner_id, data, created_at) VALUES ($1, $2, $3, $4, $5)
+)
+SELECT id FROM webhook_endpoints
+WHERE owner_id = $3 AND status = 'enabled' AND event_types @> ARRAY[$2::varchar]
+"""
+
+
+async def record_event(session: AsyncSession, event: Event) -> list[uuid.UUID]:
+    """Insert the event and return its owner's enabled endpoints subscribed to its type, in
+    one statement on the session's own connection (every order step emits; nearly all go to no
+    endpoint, and SQLAlchemy's per-statement cost would be most of the work)."""
+    raw = await raw_connection(session)
+    rows = await raw.fetch(
+        _RECORD_EVENT,
+        event.id,
+        event.type,
+        event.owner_id,
+        json.dumps(event.data, separators=(",", ":"), ensure_ascii=False),
+        event.created_at,
+    )
+    return [row["id"] for row in rows]
 
 
 async def subscribed_endpoints(

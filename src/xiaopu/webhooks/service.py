@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu import queue
 from xiaopu.errors import AppError, NotFound
 from xiaopu.kit.clock import utcnow
+from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.models import (
     DeliveryStatus,
@@ -196,18 +197,20 @@ async def emit(
     body = sender.payload(str(event_type), created_at, data)
     if len(body.encode()) > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeForWebhook(f"{event_type} payload is {len(body.encode())} bytes")
-    event = Event(type=str(event_type), owner_id=owner_id, data=data, created_at=created_at)
-    session.add(event)
-    await session.flush()
-    for endpoint in await repository.subscribed_endpoints(session, owner_id, str(event_type)):
-        await _new_delivery(session, event, endpoint)
+    event = Event(
+        id=new_id(), type=str(event_type), owner_id=owner_id, data=data, created_at=created_at
+    )
+    # One round trip: the event is written and its subscribers named by the same statement
+    # (every checkout, payment and fulfilment step emits, nearly always to no endpoint).
+    for endpoint_id in await repository.record_event(session, event):
+        await _new_delivery(session, event, endpoint_id)
     return event
 
 
 async def _new_delivery(
-    session: AsyncSession, event: Event, endpoint: WebhookEndpoint
+    session: AsyncSession, event: Event, endpoint_id: uuid.UUID
 ) -> WebhookDelivery:
-    delivery = WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id, next_attempt_at=utcnow())
+    delivery = WebhookDelivery(event_id=event.id, endpoint_id=endpoint_id, next_attempt_at=utcnow())
     session.add(delivery)
     await session.flush()
     await _schedule(session, delivery, attempt=1, delay=timedelta(0))
@@ -352,5 +355,5 @@ async def replay(
         targets = [await _endpoint(session, owner_id, endpoint_id)]
     else:
         targets = list(await repository.subscribed_endpoints(session, owner_id, event.type))
-    deliveries = [await _new_delivery(session, event, endpoint) for endpoint in targets]
+    deliveries = [await _new_delivery(session, event, endpoint.id) for endpoint in targets]
     return [DeliveryOut.model_validate(d) for d in deliveries]
