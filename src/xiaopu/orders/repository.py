@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import enum
+import functools
+import json
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, Table, exists, func, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.db import raw_connection
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import (
+    Base,
     Order,
     OrderLine,
     OrderStatus,
@@ -28,6 +36,75 @@ from xiaopu.models import (
 )
 
 OPEN_RETURNS = (ReturnStatus.requested, ReturnStatus.approved)
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+# Checkout's writes: one statement on the session's own connection. Checkout is the busiest
+# write; through the ORM its five inserts cost two flushes and most of its CPU.
+
+
+def _row_values(row: Base) -> list[Any]:
+    """The row's column values as asyncpg takes them, with Python-side defaults filled in on
+    the object too (the response is built from it)."""
+    values = []
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        if value is None and column.default is not None:
+            default: Any = column.default
+            value = default.arg(None) if default.is_callable else default.arg
+            setattr(row, column.key, value)
+        if isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(column.type, JSONB):
+            value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        values.append(value)
+    return values
+
+
+@functools.cache
+def _placed_sql() -> str:
+    """INSERT one order and its payment by VALUES, its supplier orders and lines by unnest."""
+    position = 0
+
+    def one(model: type[Base]) -> str:
+        nonlocal position
+        table = cast(Table, model.__table__)
+        names = ", ".join(c.name for c in table.columns)
+        params = ", ".join(f"${position + i + 1}" for i in range(len(table.columns)))
+        position += len(table.columns)
+        # Names from our own table metadata; every value is a bind parameter.
+        return f"INSERT INTO {table.name} ({names}) VALUES ({params})"  # noqa: S608
+
+    def many(model: type[Base]) -> str:
+        nonlocal position
+        table = cast(Table, model.__table__)
+        names = ", ".join(c.name for c in table.columns)
+        arrays = ", ".join(
+            f"${position + i + 1}::{c.type.compile(dialect=_PG)}[]"
+            for i, c in enumerate(table.columns)
+        )
+        position += len(table.columns)
+        return f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+
+    orders, parts, lines, payment = one(Order), many(SupplierOrder), many(OrderLine), one(Payment)
+    # Foreign keys are checked at the end of the statement, when every row is in.
+    return f"WITH o AS ({orders}), so AS ({parts}), ol AS ({lines}) {payment}"
+
+
+async def insert_placed(
+    session: AsyncSession,
+    order: Order,
+    parts: Sequence[SupplierOrder],
+    lines: Sequence[OrderLine],
+    payment: Payment,
+) -> None:
+    params = _row_values(order)
+    for group in (parts, lines):
+        columns = list(zip(*(_row_values(row) for row in group), strict=True))
+        params += [list(column) for column in columns]
+    params += _row_values(payment)
+    raw = await raw_connection(session)
+    await raw.execute(_placed_sql(), *params)
 
 
 # Tenant scopes: every tenant-facing read starts from one of these.

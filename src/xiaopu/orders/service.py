@@ -222,7 +222,6 @@ async def checkout(
         created_at=now,
         **attribution,
     )
-    session.add(order)
     lines: list[OrderLine] = []
     parts: list[SupplierOrder] = []
     for supplier_id, items in by_supplier.items():
@@ -268,26 +267,24 @@ async def checkout(
         supplier_order.total_minor = items_minor + supplier_order.shipping_minor
         order.items_minor += items_minor
         order.shipping_minor += supplier_order.shipping_minor
-        session.add(supplier_order)
         parts.append(supplier_order)
     order.total_minor = order.items_minor + order.shipping_minor
-    await session.flush()  # parents first: the tables have no ORM relationships to order by
-    session.add_all(lines)
-    await catalogue.take_stock(
-        session, {item.variant_id: item.quantity for item in data.items}, locked
-    )
-
     provider = provider_for(settings)
     intent = provider.create_payment(order.id, order.total_minor, currency)
     payment = Payment(
+        id=new_id(),
         order_id=order.id,
         provider=provider.name,
         provider_ref=intent.provider_ref,
         amount_minor=order.total_minor,
         currency=currency,
+        created_at=now,
+        updated_at=now,
     )
-    session.add(payment)
-    await session.flush()
+    await repository.insert_placed(session, order, parts, lines, payment)
+    await catalogue.take_stock(
+        session, {item.variant_id: item.quantity for item in data.items}, locked
+    )
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order))
     (out,) = _assemble([order], parts, lines, [payment], {order.id: intent.pay_url})
     return CheckoutOut(**out.model_dump(), access_token=access_token)
