@@ -156,7 +156,7 @@ async def checkout(
     session: AsyncSession, settings: Settings, buyer_account_id: uuid.UUID | None, data: CheckoutIn
 ) -> CheckoutOut:
     _check_lines(settings, data)
-    shop = await shops.shop_by_slug(session, data.shop_slug)
+    shop = await shops.checkout_shop(session, data.shop_slug)
     if shop is None:
         raise ShopUnavailable()
     attribution = _attribution(settings, data.attribution_token, shop.id)

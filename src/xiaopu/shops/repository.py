@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.db import raw_connection
 from xiaopu.models import (
     Product,
     ProductStatus,
@@ -98,7 +100,26 @@ async def public_selections(
 async def markups(
     session: AsyncSession, shop_id: uuid.UUID, product_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    stmt = select(ShopProduct.product_id, ShopProduct.markup_bps).where(
-        ShopProduct.shop_id == shop_id, ShopProduct.product_id.in_(product_ids)
+    # On the session's own connection: checkout asks this on every order.
+    raw = await raw_connection(session)
+    rows = await raw.fetch(
+        "SELECT product_id, markup_bps FROM shop_products"
+        " WHERE shop_id = $1 AND product_id = ANY($2::uuid[])",
+        shop_id,
+        list(product_ids),
     )
-    return {row.product_id: row.markup_bps for row in await session.execute(stmt)}
+    return {row["product_id"]: row["markup_bps"] for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class ShopRef:
+    id: uuid.UUID
+    owner_account_id: uuid.UUID
+
+
+async def ref_by_slug(session: AsyncSession, slug: str) -> ShopRef | None:
+    """A shop's id and owner by its slug, on the session's own connection (checkout's first
+    question on every order)."""
+    raw = await raw_connection(session)
+    row = await raw.fetchrow("SELECT id, owner_account_id FROM shops WHERE slug = $1", slug)
+    return ShopRef(row["id"], row["owner_account_id"]) if row is not None else None

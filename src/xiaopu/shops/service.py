@@ -312,8 +312,9 @@ async def require_selected(
         raise NotInShop()
 
 
-async def shop_by_slug(session: AsyncSession, slug: str) -> Shop | None:
-    return await repository.by_slug(session, slug)
+async def checkout_shop(session: AsyncSession, slug: str) -> repository.ShopRef | None:
+    """The shop an order is placed in: its id and owner (self-purchase is the owner buying)."""
+    return await repository.ref_by_slug(session, slug)
 
 
 async def markups(
