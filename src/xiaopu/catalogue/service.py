@@ -30,6 +30,7 @@ from xiaopu.catalogue.schemas import (
 )
 from xiaopu.catalogue.search import index_terms, query_expression
 from xiaopu.errors import AppError, Conflict, InvalidCursor, NotFound
+from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, encode_cursor, id_page, newest_first
 from xiaopu.models import Product, ProductStatus, Supplier, SupplierStatus, Variant
@@ -498,19 +499,20 @@ class ForSale:
 async def lock_for_sale(
     session: AsyncSession, variant_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, ForSale]:
-    """The variants (locked until the transaction ends), with their products and suppliers."""
-    rows = await repository.lock_for_sale(session, variant_ids)
+    """The variants (locked until the transaction ends), with their products and suppliers:
+    detached copies, for reading; take_stock() changes the stock."""
+    rows = await repository.lock_for_checkout(session, variant_ids)
     return {v.id: ForSale(v, p, s) for v, p, s in rows}
 
 
 async def take_stock(
     session: AsyncSession, taken: dict[uuid.UUID, int], locked: dict[uuid.UUID, ForSale]
 ) -> None:
-    """Take units of variants already locked by lock_for_sale (the caller checked the stock
-    and flushes)."""
+    """Take units of variants already locked by lock_for_sale (the caller checked the stock)."""
     for variant_id, quantity in taken.items():
         variant = locked[variant_id].variant
-        await _set_stock(session, variant, variant.stock - quantity)
+        await _set_stock(session, variant, variant.stock - quantity)  # the copy, and stock_low
+    await repository.take_stock(session, taken, utcnow())
 
 
 async def give_back_stock(session: AsyncSession, returned: dict[uuid.UUID, int]) -> None:
