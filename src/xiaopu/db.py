@@ -75,6 +75,8 @@ async def raw_connection(session: AsyncSession) -> Any:
     statement makes sure the transaction exists before raw work joins it. The hot paths
     (checkout, the outbox, idempotency) use it to skip SQLAlchemy's per-statement cost, so it
     is remembered for the rest of the session's transaction."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # what raw SQL runs next may depend on it, as with autoflush
     transaction = session.sync_session.get_transaction()
     remembered = session.info.get(_RAW)
     if transaction is not None and remembered is not None and remembered[0] is transaction:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -289,8 +290,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     client's doing, so they are answered 422; a unique or foreign-key violation that a race let
     past the service's own checks is a 409. Anything else is a genuine 500.
     """
-    assert isinstance(exc, DBAPIError)
-    state = str(getattr(exc.orig, "sqlstate", None) or "")
+    # Through SQLAlchemy, or straight from asyncpg on the hot paths that use the raw connection.
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = str(getattr(orig, "sqlstate", None) or "")
     if state.startswith("22"):
         log.info("database_refused_input", sqlstate=state)
         return render(
@@ -307,8 +309,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning(
             "database_conflict",
             sqlstate=state,
-            constraint=getattr(exc.orig, "constraint_name", None),
-            message=str(exc.orig).splitlines()[0] if exc.orig else None,
+            constraint=getattr(orig, "constraint_name", None),
+            message=str(orig).splitlines()[0] if orig else None,
         )
         return render(Conflict("The request conflicts with a concurrent change; retry it."))
     return await _unhandled(request, exc)
@@ -326,4 +328,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(asyncpg.PostgresError, _database_error)
     app.add_exception_handler(Exception, _unhandled)

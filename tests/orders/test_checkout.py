@@ -649,3 +649,17 @@ async def test_a_signed_in_buyer_reads_their_order_with_their_bearer(
     assert response.json()["total_minor"] == 22_000
     other = await client.get(f"/v1/orders/{bought['id']}", headers=m.keeper.headers)
     assert_problem(other, 404, "order_not_found")
+
+
+async def test_a_value_postgres_refuses_on_checkouts_raw_path_is_422_and_nothing_is_kept(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    # JSONB refuses \u0000; checkout writes the address on its raw connection, and the refusal
+    # must still be the client's 422, with the stock untouched and no order kept.
+    m = await market(client, session, stock=10)
+    address = {**ADDRESS, "line1": "青年路\u0000 88 号"}
+    response = await place(client, m.slug, [(m.variant, 1)], address=address)
+    assert_problem(response, 422, "validation_error")
+    assert await stock_of(client, m.suppliers[0]) == 10
+    orders = await session.scalar(text("SELECT count(*) FROM orders"))
+    assert orders == 0
