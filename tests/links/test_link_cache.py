@@ -113,3 +113,23 @@ async def test_an_invalidation_wins_over_a_load_under_way(
     reloaded = await cache.get("abcdefgh12")
     assert reloaded is not None
     assert reloaded.disabled is True
+
+
+async def test_a_failed_refresh_keeps_the_lapsed_entry_answering(
+    loader: _Loader, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = LinkCache(_no_session, settings)  # type: ignore[arg-type]
+    first = await cache.get("abcdefgh12")
+
+    async def database_down(_session: Any, _code: str) -> LinkTarget:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(redirect.repository, "target", database_down)
+    _lapse(cache, "abcdefgh12", 1)
+    entry = cache.fresh("abcdefgh12")  # starts the refresh, which fails
+    assert entry is not None
+    await asyncio.sleep(0.01)
+    again = cache.fresh("abcdefgh12")  # still the old target, not due again for a while
+    assert again is not None
+    assert again[1] is first
+    assert again[0] > redirect.time.monotonic()
