@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import supplier
+from tests.factories import person, supplier
 from xiaopu.models import Supplier, SupplierStatus
 
 PRODUCT = {
@@ -51,3 +51,14 @@ async def shop_with_product(
     )
     assert added.status_code == 201, added.text
     return shop.json()["slug"], created.json()["id"]
+
+
+async def product_link_code(client: httpx.AsyncClient, session: AsyncSession) -> str:
+    """The code of a new share link for a product in a new shopkeeper's new shop."""
+    keeper = await person(client)
+    _, product_id = await shop_with_product(client, session, keeper)
+    response = await client.post(
+        "/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["code"])

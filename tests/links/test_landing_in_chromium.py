@@ -10,8 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import person
-from tests.links.helpers import shop_with_product
+from tests.links.helpers import product_link_code
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -30,11 +29,7 @@ FLAGS = [
 async def test_landing_page_renders(
     client: httpx.AsyncClient, session: AsyncSession, tmp_path: Path
 ) -> None:
-    keeper = await person(client)
-    _, product_id = await shop_with_product(client, session, keeper)
-    code = (
-        await client.post("/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper)
-    ).json()["code"]
+    code = await product_link_code(client, session)
     page = await client.get(f"/s/{code}", headers={"user-agent": "TelegramBot (like TwitterBot)"})
     assert page.status_code == 200
     landing = tmp_path / "landing.html"

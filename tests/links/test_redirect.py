@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import person
-from tests.links.helpers import shop_with_product
+from tests.links.helpers import product_link_code, shop_with_product
 from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
 from xiaopu.links import tokens
@@ -134,11 +134,7 @@ async def test_unknown_and_disabled_codes_get_a_friendly_404(
 async def test_a_visitor_counts_again_after_the_hour_and_referrer_hosts_are_kept(
     client: httpx.AsyncClient, session: AsyncSession, test_clock: Clock
 ) -> None:
-    keeper = await person(client)
-    _, product_id = await shop_with_product(client, session, keeper)
-    code = (
-        await client.post("/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper)
-    ).json()["code"]
+    code = await product_link_code(client, session)
     test_clock.freeze()
     # The visitor cookie is found among others, and a look-alike name is not taken for it.
     cookie = "other=1; not_xp_vid=zzzzzzzzzzzzzzzzzzzz; xp_vid=abcdefghijklmnop1234; last=2"
@@ -165,11 +161,7 @@ async def test_a_visitor_counts_again_after_the_hour_and_referrer_hosts_are_kept
 async def test_a_malformed_visitor_cookie_is_replaced(
     client: httpx.AsyncClient, session: AsyncSession, cookie: str
 ) -> None:
-    keeper = await person(client)
-    _, product_id = await shop_with_product(client, session, keeper)
-    code = (
-        await client.post("/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper)
-    ).json()["code"]
+    code = await product_link_code(client, session)
     response = await client.get(f"/s/{code}", headers={"user-agent": BROWSER, "cookie": cookie})
     assert response.status_code == 302
     visitor = response.headers["set-cookie"].split(";")[0].removeprefix("xp_vid=")
