@@ -10,27 +10,15 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import make_settings
-from tests.factories import person
-from tests.links.helpers import shop_with_product
+from tests.links.helpers import product_link_code
 from xiaopu.app import create_app
 from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.models import Click, LinkDailyStats
 
 BROWSER = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/120 Mobile Safari/537.36"
 SENT = 3000
-
-
-async def _link_code(client: httpx.AsyncClient, session: AsyncSession) -> str:
-    keeper = await person(client)
-    _, product_id = await shop_with_product(client, session, keeper)
-    link = await client.post(
-        "/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper
-    )
-    assert link.status_code == 201, link.text
-    return str(link.json()["code"])
 
 
 async def _hammer(client: httpx.AsyncClient, code: str, count: int) -> list[int]:
@@ -56,7 +44,7 @@ async def test_every_click_sent_is_stored_after_a_graceful_stop(fresh_db_url: st
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             async with sessionmaker() as session:
-                code = await _link_code(client, session)
+                code = await product_link_code(client, session)
             async with app.router.lifespan_context(app):
                 statuses = await _hammer(client, code, SENT)
             recorder: Any = app.state.clicks
@@ -84,7 +72,7 @@ async def test_database_down_redirects_still_work_and_memory_stays_bounded(
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             async with create_sessionmaker(engine)() as session:
-                code = await _link_code(client, session)
+                code = await product_link_code(client, session)
             # Warm the link cache, then take the database away from the click writer.
             assert (await _hammer(client, code, 1)) == [302]
             recorder: Any = app.state.clicks

@@ -49,8 +49,9 @@ def classify(user_agent: str) -> AgentClass:
 
 @lru_cache(maxsize=8192)
 def classify_raw(user_agent: bytes) -> AgentClass:
-    """classify() for the header as it arrives (the share redirect's hot path)."""
-    return classify(user_agent.decode("latin-1"))
+    """classify() for the header as it arrives (the share redirect's hot path), with a cache
+    of its own: classify()'s would only hold the same answers a second time."""
+    return classify.__wrapped__(user_agent.decode("latin-1"))
 
 
 def visitor_hash(key: bytes, client_ip: str, user_agent: bytes) -> str:

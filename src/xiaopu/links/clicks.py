@@ -98,7 +98,7 @@ def _row(click: Pending) -> ClickRow:
         target.shop_id,
         target.product_id,
         visitor,
-        referrer_host(referer) if referer else None,
+        referrer_host(referer),
         agent,
         repeat,
     )

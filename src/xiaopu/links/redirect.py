@@ -106,13 +106,16 @@ class LinkCache:
         return task
 
     def _loaded(self, code: str, task: asyncio.Task[LinkTarget | None]) -> None:
+        # Read first, so a failure nobody awaited (a background refresh) is still retrieved.
+        error = None if task.cancelled() else task.exception()
         if self._loading.get(code) is not task:
             return  # invalidated meanwhile
         del self._loading[code]
-        if not task.cancelled() and task.exception() is not None:
-            entry = self._entries.get(code)
-            if entry is not None:  # keep answering from the lapsed entry; try again shortly
-                self._entries[code] = (time.monotonic() + MISSING_TTL_SECONDS, entry[1])
+        entry = self._entries.get(code)
+        if error is not None and entry is not None:
+            # A lapsed entry's refresh failed: keep answering from it and try again shortly.
+            log.warning("share_link_refresh_failed", code=code, exc_info=error)
+            self._entries[code] = (time.monotonic() + MISSING_TTL_SECONDS, entry[1])
 
     async def _load(self, code: str) -> LinkTarget | None:
         async with self._sessionmaker() as session:
@@ -168,7 +171,6 @@ class ShareLinks:
         self.key = settings.attribution_key
         self.signer = tokens.Signer(self.key)
         self.secure_cookie = settings.public_base_url.startswith("https://")
-        self.cookie_prefix = VISITOR_COOKIE_PREFIX
         self.cookie_suffix = b"; Max-Age=31536000; Path=/s/; HttpOnly; SameSite=Lax" + (
             b"; Secure" if self.secure_cookie else b""
         )
@@ -259,7 +261,7 @@ class ShareLinks:
             visitor = visitor_hash(self.key, client[0] if client else "", user_agent)
             cookie_header = (
                 b"set-cookie",
-                self.cookie_prefix + visitor.encode() + self.cookie_suffix,
+                VISITOR_COOKIE_PREFIX + visitor.encode() + self.cookie_suffix,
             )
             headers = [location, *_REDIRECT_HEADERS, cookie_header]
         else:
