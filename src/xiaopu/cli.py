@@ -78,6 +78,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         # RequestContextMiddleware writes the structured access log; uvicorn's own would
         # format a second line per request (on the share redirect too) only to discard it.
         access_log=False,
+        # No "Server: uvicorn" on every answer: it tells scanners what to try, and on the
+        # share redirect it is one more header to validate and send per click.
+        server_header=False,
         proxy_headers=True,
     )
 

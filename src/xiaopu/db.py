@@ -91,3 +91,19 @@ async def raw_connection(session: AsyncSession) -> Any:
 
 
 _RAW = "xiaopu.raw_connection"
+
+
+async def read_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, for one read-only statement that needs no
+    transaction of its own: inside the session's transaction if one has begun, else on its
+    own (autocommit), saving the BEGIN and ROLLBACK round trips. Pending ORM changes are
+    flushed first, as with raw_connection."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    remembered = session.info.get(_RAW)
+    if remembered is not None and remembered[0] is session.sync_session.get_transaction():
+        return remembered[1]
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    return raw

@@ -7,21 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Select, func, select, true
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.db import read_connection
 from xiaopu.kit.money import shop_price
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import (
     LinkDailyStats,
-    Product,
     ProductStatus,
     ShareLink,
-    Shop,
-    ShopProduct,
-    Supplier,
     SupplierStatus,
-    Variant,
 )
 
 
@@ -62,71 +58,61 @@ async def links(session: AsyncSession, shop_id: uuid.UUID, page: PageParams) -> 
     return (await session.scalars(newest_first(_shop_links(shop_id), ShareLink.id, page))).all()
 
 
+# Every field the redirect and the preview need, in one statement: the cheapest variant
+# gives the shown price, and the joins tell whether the link still leads anywhere.
+_TARGET = """
+SELECT l.id, l.shop_id, l.product_id, l.disabled_at, s.name, s.slug,
+       p.id AS found_product, p.title, p.image_urls, p.status, p.markup_ceiling_bps,
+       su.status AS supplier_status, sp.markup_bps, c.price_minor, c.currency
+FROM share_links l
+JOIN shops s ON s.id = l.shop_id
+LEFT JOIN products p ON p.id = l.product_id
+LEFT JOIN suppliers su ON su.id = p.supplier_id
+LEFT JOIN shop_products sp ON sp.product_id = p.id AND sp.shop_id = l.shop_id
+LEFT JOIN LATERAL (
+    SELECT v.price_minor, v.currency FROM variants v
+    WHERE v.product_id = l.product_id ORDER BY v.price_minor LIMIT 1
+) c ON true
+WHERE l.code = $1
+"""
+
+
 async def target(session: AsyncSession, code: str) -> LinkTarget | None:
-    """What the redirect needs for a code, in one query (caches refill it for busy links)."""
-    cheapest = (
-        select(Variant.price_minor, Variant.currency)
-        .where(Variant.product_id == ShareLink.product_id)
-        .order_by(Variant.price_minor)
-        .limit(1)
-        .lateral()
-    )
-    stmt = (
-        select(
-            ShareLink.id,
-            ShareLink.shop_id,
-            ShareLink.product_id,
-            ShareLink.disabled_at,
-            Shop.name,
-            Shop.slug,
-            Product.id.label("found_product"),
-            Product.title,
-            Product.image_urls,
-            Product.status,
-            Product.markup_ceiling_bps,
-            Supplier.status.label("supplier_status"),
-            ShopProduct.markup_bps,
-            cheapest.c.price_minor,
-            cheapest.c.currency,
-        )
-        .join(Shop, Shop.id == ShareLink.shop_id)
-        .outerjoin(Product, Product.id == ShareLink.product_id)
-        .outerjoin(Supplier, Supplier.id == Product.supplier_id)
-        .outerjoin(
-            ShopProduct,
-            (ShopProduct.product_id == Product.id) & (ShopProduct.shop_id == ShareLink.shop_id),
-        )
-        .outerjoin(cheapest, true())
-        .where(ShareLink.code == code)
-    )
-    row = (await session.execute(stmt)).one_or_none()
+    """What the redirect needs for a code, in one query (caches refill it for busy links).
+    Run on the driver's connection: a cache refill under load should cost a round trip, not
+    a statement build and compile."""
+    raw = await read_connection(session)
+    row = await raw.fetchrow(_TARGET, code)
     if row is None:
         return None
-    title, image, price, currency = row.name, None, None, None
-    disabled = row.disabled_at is not None
-    if row.product_id is not None:
-        if row.found_product is None:
+    title, image, price, currency = row["name"], None, None, None
+    disabled = row["disabled_at"] is not None
+    if row["product_id"] is not None:
+        if row["found_product"] is None:
             disabled = True
         else:
-            title = row.title
-            image = row.image_urls[0] if row.image_urls else None
-            if row.price_minor is not None:
-                price = shop_price(row.price_minor, row.markup_bps or 0, row.markup_ceiling_bps)
-                currency = row.currency
+            title = row["title"]
+            images = row["image_urls"]
+            image = images[0] if images else None
+            if row["price_minor"] is not None:
+                price = shop_price(
+                    row["price_minor"], row["markup_bps"] or 0, row["markup_ceiling_bps"]
+                )
+                currency = row["currency"]
             if (
-                row.status is not ProductStatus.active
-                or row.supplier_status is not SupplierStatus.active
-                or row.markup_bps is None
+                row["status"] != ProductStatus.active.value
+                or row["supplier_status"] != SupplierStatus.active.value
+                or row["markup_bps"] is None
             ):
                 # Off sale or no longer in the shop: the link leads nowhere useful.
                 disabled = True
     return LinkTarget(
-        link_id=row.id,
-        shop_id=row.shop_id,
-        product_id=row.product_id,
+        link_id=row["id"],
+        shop_id=row["shop_id"],
+        product_id=row["product_id"],
         disabled=disabled,
-        shop_name=row.name,
-        shop_slug=row.slug,
+        shop_name=row["name"],
+        shop_slug=row["slug"],
         title=title,
         image_url=image,
         shop_price_minor=price,
