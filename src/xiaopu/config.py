@@ -44,7 +44,10 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / ".data",
         description="Where the embedded PostgreSQL keeps its files.",
     )
-    db_pool_size: int = Field(default=10, ge=1, description="Connections kept per process.")
+    # Sized above a busy worker's concurrent requests: a connection opened past the pool is
+    # closed again on return, and reopening one (TLS probe, auth, type introspection, cold
+    # statement cache) costs more than the request it serves.
+    db_pool_size: int = Field(default=20, ge=1, description="Connections kept per process.")
     db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load.")
     db_statement_timeout_ms: int = Field(
         default=15_000, ge=0, description="Statement timeout for request sessions (0 = none)."

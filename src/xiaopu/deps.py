@@ -1,4 +1,8 @@
-"""Typed dependencies for app-wide objects: settings and the rate limiter."""
+"""Typed dependencies for app-wide objects: settings and the rate limiter.
+
+Dependencies here and elsewhere are `async def` even when they never await: FastAPI runs a plain
+`def` dependency in a worker thread, a thread hand-off per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,17 @@ from xiaopu.config import Settings
 from xiaopu.kit.ratelimit import Limiter
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _limiter(request: Request) -> Limiter:
+async def _limiter(request: Request) -> Limiter:
     limiter: Limiter = request.app.state.limiter
     return limiter
 
 
-def _client_ip(request: Request) -> str:
+async def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 

@@ -129,7 +129,7 @@ class Idempotency:
         return result
 
 
-def _key_header(
+async def _key_header(
     idempotency_key: Annotated[
         str | None,
         Header(

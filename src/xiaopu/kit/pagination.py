@@ -58,7 +58,7 @@ class PageParams(BaseModel):
         return [] if self.cursor is None else decode_cursor(self.cursor)
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
