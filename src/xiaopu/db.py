@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -82,12 +83,28 @@ async def raw_connection(session: AsyncSession) -> Any:
     if transaction is not None and remembered is not None and remembered[0] is transaction:
         return remembered[1]
     connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
+    adapted = (await connection.get_raw_connection()).dbapi_connection
+    raw = adapted.driver_connection if adapted is not None else None
     assert raw is not None
     if not raw.is_in_transaction():
-        await connection.execute(text("SELECT 1"))
+        await _begin(connection, adapted)
     session.info[_RAW] = (session.sync_session.get_transaction(), raw)
     return raw
+
+
+async def _begin(connection: AsyncConnection, adapted: Any) -> None:
+    """Begin the session's transaction on the driver as SQLAlchemy's asyncpg adapter does
+    before its first statement (same isolation, tracked so its commit and rollback end it),
+    without the round trip of a statement run only for that. Should the adapter ever change
+    shape, a trivial statement does the same."""
+    start = getattr(adapted, "_start_transaction", None)
+    mutex = getattr(adapted, "_execute_mutex", None)
+    if start is None or mutex is None or not hasattr(adapted, "_transaction"):
+        await connection.execute(text("SELECT 1"))
+        return
+    async with mutex:
+        if adapted._transaction is None:
+            await start()
 
 
 _RAW = "xiaopu.raw_connection"

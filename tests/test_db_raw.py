@@ -1,0 +1,78 @@
+"""raw_connection and read_connection: raw statements share the session's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import make_settings
+from xiaopu.db import create_engine, create_sessionmaker, raw_connection, read_connection
+
+
+@pytest.fixture
+async def real_engine(fresh_db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(make_settings(fresh_db_url))
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE notes (n int PRIMARY KEY)"))
+    yield engine
+    await engine.dispose()
+
+
+async def _notes(engine: AsyncEngine) -> list[int]:
+    async with engine.connect() as conn:
+        return list((await conn.scalars(text("SELECT n FROM notes ORDER BY n"))).all())
+
+
+async def test_raw_writes_commit_and_roll_back_with_the_session(real_engine: AsyncEngine) -> None:
+    sessions = create_sessionmaker(real_engine)
+    async with sessions() as session:
+        raw = await raw_connection(session)
+        assert raw.is_in_transaction()
+        await raw.execute("INSERT INTO notes VALUES (1)")
+        await session.execute(text("INSERT INTO notes VALUES (2)"))  # the same transaction
+        assert await raw_connection(session) is raw
+        await session.rollback()
+    assert await _notes(real_engine) == []
+
+    async with sessions() as session:
+        raw = await raw_connection(session)
+        await raw.execute("INSERT INTO notes VALUES (3)")
+        await session.commit()
+        assert not raw.is_in_transaction()
+        # A new transaction on the same session begins again, and is remembered anew.
+        again = await raw_connection(session)
+        assert again.is_in_transaction()
+        await again.execute("INSERT INTO notes VALUES (4)")
+        await session.commit()
+    assert await _notes(real_engine) == [3, 4]
+
+
+async def test_a_failed_raw_statement_rolls_back_everything(real_engine: AsyncEngine) -> None:
+    sessions = create_sessionmaker(real_engine)
+    async with sessions() as session:
+        raw = await raw_connection(session)
+        await raw.execute("INSERT INTO notes VALUES (5)")
+        with pytest.raises(Exception, match="duplicate key"):
+            await raw.execute("INSERT INTO notes VALUES (5)")
+        await session.rollback()
+    assert await _notes(real_engine) == []
+
+
+async def test_read_connection_reads_without_and_within_a_transaction(
+    real_engine: AsyncEngine,
+) -> None:
+    sessions = create_sessionmaker(real_engine)
+    async with sessions() as session:
+        raw = await read_connection(session)
+        assert not raw.is_in_transaction()  # no BEGIN for a lone read
+        assert await raw.fetchval("SELECT count(*) FROM notes") == 0
+        # ORM work after it still runs in a transaction of its own, and commits.
+        await session.execute(text("INSERT INTO notes VALUES (6)"))
+        assert raw.is_in_transaction()
+        # Within that transaction, the read sees its uncommitted row.
+        assert await (await read_connection(session)).fetchval("SELECT count(*) FROM notes") == 1
+        await session.commit()
+    assert await _notes(real_engine) == [6]
