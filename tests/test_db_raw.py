@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import make_settings
@@ -76,3 +77,42 @@ async def test_read_connection_reads_without_and_within_a_transaction(
         assert await (await read_connection(session)).fetchval("SELECT count(*) FROM notes") == 1
         await session.commit()
     assert await _notes(real_engine) == [6]
+
+
+async def _pooled_backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+    assert isinstance(pid, int)
+    return pid
+
+
+async def _terminate(url: str, pid: int) -> None:
+    killer = create_engine(make_settings(url))
+    async with killer.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await killer.dispose()
+
+
+async def test_an_idle_connection_cut_by_the_server_is_replaced_unseen(fresh_db_url: str) -> None:
+    engine = create_engine(make_settings(fresh_db_url, db_ping_idle_seconds=0, db_pool_size=1))
+    try:
+        dead = await _pooled_backend_pid(engine)
+        await _terminate(fresh_db_url, dead)
+        # Idle past the threshold (0 s): pinged on checkout, found dead, replaced.
+        assert await _pooled_backend_pid(engine) != dead
+    finally:
+        await engine.dispose()
+
+
+async def test_a_just_used_connection_is_not_pinged(fresh_db_url: str) -> None:
+    """Within the idle window no ping is spent; the request on a cut connection fails (the app
+    answers 503) and the pool replaces the connection for the next one."""
+    engine = create_engine(make_settings(fresh_db_url, db_ping_idle_seconds=3600, db_pool_size=1))
+    try:
+        dead = await _pooled_backend_pid(engine)
+        await _terminate(fresh_db_url, dead)
+        with pytest.raises(DBAPIError):
+            await _pooled_backend_pid(engine)
+        assert await _pooled_backend_pid(engine) != dead
+    finally:
+        await engine.dispose()

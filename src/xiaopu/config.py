@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # statement cache) costs more than the request it serves.
     db_pool_size: int = Field(default=20, ge=1, description="Connections kept per process.")
     db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load.")
+    db_ping_idle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="A pooled connection idle this long is pinged before use (0 = always).",
+    )
     db_statement_timeout_ms: int = Field(
         default=15_000, ge=0, description="Statement timeout for request sessions (0 = none)."
     )

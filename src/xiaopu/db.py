@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -14,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_
 
 from xiaopu.config import Settings
 from xiaopu.errors import AppError
@@ -34,13 +38,45 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     server_settings = {"application_name": "xiaopu", "timezone": "UTC"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(target),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
         connect_args={"server_settings": server_settings},
     )
+    _ping_when_idle(engine, settings.db_ping_idle_seconds)
+    return engine
+
+
+_IDLE_SINCE = "xiaopu.idle_since"
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it has sat idle a while.
+
+    SQLAlchemy's pool_pre_ping checks every checkout, and on asyncpg that is BEGIN, a ping and
+    ROLLBACK: three round trips on every request. A connection handed back milliseconds ago is
+    alive; one idle for seconds may have been cut by a database restart or a proxy's timeout,
+    so it is pinged, and a dead one is replaced before the request sees it. A connection that
+    dies between use and reuse within the window fails its request with a 503 and the pool
+    drops it, as any disconnect mid-request would.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # just opened (info is cleared on reconnect), or just used
+        try:
+            await_(dbapi_connection.driver_connection.fetchval("SELECT 1"))
+        except Exception as error:
+            # The pool discards this connection and checks out another.
+            raise DisconnectionError("idle connection failed its ping") from error
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
