@@ -21,7 +21,7 @@ from xiaopu.config import Settings
 from xiaopu.kit.clock import clock
 from xiaopu.links import repository, tokens
 from xiaopu.links.agents import AgentClass, classify_raw, visitor_hash
-from xiaopu.links.clicks import ClickRecorder
+from xiaopu.links.clicks import ClickRecorder, target_ids
 from xiaopu.links.repository import LinkTarget
 
 log = structlog.get_logger(__name__)
@@ -60,6 +60,7 @@ def _prepared(target: LinkTarget, settings: Settings) -> LinkTarget:
     return replace(
         target,
         token_ids=target.link_id.bytes + target.shop_id.bytes,
+        copy_ids=target_ids(target),
         location_head=head.encode(),
         location_tail=tail.encode(),
     )

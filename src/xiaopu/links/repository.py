@@ -36,8 +36,10 @@ class LinkTarget:
     shop_price_minor: int | None = None  # of the cheapest variant, markup included
     currency: str | None = None
     # Filled in by the redirect's cache (links/redirect.py) for its hot path: the token's fixed
-    # tail (link and shop ids as bytes) and the location on either side of the token.
+    # tail (link and shop ids as bytes), a click row's id columns and the location on either
+    # side of the token.
     token_ids: bytes = b""
+    copy_ids: bytes = b""  # a click's link, shop and product columns, as COPY BINARY fields
     location_head: bytes = b""
     location_tail: bytes = b""
 
