@@ -120,6 +120,9 @@ def create_app(
     app.add_exception_handler(Replay, replay_stored_response)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
+    # Routes are matched in order, and checkout is the busiest route after the share redirect
+    # (which never reaches the router): it is tried first. No other router shares its prefix.
+    app.include_router(orders_router)
     app.include_router(auth_router)
     app.include_router(suppliers_router)
     app.include_router(operator_suppliers_router)
@@ -132,7 +135,6 @@ def create_app(
     app.include_router(payouts_router)
     app.include_router(operator_payouts_router)
     app.include_router(shops_router)
-    app.include_router(orders_router)
     app.include_router(fulfilment_router)
     app.include_router(payments_router)
     app.include_router(operator_returns_router)
