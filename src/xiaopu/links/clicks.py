@@ -13,7 +13,7 @@ import contextlib
 import struct
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 
@@ -90,8 +90,25 @@ def target_ids(target: LinkTarget) -> bytes:
 
 def encode(batch: list[Pending]) -> bytes:
     """The batch as a COPY BINARY stream for COLUMNS."""
+    return _COPY_HEADER + _encode_rows(batch) + _COPY_TRAILER
+
+
+# Rows encoded between two turns of the event loop: a whole half-second batch encoded at once
+# held every redirect waiting for it (the p99 doubled).
+_CHUNK_ROWS = 1_000
+
+
+async def _stream(batch: list[Pending]) -> AsyncIterator[bytes]:
+    yield _COPY_HEADER
+    for start in range(0, len(batch), _CHUNK_ROWS):
+        await asyncio.sleep(0)
+        yield _encode_rows(batch[start : start + _CHUNK_ROWS])
+    yield _COPY_TRAILER
+
+
+def _encode_rows(batch: list[Pending]) -> bytes:
     start = _ROW_START.pack
-    parts = [_COPY_HEADER]
+    parts: list[bytes] = []
     append = parts.append
     for click_id, at, target, visitor, referer, agent, repeat in batch:
         # Whole seconds and the rounded fraction, as datetime.fromtimestamp() rounds them.
@@ -103,7 +120,6 @@ def encode(batch: list[Pending]) -> bytes:
         append(_text(referrer_host(referer)) if referer else _NULL)
         append(_AGENTS.get(agent) or _text(agent))
         append(_REPEAT[repeat])
-    append(_COPY_TRAILER)
     return b"".join(parts)
 
 
@@ -262,14 +278,12 @@ class ClickRecorder:
             return len(batch)
 
     async def _write(self, batch: list[Pending]) -> None:
-        data = encode(batch)
         counted = [click for click in batch if not click[6]]
         days: dict[int, date] = {}
         async with self._sessionmaker() as session:
             raw = await raw_connection(session)
-            # A memoryview: asyncpg would take plain bytes for a file name.
             await raw.copy_to_table(
-                "clicks", source=memoryview(data), columns=COLUMNS, format="binary"
+                "clicks", source=_stream(batch), columns=COLUMNS, format="binary"
             )
             if counted:
                 await session.execute(
