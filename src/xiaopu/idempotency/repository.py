@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,13 +57,13 @@ async def store(
     path: str,
     fingerprint: bytes,
     status: int,
-    body: Any,
+    body_json: str,
     at: datetime,
 ) -> None:
+    """Store the first response; `body_json` is its body as JSON text."""
     raw = await raw_connection(session)
-    encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     await raw.execute(
-        _STORE, new_id(), principal, key, method, path, fingerprint, status, encoded, at
+        _STORE, new_id(), principal, key, method, path, fingerprint, status, body_json, at
     )
 
 

@@ -108,12 +108,12 @@ class Idempotency:
         result = await work()
         route = request.scope.get("route")
         status = getattr(route, "status_code", None) or 200
-        # As FastAPI will render it (by alias); pydantic's own dump is far cheaper than
-        # jsonable_encoder's walk.
-        body = (
-            result.model_dump(mode="json", by_alias=True)
+        # As FastAPI will render it (by alias). pydantic writes a model's JSON itself, several
+        # times faster than a dict dump followed by json.dumps.
+        body_json = (
+            result.model_dump_json(by_alias=True)
             if isinstance(result, BaseModel)
-            else jsonable_encoder(result)
+            else json.dumps(jsonable_encoder(result), separators=(",", ":"), ensure_ascii=False)
         )
         await repository.store(
             self._session,
@@ -123,7 +123,7 @@ class Idempotency:
             path=request.url.path[:2048],
             fingerprint=fingerprint,
             status=status,
-            body=body,
+            body_json=body_json,
             at=utcnow(),
         )
         return result
