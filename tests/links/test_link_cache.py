@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from xiaopu.config import Settings
 from xiaopu.links import redirect
-from xiaopu.links.redirect import LinkCache
+from xiaopu.links.clicks import ClickRecorder
+from xiaopu.links.redirect import LinkCache, ShareLinks
 from xiaopu.links.repository import LinkTarget
 
 
@@ -133,3 +135,28 @@ async def test_a_failed_refresh_keeps_the_lapsed_entry_answering(
     assert again is not None
     assert again[1] is first
     assert again[0] > redirect.time.monotonic()
+
+
+async def test_lookups_failing_in_an_outage_answer_503_and_log_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def database_down(_session: Any, _code: str) -> LinkTarget:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(redirect.repository, "target", database_down)
+    cache = LinkCache(_no_session, settings)  # type: ignore[arg-type]
+    links = ShareLinks(settings, cache, ClickRecorder(_no_session, max_buffer=10))  # type: ignore[arg-type]
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    with capture_logs() as logs:
+        for i in range(200):
+            scope = {"type": "http", "method": "GET", "path": f"/s/code{i:06d}", "headers": []}
+            await links.handle(scope, send)  # type: ignore[arg-type]
+    assert statuses == [503] * 200
+    failures = [entry for entry in logs if entry["event"] == "share_link_lookup_failed"]
+    assert len(failures) == 1  # not one traceback per click
+    assert failures[0]["failures"] == 1

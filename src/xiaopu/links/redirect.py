@@ -34,6 +34,7 @@ CACHE_TTL_SECONDS = 30.0
 MISSING_TTL_SECONDS = 5.0
 STALE_GRACE_SECONDS = 60.0
 CACHE_MAX = 100_000
+FAILURE_LOG_INTERVAL_SECONDS = 10.0
 REDIRECTS = Counter("xiaopu_share_redirects_total", "Share link answers.", ["outcome"])
 # Bound once: looking a label up on every request costs more than the increment.
 # Each header costs the server's validation loop on every click, so only what matters: the
@@ -175,6 +176,8 @@ class ShareLinks:
         self.cookie_suffix = b"; Max-Age=31536000; Path=/s/; HttpOnly; SameSite=Lax" + (
             b"; Secure" if self.secure_cookie else b""
         )
+        self._failures = 0
+        self._failure_logged_at = -FAILURE_LOG_INTERVAL_SECONDS
 
     async def handle(self, scope: Scope, send: Send) -> None:
         # Runs ahead of the app's error handling, so it keeps its own last line of defence.
@@ -208,7 +211,7 @@ class ShareLinks:
             try:
                 target = await self.cache.get(code)
             except Exception:
-                log.warning("share_link_lookup_failed", code=code, exc_info=True)
+                self._lookup_failed(code)
                 REDIRECTS.labels("unavailable").inc()
                 await self._send(send, 503, b"text/html; charset=utf-8", _UNAVAILABLE, method)
                 return
@@ -231,6 +234,18 @@ class ShareLinks:
         assert headers is not None  # a person's GET, as checked above
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send(_EMPTY_BODY)
+
+    def _lookup_failed(self, code: str) -> None:
+        """Log a failed link lookup, at most once per interval with the count since the last
+        line: in a database outage every uncached click fails, thousands a second, and a
+        traceback each would flood the logs (the 503s are counted in metrics regardless)."""
+        self._failures += 1
+        now = time.monotonic()
+        if now - self._failure_logged_at < FAILURE_LOG_INTERVAL_SECONDS:
+            return
+        log.warning("share_link_lookup_failed", code=code, failures=self._failures, exc_info=True)
+        self._failures = 0
+        self._failure_logged_at = now
 
     def _click(
         self, scope: Scope, target: LinkTarget, code: str
