@@ -49,6 +49,8 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
 
 
 _IDLE_SINCE = "xiaopu.idle_since"
+# A half-open connection (the network gone, not the server) would otherwise hang the ping.
+PING_TIMEOUT_SECONDS = 2.0
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
@@ -57,9 +59,9 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     SQLAlchemy's pool_pre_ping checks every checkout, and on asyncpg that is BEGIN, a ping and
     ROLLBACK: three round trips on every request. A connection handed back milliseconds ago is
     alive; one idle for seconds may have been cut by a database restart or a proxy's timeout,
-    so it is pinged, and a dead one is replaced before the request sees it. A connection that
-    dies between use and reuse within the window fails its request with a 503 and the pool
-    drops it, as any disconnect mid-request would.
+    so it is pinged, and a dead one is replaced before the request sees it. One the server
+    closed is replaced at once, idle or not; one cut without the client noticing, within the
+    window, fails its request and the pool drops it, as any disconnect mid-request would.
     """
     pool = engine.sync_engine.pool
 
@@ -69,13 +71,19 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
     @event.listens_for(pool, "checkout")
     def _checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        # Raising makes the pool discard this connection and check out another.
+        if driver.is_closed():
+            # Closed while it sat in the pool (asyncpg saw the server hang up): free to tell,
+            # and the raw paths, which bypass SQLAlchemy's own disconnect handling, must
+            # never be handed such a connection.
+            raise DisconnectionError("pooled connection was closed")
         since = record.info.get(_IDLE_SINCE)
         if since is None or time.monotonic() - since < idle_seconds:
             return  # just opened (info is cleared on reconnect), or just used
         try:
-            await_(dbapi_connection.driver_connection.fetchval("SELECT 1"))
+            await_(driver.fetchval("SELECT 1", timeout=PING_TIMEOUT_SECONDS))
         except Exception as error:
-            # The pool discards this connection and checks out another.
             raise DisconnectionError("idle connection failed its ping") from error
 
 
@@ -138,9 +146,14 @@ async def _begin(connection: AsyncConnection, adapted: Any) -> None:
     if start is None or mutex is None or not hasattr(adapted, "_transaction"):
         await connection.execute(text("SELECT 1"))
         return
-    async with mutex:
-        if adapted._transaction is None:
-            await start()
+    try:
+        async with mutex:
+            if adapted._transaction is None:
+                await start()
+    except Exception:
+        # Again through SQLAlchemy: should it fail too, its error is the one the app maps (a
+        # lost connection is a 503, and the pool drops it), not the adapter's bare one.
+        await connection.execute(text("SELECT 1"))
 
 
 _RAW = "xiaopu.raw_connection"
