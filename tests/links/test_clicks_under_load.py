@@ -85,3 +85,33 @@ async def test_database_down_redirects_still_work_and_memory_stays_bounded(
     assert statuses == [302] * 2000
     assert recorder.buffered == buffer_max
     assert recorder.dropped == 2001 - buffer_max
+
+
+async def test_clicks_stored_already_do_not_block_later_flushes(fresh_db_url: str) -> None:
+    """A write whose commit went through but whose answer was lost puts its clicks back: the
+    next flush stores the new ones, skips those already stored and counts each click once."""
+    settings = make_settings(fresh_db_url)
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    app = create_app(settings, sessionmaker=sessionmaker)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            async with sessionmaker() as session:
+                code = await product_link_code(client, session)
+            recorder: Any = app.state.clicks
+            assert await _hammer(client, code, 30) == [302] * 30
+            first = list(recorder._buffer)
+            assert await recorder.flush() == 30
+            assert await _hammer(client, code, 20) == [302] * 20
+            recorder._buffer[:0] = first  # as flush() puts back a batch it thinks failed
+            assert await recorder.flush() == 50
+            assert await _hammer(client, code, 5) == [302] * 5
+            assert await recorder.flush() == 5  # flushing goes on as usual
+        async with sessionmaker() as session:
+            stored = await session.scalar(select(func.count()).select_from(Click))
+            counted = await session.scalar(select(func.sum(LinkDailyStats.clicks)))
+    finally:
+        await engine.dispose()
+    assert stored == 55
+    assert counted == 55

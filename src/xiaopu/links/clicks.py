@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 
+import asyncpg
 import structlog
 import uuid_utils
 from prometheus_client import REGISTRY, Counter, Gauge
@@ -163,8 +164,12 @@ _POSIX_EPOCH = date(1970, 1, 1)
 
 
 def _day(at: float, days: dict[int, date]) -> date:
-    """The UTC day of a POSIX time, made once per day number in a batch."""
-    number = int(at // _DAY_SECONDS)
+    """The UTC day of a POSIX time, made once per day number in a batch; of the time rounded
+    to the microsecond, as the row's created_at is, so a click a hair before midnight is
+    counted on the day its row says."""
+    whole = int(at)
+    micros = whole * 1_000_000 + round((at - whole) * 1_000_000)
+    number = micros // (_DAY_SECONDS * 1_000_000)
     day = days.get(number)
     if day is None:
         day = days[number] = _POSIX_EPOCH + timedelta(days=number)
@@ -194,6 +199,14 @@ _STATS_SQL = text(
         clicks = link_daily_stats.clicks + EXCLUDED.clicks,
         unique_visitors = link_daily_stats.unique_visitors + EXCLUDED.unique_visitors
     """
+)
+
+
+_STAGING_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS clicks_incoming (LIKE clicks) ON COMMIT DELETE ROWS"
+)
+_FROM_STAGING = (
+    "INSERT INTO clicks SELECT * FROM clicks_incoming ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
@@ -258,7 +271,13 @@ class ClickRecorder:
                 return 0
             batch, self._buffer = self._buffer, []
             try:
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except asyncpg.UniqueViolationError:
+                    # Some of these clicks are stored already: a write whose commit went
+                    # through but whose answer was lost put them back. Written as they are,
+                    # they would fail every flush from now on.
+                    await self._write(batch, already_stored_possible=True)
             except asyncio.CancelledError:
                 self._buffer = batch + self._buffer
                 raise
@@ -277,14 +296,24 @@ class ClickRecorder:
             CLICKS_WRITTEN.inc(len(batch))
             return len(batch)
 
-    async def _write(self, batch: list[Pending]) -> None:
+    async def _write(self, batch: list[Pending], *, already_stored_possible: bool = False) -> None:
         counted = [click for click in batch if not click[6]]
         days: dict[int, date] = {}
         async with self._sessionmaker() as session:
             raw = await raw_connection(session)
-            await raw.copy_to_table(
-                "clicks", source=_stream(batch), columns=COLUMNS, format="binary"
-            )
+            if already_stored_possible:
+                # The slow path, for that rare case only: skip the clicks already stored (and
+                # already counted, in the same transaction as they were stored).
+                await raw.execute(_STAGING_TABLE)
+                await raw.copy_to_table(
+                    "clicks_incoming", source=_stream(batch), columns=COLUMNS, format="binary"
+                )
+                fresh = {str(row["id"]) for row in await raw.fetch(_FROM_STAGING)}
+                counted = [click for click in counted if str(click[0]) in fresh]
+            else:
+                await raw.copy_to_table(
+                    "clicks", source=_stream(batch), columns=COLUMNS, format="binary"
+                )
             if counted:
                 await session.execute(
                     _STATS_SQL,
