@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from xiaopu.app import create_app
@@ -101,3 +103,30 @@ async def test_crash_is_500_without_internals(crashing_client: httpx.AsyncClient
     assert "hunter2" not in response.text
     assert "RuntimeError" not in response.text
     assert body["detail"] == "Something went wrong on our side."
+
+
+@pytest.fixture
+async def lost_database_client(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> httpx.AsyncClient:
+    app = create_app(settings, sessionmaker=sessionmaker)
+
+    async def raw_closed() -> None:
+        raise asyncpg.InterfaceError("cannot perform operation: connection is closed")
+
+    async def invalidated() -> None:
+        raise DBAPIError("SELECT 1", None, ConnectionResetError(), connection_invalidated=True)
+
+    app.add_api_route("/raw-closed", raw_closed)
+    app.add_api_route("/invalidated", invalidated)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.mark.parametrize("path", ["/raw-closed", "/invalidated"])
+async def test_a_lost_database_connection_is_503(
+    lost_database_client: httpx.AsyncClient, path: str
+) -> None:
+    async with lost_database_client as client:
+        response = await client.get(path)
+    assert_problem(response, 503, "service_busy")

@@ -300,9 +300,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
                 "A value was not acceptable to store (bad characters, out of range or too long)."
             )
         )
-    if state.startswith(("08", "40", "53", "57")):
-        # Out of connections or resources, a deadlock or serialization loser, a statement timeout,
-        # or the server going away: nothing was changed, and a retry will do.
+    lost = (isinstance(exc, DBAPIError) and exc.connection_invalidated) or isinstance(
+        orig, asyncpg.InterfaceError | ConnectionError
+    )
+    if lost or state.startswith(("08", "40", "53", "57")):
+        # The connection lost, out of connections or resources, a deadlock or serialization
+        # loser, a statement timeout, or the server going away: nothing was changed (a commit
+        # that went through unanswered is what the Idempotency-Key is for), and a retry will do.
         log.warning("database_unavailable", sqlstate=state)
         return render(DatabaseBusy())
     if state.startswith("23"):
@@ -329,4 +333,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(asyncpg.PostgresError, _database_error)
+    # A connection lost under a raw asyncpg statement: no sqlstate, but the same 503.
+    app.add_exception_handler(asyncpg.InterfaceError, _database_error)
     app.add_exception_handler(Exception, _unhandled)
