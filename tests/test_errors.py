@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import asyncpg
 import httpx
 import pytest
@@ -82,22 +84,31 @@ async def test_bad_uuid_in_path_is_422(client: httpx.AsyncClient) -> None:
     assert_problem(response, 422, "validation_error")
 
 
+async def _raise(error: Exception) -> None:
+    raise error
+
+
 @pytest.fixture
-async def crashing_client(
+async def raising_client(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> httpx.AsyncClient:
+    """The app with routes that raise what a crash or a lost database connection raises."""
     app = create_app(settings, sessionmaker=sessionmaker)
-
-    async def boom() -> None:
-        raise RuntimeError("secret internals: password=hunter2")
-
-    app.add_api_route("/boom", boom)
+    errors: dict[str, Exception] = {
+        "/boom": RuntimeError("secret internals: password=hunter2"),
+        "/raw-closed": asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+        "/invalidated": DBAPIError(
+            "SELECT 1", None, ConnectionResetError(), connection_invalidated=True
+        ),
+    }
+    for path, error in errors.items():
+        app.add_api_route(path, functools.partial(_raise, error))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
-async def test_crash_is_500_without_internals(crashing_client: httpx.AsyncClient) -> None:
-    async with crashing_client as client:
+async def test_crash_is_500_without_internals(raising_client: httpx.AsyncClient) -> None:
+    async with raising_client as client:
         response = await client.get("/boom")
     body = assert_problem(response, 500, "internal_error")
     assert "hunter2" not in response.text
@@ -105,28 +116,10 @@ async def test_crash_is_500_without_internals(crashing_client: httpx.AsyncClient
     assert body["detail"] == "Something went wrong on our side."
 
 
-@pytest.fixture
-async def lost_database_client(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> httpx.AsyncClient:
-    app = create_app(settings, sessionmaker=sessionmaker)
-
-    async def raw_closed() -> None:
-        raise asyncpg.InterfaceError("cannot perform operation: connection is closed")
-
-    async def invalidated() -> None:
-        raise DBAPIError("SELECT 1", None, ConnectionResetError(), connection_invalidated=True)
-
-    app.add_api_route("/raw-closed", raw_closed)
-    app.add_api_route("/invalidated", invalidated)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
 @pytest.mark.parametrize("path", ["/raw-closed", "/invalidated"])
 async def test_a_lost_database_connection_is_503(
-    lost_database_client: httpx.AsyncClient, path: str
+    raising_client: httpx.AsyncClient, path: str
 ) -> None:
-    async with lost_database_client as client:
+    async with raising_client as client:
         response = await client.get(path)
     assert_problem(response, 503, "service_busy")

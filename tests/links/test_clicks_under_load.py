@@ -4,7 +4,9 @@ analytics, never redirects or unbounded memory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -34,9 +36,12 @@ async def _hammer(client: httpx.AsyncClient, code: str, count: int) -> list[int]
     return statuses
 
 
-@pytest.mark.concurrent
-async def test_every_click_sent_is_stored_after_a_graceful_stop(fresh_db_url: str) -> None:
-    settings = make_settings(fresh_db_url)
+@contextlib.asynccontextmanager
+async def _linked_app(
+    url: str, **overrides: object
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient, str]]:
+    """The app on its own engine (clicks commit for real), a client, and a product link's code."""
+    settings = make_settings(url, **overrides)
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
     app = create_app(settings, sessionmaker=sessionmaker)
@@ -45,14 +50,25 @@ async def test_every_click_sent_is_stored_after_a_graceful_stop(fresh_db_url: st
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             async with sessionmaker() as session:
                 code = await product_link_code(client, session)
-            async with app.router.lifespan_context(app):
-                statuses = await _hammer(client, code, SENT)
-            recorder: Any = app.state.clicks
-        async with sessionmaker() as session:
-            stored = await session.scalar(select(func.count()).select_from(Click))
-            counted = await session.scalar(select(func.sum(LinkDailyStats.clicks)))
+            yield app, client, code
     finally:
         await engine.dispose()
+
+
+async def _stored_and_counted(app: Any) -> tuple[Any, Any]:
+    async with app.state.sessionmaker() as session:
+        stored = await session.scalar(select(func.count()).select_from(Click))
+        counted = await session.scalar(select(func.sum(LinkDailyStats.clicks)))
+    return stored, counted
+
+
+@pytest.mark.concurrent
+async def test_every_click_sent_is_stored_after_a_graceful_stop(fresh_db_url: str) -> None:
+    async with _linked_app(fresh_db_url) as (app, client, code):
+        async with app.router.lifespan_context(app):
+            statuses = await _hammer(client, code, SENT)
+        recorder = app.state.clicks
+        stored, counted = await _stored_and_counted(app)
     assert statuses == [302] * SENT
     assert (recorder.recorded, recorder.written, recorder.dropped) == (SENT, SENT, 0)
     assert stored == SENT
@@ -64,23 +80,16 @@ async def test_database_down_redirects_still_work_and_memory_stays_bounded(
     fresh_db_url: str,
 ) -> None:
     buffer_max = 500
-    settings = make_settings(fresh_db_url, click_buffer_max=buffer_max)
-    engine = create_engine(settings)
-    app = create_app(settings, sessionmaker=create_sessionmaker(engine))
-    dead = create_engine(settings, url="postgresql://postgres@127.0.0.1:1/none")
-    transport = httpx.ASGITransport(app=app)
+    dead = create_engine(make_settings(fresh_db_url), url="postgresql://postgres@127.0.0.1:1/none")
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            async with create_sessionmaker(engine)() as session:
-                code = await product_link_code(client, session)
+        async with _linked_app(fresh_db_url, click_buffer_max=buffer_max) as (app, client, code):
             # Warm the link cache, then take the database away from the click writer.
             assert (await _hammer(client, code, 1)) == [302]
-            recorder: Any = app.state.clicks
+            recorder = app.state.clicks
             recorder._sessionmaker = create_sessionmaker(dead)
             statuses = await _hammer(client, code, 2000)
             assert await recorder.flush() == 0  # the write fails quietly and keeps what fits
     finally:
-        await engine.dispose()
         await dead.dispose()
     assert statuses == [302] * 2000
     assert recorder.buffered == buffer_max
@@ -90,28 +99,16 @@ async def test_database_down_redirects_still_work_and_memory_stays_bounded(
 async def test_clicks_stored_already_do_not_block_later_flushes(fresh_db_url: str) -> None:
     """A write whose commit went through but whose answer was lost puts its clicks back: the
     next flush stores the new ones, skips those already stored and counts each click once."""
-    settings = make_settings(fresh_db_url)
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    app = create_app(settings, sessionmaker=sessionmaker)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            async with sessionmaker() as session:
-                code = await product_link_code(client, session)
-            recorder: Any = app.state.clicks
-            assert await _hammer(client, code, 30) == [302] * 30
-            first = list(recorder._buffer)
-            assert await recorder.flush() == 30
-            assert await _hammer(client, code, 20) == [302] * 20
-            recorder._buffer[:0] = first  # as flush() puts back a batch it thinks failed
-            assert await recorder.flush() == 50
-            assert await _hammer(client, code, 5) == [302] * 5
-            assert await recorder.flush() == 5  # flushing goes on as usual
-        async with sessionmaker() as session:
-            stored = await session.scalar(select(func.count()).select_from(Click))
-            counted = await session.scalar(select(func.sum(LinkDailyStats.clicks)))
-    finally:
-        await engine.dispose()
+    async with _linked_app(fresh_db_url) as (app, client, code):
+        recorder = app.state.clicks
+        assert await _hammer(client, code, 30) == [302] * 30
+        first = list(recorder._buffer)
+        assert await recorder.flush() == 30
+        assert await _hammer(client, code, 20) == [302] * 20
+        recorder._buffer[:0] = first  # as flush() puts back a batch it thinks failed
+        assert await recorder.flush() == 50
+        assert await _hammer(client, code, 5) == [302] * 5
+        assert await recorder.flush() == 5  # flushing goes on as usual
+        stored, counted = await _stored_and_counted(app)
     assert stored == 55
     assert counted == 55
