@@ -300,8 +300,11 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
                 "A value was not acceptable to store (bad characters, out of range or too long)."
             )
         )
-    lost = (isinstance(exc, DBAPIError) and exc.connection_invalidated) or isinstance(
-        orig, asyncpg.InterfaceError | ConnectionError
+    lost = (
+        (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+        or isinstance(orig, ConnectionError)
+        # asyncpg's misuse errors share this class; only a closed connection is the server's.
+        or (isinstance(orig, asyncpg.InterfaceError) and "closed" in str(orig))
     )
     if lost or state.startswith(("08", "40", "53", "57")):
         # The connection lost, out of connections or resources, a deadlock or serialization
