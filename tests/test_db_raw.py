@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -93,13 +95,28 @@ async def _terminate(url: str, pid: int) -> None:
     await killer.dispose()
 
 
-async def test_an_idle_connection_cut_by_the_server_is_replaced_unseen(fresh_db_url: str) -> None:
+async def test_an_idle_connection_failing_its_ping_is_replaced_unseen(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection cut without the client noticing (a proxy's timeout, say) looks open: only
+    the ping of one idle past the threshold finds it out."""
     engine = create_engine(make_settings(fresh_db_url, db_ping_idle_seconds=0, db_pool_size=1))
+    pings: list[int] = []
+    real_fetchval = asyncpg.Connection.fetchval
+
+    async def unanswered_ping(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
+        if query == "SELECT 1" and "timeout" in kw:  # the pool's ping, not a test's query
+            pings.append(1)
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed")
+        return await real_fetchval(self, query, *args, **kw)
+
     try:
-        dead = await _pooled_backend_pid(engine)
-        await _terminate(fresh_db_url, dead)
-        # Idle past the threshold (0 s): pinged on checkout, found dead, replaced.
-        assert await _pooled_backend_pid(engine) != dead
+        first = await _pooled_backend_pid(engine)
+        monkeypatch.setattr(asyncpg.Connection, "fetchval", unanswered_ping)
+        # Idle past the threshold (0 s): pinged on checkout, failed, replaced by a new one
+        # (which, just opened, is not pinged).
+        assert await _pooled_backend_pid(engine) != first
+        assert pings == [1]
     finally:
         await engine.dispose()
 

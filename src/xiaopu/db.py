@@ -116,10 +116,21 @@ DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 async def raw_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session, inside the session's transaction, for what
-    SQLAlchemy does not do (COPY, pgqueuer's queries). SQLAlchemy begins lazily, so a trivial
-    statement makes sure the transaction exists before raw work joins it. The hot paths
-    (checkout, the outbox, idempotency) use it to skip SQLAlchemy's per-statement cost, so it
-    is remembered for the rest of the session's transaction."""
+    SQLAlchemy does not do (COPY, pgqueuer's queries). SQLAlchemy begins lazily, so the
+    transaction is begun here before raw work joins it. The hot paths (checkout, the outbox,
+    idempotency) use it to skip SQLAlchemy's per-statement cost, so it is remembered for the
+    rest of the session's transaction."""
+    return await _driver(session, begin=True)
+
+
+async def read_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, for one read-only statement that needs no
+    transaction of its own: inside the session's transaction if one has begun, else on its
+    own (autocommit), saving the BEGIN and ROLLBACK round trips."""
+    return await _driver(session, begin=False)
+
+
+async def _driver(session: AsyncSession, *, begin: bool) -> Any:
     if session.new or session.dirty or session.deleted:
         await session.flush()  # what raw SQL runs next may depend on it, as with autoflush
     transaction = session.sync_session.get_transaction()
@@ -130,46 +141,31 @@ async def raw_connection(session: AsyncSession) -> Any:
     adapted = (await connection.get_raw_connection()).dbapi_connection
     raw = adapted.driver_connection if adapted is not None else None
     assert raw is not None
-    if not raw.is_in_transaction():
-        await _begin(connection, adapted)
-    session.info[_RAW] = (session.sync_session.get_transaction(), raw)
+    if begin:
+        if not raw.is_in_transaction():
+            await _begin(connection, adapted)
+        session.info[_RAW] = (session.sync_session.get_transaction(), raw)
     return raw
 
 
 async def _begin(connection: AsyncConnection, adapted: Any) -> None:
     """Begin the session's transaction on the driver as SQLAlchemy's asyncpg adapter does
     before its first statement (same isolation, tracked so its commit and rollback end it),
-    without the round trip of a statement run only for that. Should the adapter ever change
-    shape, a trivial statement does the same."""
+    without the round trip of a statement run only for that."""
     start = getattr(adapted, "_start_transaction", None)
     mutex = getattr(adapted, "_execute_mutex", None)
-    if start is None or mutex is None or not hasattr(adapted, "_transaction"):
-        await connection.execute(text("SELECT 1"))
-        return
-    try:
-        async with mutex:
-            if adapted._transaction is None:
-                await start()
-    except Exception:
-        # Again through SQLAlchemy: should it fail too, its error is the one the app maps (a
-        # lost connection is a 503, and the pool drops it), not the adapter's bare one.
-        await connection.execute(text("SELECT 1"))
+    if start is not None and mutex is not None and hasattr(adapted, "_transaction"):
+        try:
+            async with mutex:
+                if adapted._transaction is None:
+                    await start()
+            return
+        except Exception:  # noqa: S110 - retried below, where its error is mapped
+            pass
+    # Should the adapter change shape, or the direct begin fail, a trivial statement through
+    # SQLAlchemy begins instead; should that fail too, its error is the one the app maps (a
+    # lost connection is a 503, and the pool drops it), not the adapter's bare one.
+    await connection.execute(text("SELECT 1"))
 
 
 _RAW = "xiaopu.raw_connection"
-
-
-async def read_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, for one read-only statement that needs no
-    transaction of its own: inside the session's transaction if one has begun, else on its
-    own (autocommit), saving the BEGIN and ROLLBACK round trips. Pending ORM changes are
-    flushed first, as with raw_connection."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
-    remembered = session.info.get(_RAW)
-    if remembered is not None and remembered[0] is session.sync_session.get_transaction():
-        return remembered[1]
-    connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None
-    return raw

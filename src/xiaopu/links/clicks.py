@@ -65,8 +65,15 @@ _NULL = struct.pack(">i", -1)
 # Field count, click id, and created_at as microseconds since 2000-01-01 UTC.
 _ROW_START = struct.Struct(">hi16siq")
 _LENGTH = struct.Struct(">i")
-_PG_EPOCH = 946_684_800  # 2000-01-01T00:00:00Z in POSIX seconds
+_PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01T00:00:00Z in POSIX microseconds
 _REPEAT = {False: b"\x00\x00\x00\x01\x00", True: b"\x00\x00\x00\x01\x01"}
+
+
+def _micros(at: float) -> int:
+    """POSIX seconds as whole microseconds, rounded as datetime.fromtimestamp() rounds them
+    (the row's created_at and the day it is counted on must agree)."""
+    whole = int(at)
+    return whole * 1_000_000 + round((at - whole) * 1_000_000)
 
 
 def _text(value: str | None) -> bytes:
@@ -112,10 +119,7 @@ def _encode_rows(batch: list[Pending]) -> bytes:
     parts: list[bytes] = []
     append = parts.append
     for click_id, at, target, visitor, referer, agent, repeat in batch:
-        # Whole seconds and the rounded fraction, as datetime.fromtimestamp() rounds them.
-        whole = int(at)
-        micros = (whole - _PG_EPOCH) * 1_000_000 + round((at - whole) * 1_000_000)
-        append(start(9, 16, click_id.bytes, 8, micros))
+        append(start(9, 16, click_id.bytes, 8, _micros(at) - _PG_EPOCH_MICROS))
         append(target.copy_ids or target_ids(target))
         append(_text(visitor))
         append(_text(referrer_host(referer)) if referer else _NULL)
@@ -159,17 +163,13 @@ def referrer_host(referer: bytes | None) -> str | None:
     return host[:255] if host else None
 
 
-_DAY_SECONDS = 86_400
+_DAY_MICROS = 86_400_000_000
 _POSIX_EPOCH = date(1970, 1, 1)
 
 
 def _day(at: float, days: dict[int, date]) -> date:
-    """The UTC day of a POSIX time, made once per day number in a batch; of the time rounded
-    to the microsecond, as the row's created_at is, so a click a hair before midnight is
-    counted on the day its row says."""
-    whole = int(at)
-    micros = whole * 1_000_000 + round((at - whole) * 1_000_000)
-    number = micros // (_DAY_SECONDS * 1_000_000)
+    """The UTC day of a click's created_at, made once per day number in a batch."""
+    number = _micros(at) // _DAY_MICROS
     day = days.get(number)
     if day is None:
         day = days[number] = _POSIX_EPOCH + timedelta(days=number)
@@ -301,19 +301,15 @@ class ClickRecorder:
         days: dict[int, date] = {}
         async with self._sessionmaker() as session:
             raw = await raw_connection(session)
+            # The slow path, for that rare case only, goes through a staging table to skip the
+            # clicks already stored (and already counted, in the transaction that stored them).
             if already_stored_possible:
-                # The slow path, for that rare case only: skip the clicks already stored (and
-                # already counted, in the same transaction as they were stored).
                 await raw.execute(_STAGING_TABLE)
-                await raw.copy_to_table(
-                    "clicks_incoming", source=_stream(batch), columns=COLUMNS, format="binary"
-                )
+            table = "clicks_incoming" if already_stored_possible else "clicks"
+            await raw.copy_to_table(table, source=_stream(batch), columns=COLUMNS, format="binary")
+            if already_stored_possible:
                 fresh = {str(row["id"]) for row in await raw.fetch(_FROM_STAGING)}
                 counted = [click for click in counted if str(click[0]) in fresh]
-            else:
-                await raw.copy_to_table(
-                    "clicks", source=_stream(batch), columns=COLUMNS, format="binary"
-                )
             if counted:
                 await session.execute(
                     _STATS_SQL,
