@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
@@ -28,6 +28,7 @@ from xiaopu.links.clicks import ClickRecorder
 from xiaopu.links.endpoints import router as links_router
 from xiaopu.links.redirect import PREFIX, LinkCache, ShareLinks
 from xiaopu.observability import RequestContextMiddleware, configure_logging
+from xiaopu.orders import checkout_route
 from xiaopu.orders.endpoints import operator_refunds_router
 from xiaopu.orders.endpoints import operator_router as operator_returns_router
 from xiaopu.orders.endpoints import payment_router as payments_router
@@ -141,7 +142,19 @@ def create_app(
     app.include_router(operator_refunds_router)
     app.include_router(webhooks_router)
     app.include_router(links_router)
+    if settings.checkout_fast_path:
+        app.checkout = RequestContextMiddleware(
+            checkout_route.CheckoutRoute(app, _route(orders_router, checkout_route.PATH, "POST")),
+            max_body_bytes=settings.max_body_bytes,
+        )
     return app
+
+
+def _route(router: APIRouter, path: str, method: str) -> APIRoute:
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
+            return route
+    raise LookupError(f"{method} {path} is not a route")
 
 
 def _share_links(app: XiaopuApp) -> None:
@@ -155,10 +168,12 @@ class XiaopuApp(FastAPI):
     """FastAPI with the share-link redirect in front of everything else.
 
     /s/{code} is the hottest path of the product, so it is answered here, before Starlette's
-    middleware stack, routing and dependency injection run at all.
+    middleware stack, routing and dependency injection run at all. Checkout, the busiest write,
+    is answered here too (see orders/checkout_route.py), in the request-context middleware.
     """
 
     share_links: ShareLinks | None = None
+    checkout: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -167,5 +182,8 @@ class XiaopuApp(FastAPI):
             and scope["path"].startswith(PREFIX)
         ):
             await self.share_links.handle(scope, send)
+            return
+        if self.checkout is not None and checkout_route.handles(scope):
+            await self.checkout(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

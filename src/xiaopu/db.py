@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -91,8 +92,12 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One request's session: committed when the work succeeds (or fails with an error that
+    keeps its changes), rolled back otherwise."""
     async with sessionmaker() as session:
         try:
             yield session
@@ -107,6 +112,11 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
 
 
 # scope="function": the commit runs after the endpoint returns and before the response is sent,

@@ -8,10 +8,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from xiaopu.auth import service
 from xiaopu.auth.scopes import Scope
 from xiaopu.auth.tokens import API_KEY_PREFIX, decode_access_token
+from xiaopu.config import Settings
 from xiaopu.db import DbSession
 from xiaopu.deps import AppSettings
 from xiaopu.errors import (
@@ -55,13 +57,25 @@ def _token(credentials: Credentials) -> str:
     return credentials.credentials
 
 
-async def _person(request: Request, credentials: Credentials, settings: AppSettings) -> Person:
-    token = _token(credentials)
+def _signed_in(request: Request, token: str, settings: Settings) -> Person:
     if token.startswith(API_KEY_PREFIX):
         raise InvalidToken("API keys act for a supplier, not for a person.")
     claims = decode_access_token(settings, token)
     set_principal(request, f"account:{claims.account_id}")
     return Person(account_id=claims.account_id, session_id=claims.session_id)
+
+
+async def _person(request: Request, credentials: Credentials, settings: AppSettings) -> Person:
+    return _signed_in(request, _token(credentials), settings)
+
+
+def optional_person(request: Request, settings: Settings) -> Person | None:
+    """OptionalPerson for a route answered outside FastAPI's dependency injection: the bearer
+    token read as HTTPBearer(auto_error=False) reads it."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return _signed_in(request, token, settings)
 
 
 CurrentPerson = Annotated[Person, Depends(_person)]

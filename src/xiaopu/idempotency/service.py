@@ -137,9 +137,14 @@ async def _key_header(
         ),
     ] = None,
 ) -> str | None:
-    if idempotency_key is not None and not _VALID_KEY.fullmatch(idempotency_key):
-        raise InvalidIdempotencyKey()
+    if idempotency_key is not None:
+        check_key(idempotency_key)
     return idempotency_key
+
+
+def check_key(key: str) -> None:
+    if not _VALID_KEY.fullmatch(key):
+        raise InvalidIdempotencyKey()
 
 
 async def _optional(
