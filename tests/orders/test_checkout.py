@@ -440,6 +440,30 @@ async def test_out_of_stock_is_refused_and_takes_nothing(
     assert assert_problem(gone, 409, "out_of_stock")["available"] == 0
 
 
+async def test_checkout_taking_stock_below_the_threshold_emits_one_stock_low_event(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    m = await market(client, session, stock=10)
+    await session.execute(
+        text("UPDATE variants SET low_stock_threshold = 5 WHERE id = :id"), {"id": m.variant}
+    )
+    await checkout(client, m.slug, [(m.variant, 5)])  # 5 left: at the threshold, not below
+    assert await events(session, "product.stock_low") == []
+
+    # A refused order took its units in the statement that locked them, and gives them back.
+    refused = await place(client, m.slug, [(m.variant, 2), (str(uuid.uuid4()), 1)])
+    assert_problem(refused, 422, "not_in_shop")
+    assert await stock_of(client, m.suppliers[0]) == 5
+    assert await events(session, "product.stock_low") == []
+
+    await checkout(client, m.slug, [(m.variant, 2)])
+    await checkout(client, m.slug, [(m.variant, 1)])  # still low: no second event
+    (event,) = await events(session, "product.stock_low")
+    assert event["variant_id"] == m.variant
+    assert (event["stock"], event["threshold"]) == (3, 5)
+    assert await stock_of(client, m.suppliers[0]) == 2
+
+
 async def test_an_address_without_a_street_is_invalid(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:

@@ -123,33 +123,46 @@ def after(
     return stmt.where(or_(beyond, and_(key == key_value, Product.id < last_id)))
 
 
-_LOCK_FOR_SALE = """
-SELECT v.id, v.product_id, v.supplier_id, v.sku, v.options, v.price_minor, v.currency, v.stock,
-       v.commission_bps AS variant_commission_bps, v.low_stock_threshold,
-       p.title, p.status AS product_status, p.commission_bps, p.markup_ceiling_bps,
-       p.return_window_days,
-       s.name AS supplier_name, s.status AS supplier_status, s.shipping_fee_minor,
-       s.shipping_currency
-FROM variants AS v
-JOIN products AS p ON p.id = v.product_id
-JOIN suppliers AS s ON s.id = p.supplier_id
-WHERE v.id = ANY($1::uuid[])
-ORDER BY v.id
-FOR UPDATE OF v
+# The variants are locked in id order, so that concurrent checkouts queue on shared variants
+# instead of deadlocking, and each line that has its units in stock has them taken by the same
+# statement. Taking them before the caller's checks is safe: a refused order rolls back.
+_RESERVE_FOR_SALE = """
+WITH locked AS (
+    SELECT v.id, v.product_id, v.supplier_id, v.sku, v.options, v.price_minor, v.currency,
+           v.stock, v.commission_bps AS variant_commission_bps, v.low_stock_threshold,
+           p.title, p.status AS product_status, p.commission_bps, p.markup_ceiling_bps,
+           p.return_window_days,
+           s.name AS supplier_name, s.status AS supplier_status, s.shipping_fee_minor,
+           s.shipping_currency
+    FROM variants AS v
+    JOIN products AS p ON p.id = v.product_id
+    JOIN suppliers AS s ON s.id = p.supplier_id
+    WHERE v.id = ANY($1::uuid[])
+    ORDER BY v.id
+    FOR UPDATE OF v
+), taken AS (
+    UPDATE variants SET stock = variants.stock - w.quantity, updated_at = $3
+    FROM unnest($1::uuid[], $2::int[]) AS w(id, quantity)
+    JOIN locked AS l ON l.id = w.id
+    WHERE variants.id = w.id AND l.stock >= w.quantity
+    RETURNING variants.id
+)
+SELECT l.*, t.id IS NOT NULL AS taken
+FROM locked AS l LEFT JOIN taken AS t ON t.id = l.id
+ORDER BY l.id
 """
 
 
-async def lock_for_checkout(
-    session: AsyncSession, variant_ids: Collection[uuid.UUID]
-) -> list[tuple[Variant, Product, Supplier]]:
-    """Variants with their products and suppliers, the variants locked in id order so that
-    concurrent checkouts queue on shared variants instead of deadlocking. On the session's own
-    connection, without SQLAlchemy's per-statement and per-entity cost (checkout runs this on
-    every order); the objects are detached copies for reading, and stock changes go through
-    take_stock()."""
+async def reserve_for_checkout(
+    session: AsyncSession, wanted: dict[uuid.UUID, int], at: datetime
+) -> list[tuple[Variant, Product, Supplier, bool]]:
+    """Variants with their products and suppliers, locked, and whether the wanted units were
+    taken (only where the stock had them). On the session's own connection, without
+    SQLAlchemy's per-statement and per-entity cost (checkout runs this on every order); the
+    objects are detached copies for reading, their stock as it was before."""
     raw = await raw_connection(session)
     found = []
-    for r in await raw.fetch(_LOCK_FOR_SALE, list(variant_ids)):
+    for r in await raw.fetch(_RESERVE_FOR_SALE, list(wanted), list(wanted.values()), at):
         variant = Variant(
             id=r["id"],
             product_id=r["product_id"],
@@ -178,20 +191,8 @@ async def lock_for_checkout(
             shipping_fee_minor=r["shipping_fee_minor"],
             shipping_currency=r["shipping_currency"],
         )
-        found.append((variant, product, supplier))
+        found.append((variant, product, supplier, r["taken"]))
     return found
-
-
-async def take_stock(session: AsyncSession, taken: dict[uuid.UUID, int], at: datetime) -> None:
-    """Take units from variants this transaction has locked; the CHECK keeps stock >= 0."""
-    raw = await raw_connection(session)
-    await raw.execute(
-        "UPDATE variants SET stock = variants.stock - t.quantity, updated_at = $3"
-        " FROM unnest($1::uuid[], $2::int[]) AS t(id, quantity) WHERE variants.id = t.id",
-        list(taken),
-        list(taken.values()),
-        at,
-    )
 
 
 async def lock_variants(

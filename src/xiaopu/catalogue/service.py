@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -299,9 +299,14 @@ async def list_products(
 
 async def _set_stock(session: AsyncSession, variant: Variant, stock: int) -> None:
     """Change a variant's stock; falling below its threshold emits product.stock_low."""
-    was_low = variant.stock < variant.low_stock_threshold
+    was = variant.stock
     variant.stock = stock
-    if not was_low and stock < variant.low_stock_threshold:
+    await _stock_low(session, variant, was, stock)
+
+
+async def _stock_low(session: AsyncSession, variant: Variant, was: int, stock: int) -> None:
+    """Emit product.stock_low if the variant's stock went from `was` to below its threshold."""
+    if was >= variant.low_stock_threshold > stock:
         await webhooks.emit(
             session,
             EventType.product_stock_low,
@@ -310,7 +315,7 @@ async def _set_stock(session: AsyncSession, variant: Variant, stock: int) -> Non
                 "product_id": str(variant.product_id),
                 "variant_id": str(variant.id),
                 "sku": variant.sku,
-                "stock": variant.stock,
+                "stock": stock,
                 "threshold": variant.low_stock_threshold,
             },
         )
@@ -496,23 +501,21 @@ class ForSale:
         return effective_commission(self.product, self.variant)
 
 
-async def lock_for_sale(
-    session: AsyncSession, variant_ids: Collection[uuid.UUID]
+async def reserve_for_sale(
+    session: AsyncSession, wanted: dict[uuid.UUID, int]
 ) -> dict[uuid.UUID, ForSale]:
-    """The variants (locked until the transaction ends), with their products and suppliers:
-    detached copies, for reading; take_stock() changes the stock."""
-    rows = await repository.lock_for_checkout(session, variant_ids)
-    return {v.id: ForSale(v, p, s) for v, p, s in rows}
-
-
-async def take_stock(
-    session: AsyncSession, taken: dict[uuid.UUID, int], locked: dict[uuid.UUID, ForSale]
-) -> None:
-    """Take units of variants already locked by lock_for_sale (the caller checked the stock)."""
-    for variant_id, quantity in taken.items():
-        variant = locked[variant_id].variant
-        await _set_stock(session, variant, variant.stock - quantity)  # the copy, and stock_low
-    await repository.take_stock(session, taken, utcnow())
+    """Lock the variants (until the transaction ends) and take the wanted units of each one
+    whose stock has them; the caller refuses the order, which rolls back what was taken, if a
+    line lacks stock or is not for sale. Returns detached copies with their products and
+    suppliers, for reading, each variant's stock as it was before."""
+    reserved = {}
+    for variant, product, supplier, taken in await repository.reserve_for_checkout(
+        session, wanted, utcnow()
+    ):
+        reserved[variant.id] = ForSale(variant, product, supplier)
+        if taken:
+            await _stock_low(session, variant, variant.stock, variant.stock - wanted[variant.id])
+    return reserved
 
 
 async def give_back_stock(session: AsyncSession, returned: dict[uuid.UUID, int]) -> None:

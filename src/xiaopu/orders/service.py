@@ -156,13 +156,17 @@ async def checkout(
     session: AsyncSession, settings: Settings, buyer_account_id: uuid.UUID | None, data: CheckoutIn
 ) -> CheckoutOut:
     _check_lines(settings, data)
-    shop = await shops.checkout_shop(session, data.shop_slug)
+    # Stock is taken first, in the statement that locks it; a refusal below rolls it back.
+    locked = await catalogue.reserve_for_sale(
+        session, {item.variant_id: item.quantity for item in data.items}
+    )
+    shop = await shops.checkout_shop(
+        session, data.shop_slug, {s.product.id for s in locked.values()}
+    )
     if shop is None:
         raise ShopUnavailable()
     attribution = _attribution(settings, data.attribution_token, shop.id)
-    variant_ids = [item.variant_id for item in data.items]
-    locked = await catalogue.lock_for_sale(session, variant_ids)
-    markups = await shops.markups(session, shop.id, {s.product.id for s in locked.values()})
+    markups = shop.markups
 
     currencies = {sale.variant.currency for sale in locked.values()}
     for index, item in enumerate(data.items):
@@ -282,9 +286,6 @@ async def checkout(
         updated_at=now,
     )
     await repository.insert_placed(session, order, parts, lines, payment)
-    await catalogue.take_stock(
-        session, {item.variant_id: item.quantity for item in data.items}, locked
-    )
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order))
     (out,) = _assemble([order], parts, lines, [payment], {order.id: intent.pay_url})
     return CheckoutOut(**out.model_dump(), access_token=access_token)

@@ -97,29 +97,28 @@ async def public_selections(
     return [(sp, p) for sp, p in rows.all()]
 
 
-async def markups(
-    session: AsyncSession, shop_id: uuid.UUID, product_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    # On the session's own connection: checkout asks this on every order.
-    raw = await raw_connection(session)
-    rows = await raw.fetch(
-        "SELECT product_id, markup_bps FROM shop_products"
-        " WHERE shop_id = $1 AND product_id = ANY($2::uuid[])",
-        shop_id,
-        list(product_ids),
-    )
-    return {row["product_id"]: row["markup_bps"] for row in rows}
-
-
 @dataclass(frozen=True, slots=True)
-class ShopRef:
+class CheckoutShop:
     id: uuid.UUID
     owner_account_id: uuid.UUID
+    markups: dict[uuid.UUID, int]  # product id -> the shop's markup; absent: not carried
 
 
-async def ref_by_slug(session: AsyncSession, slug: str) -> ShopRef | None:
-    """A shop's id and owner by its slug, on the session's own connection (checkout's first
-    question on every order)."""
+async def checkout_shop(
+    session: AsyncSession, slug: str, product_ids: Collection[uuid.UUID]
+) -> CheckoutShop | None:
+    """A shop by its slug with its markups on these products, in one statement on the session's
+    own connection (checkout asks this on every order)."""
     raw = await raw_connection(session)
-    row = await raw.fetchrow("SELECT id, owner_account_id FROM shops WHERE slug = $1", slug)
-    return ShopRef(row["id"], row["owner_account_id"]) if row is not None else None
+    rows = await raw.fetch(
+        "SELECT s.id, s.owner_account_id, sp.product_id, sp.markup_bps FROM shops AS s"
+        " LEFT JOIN shop_products AS sp"
+        " ON sp.shop_id = s.id AND sp.product_id = ANY($2::uuid[])"
+        " WHERE s.slug = $1",
+        slug,
+        list(product_ids),
+    )
+    if not rows:
+        return None
+    markups = {r["product_id"]: r["markup_bps"] for r in rows if r["product_id"] is not None}
+    return CheckoutShop(rows[0]["id"], rows[0]["owner_account_id"], markups)

@@ -312,13 +312,9 @@ async def require_selected(
         raise NotInShop()
 
 
-async def checkout_shop(session: AsyncSession, slug: str) -> repository.ShopRef | None:
-    """The shop an order is placed in: its id and owner (self-purchase is the owner buying)."""
-    return await repository.ref_by_slug(session, slug)
-
-
-async def markups(
-    session: AsyncSession, shop_id: uuid.UUID, product_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """The markup the shop picked for each of these products it carries (absent: not carried)."""
-    return await repository.markups(session, shop_id, product_ids)
+async def checkout_shop(
+    session: AsyncSession, slug: str, product_ids: Collection[uuid.UUID]
+) -> repository.CheckoutShop | None:
+    """The shop an order is placed in: its id, its owner (self-purchase is the owner buying)
+    and the markup it picked for each of these products it carries."""
+    return await repository.checkout_shop(session, slug, product_ids)
