@@ -82,6 +82,9 @@ class Idempotency:
         self._session = session
         self._request = request
         self.key = key
+        # The stored response's JSON, once stored: a route that renders the same body itself
+        # sends this instead of serialising the result a second time.
+        self.stored_json: str | None = None
 
     async def once(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run `work` unless this key already has a response; then replay that instead."""
@@ -126,6 +129,7 @@ class Idempotency:
             body_json=body_json,
             at=utcnow(),
         )
+        self.stored_json = body_json
         return result
 
 

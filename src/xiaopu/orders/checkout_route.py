@@ -116,7 +116,7 @@ class CheckoutRoute:
                 lambda: service.checkout(session, settings, account_id, body)
             )
         return Response(
-            out.model_dump_json(by_alias=True),
+            idempotency.stored_json or out.model_dump_json(by_alias=True),
             status_code=self.route.status_code or 201,
             media_type="application/json",
         )
