@@ -47,6 +47,36 @@ async def test_twenty_buyers_race_for_the_last_five_units(live: Live) -> None:
     assert sold == 5
 
 
+async def test_orders_naming_shared_variants_in_opposite_orders_do_not_deadlock(
+    live: Live,
+) -> None:
+    """Checkout locks and takes stock in one statement; the locks are taken in variant order
+    whatever order the lines come in, so crossed orders queue instead of deadlocking."""
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=100, products=2)
+    a, b = m.suppliers[0].variants
+    responses = await asyncio.gather(
+        *(
+            place(
+                live.client,
+                m.slug,
+                [(a, 1), (b, 2)] if i % 2 else [(b, 2), (a, 1)],
+                address=_guest_address(i),
+            )
+            for i in range(24)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * 24, [
+        r.text for r in responses if r.status_code != 201
+    ]
+    async with live.sessionmaker() as session:
+        rows = await session.execute(
+            select(Variant.id, Variant.stock).where(Variant.id.in_([a, b]))
+        )
+        stocks = {str(variant_id): stock for variant_id, stock in rows}
+    assert stocks == {a: 100 - 24, b: 100 - 48}
+
+
 async def _events(live: Live, event_type: str) -> int:
     async with live.sessionmaker() as session:
         count = await session.scalar(
