@@ -11,12 +11,14 @@ FastAPI applies them.
 from __future__ import annotations
 
 import email.message
+import json
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -59,11 +61,25 @@ def parse_body(body: bytes, content_type: str | None) -> CheckoutIn:
         raise RequestValidationError(
             [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
         )
-    try:
-        if _is_json(content_type):
+    if _is_json(content_type):
+        try:
             return CheckoutIn.model_validate_json(body)
-        # Refused, as FastAPI refuses a body it does not parse as JSON.
-        return _BODY.validate_python(body, from_attributes=True)
+        except ValidationError:
+            pass
+        # Refusals are rare: the body is parsed and validated again as FastAPI does it (json,
+        # then pydantic's python mode), so that they read exactly the same.
+        try:
+            parsed = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body", error.pos), "msg": "JSON decode error"}]
+            ) from None
+        except ValueError:  # not UTF-8
+            raise HTTPException(400, "There was an error parsing the body") from None
+    else:
+        parsed = body  # refused, as FastAPI refuses a body it does not parse as JSON
+    try:
+        return _BODY.validate_python(parsed, from_attributes=True)
     except ValidationError as error:
         raise _body_errors(error) from None
 
