@@ -109,6 +109,8 @@ async def test_the_fast_path_answers_as_the_declared_endpoint(
         ),
         (b'{"shop_slug": "\xff"}', as_json, "fresh", 400, "bad_request"),
         (good, {"Content-Type": "text/plain"}, "fresh", 422, "validation_error"),
+        (good, {}, "fresh", 422, "validation_error"),  # no content type: not taken as JSON
+        (b'{"note": ' + b"[" * 5000 + b"]" * 5000 + b"}", as_json, "fresh", 400, "bad_request"),
         (good, {**as_json, "Authorization": "Bearer xpk_abc"}, "fresh", 401, "invalid_token"),
         (elsewhere, as_json, "fresh", 422, "not_in_shop"),
         (b" " * 2_000_000, as_json, "fresh", 413, "payload_too_large"),
@@ -128,3 +130,25 @@ async def test_the_fast_path_answers_as_the_declared_endpoint(
     changed = json.dumps({**order, "address": {**ADDRESS, "line1": "别处"}}).encode()
     refused = await _both(client, declared, content=changed, headers=as_json, key="used-once")
     assert refused.json()["code"] == "idempotency_key_reused"
+
+
+async def test_an_unexpected_error_is_answered_500_and_raised_to_the_server_on_both_paths(
+    client: httpx.AsyncClient,
+    declared: httpx.AsyncClient,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    m = await market(client, session, stock=10)
+
+    async def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("xiaopu.orders.service.checkout", broken)
+    body = {"shop_slug": m.slug, "items": [{"variant_id": m.variant, "quantity": 1}]}
+    for target in (client, declared):
+        with pytest.raises(RuntimeError, match="boom"):
+            await target.post(
+                checkout_route.PATH,
+                json={**body, "address": ADDRESS},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
