@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -165,49 +167,68 @@ def _reserve_sql(lines: int) -> str:
     return _RESERVE_FOR_SALE.format(lines=rows)
 
 
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """A variant locked for checkout with its product's and supplier's terms, its stock as it
+    was before, and whether the wanted units were taken."""
+
+    variant_id: uuid.UUID
+    product_id: uuid.UUID
+    supplier_id: uuid.UUID
+    sku: str
+    options: dict[str, Any]
+    price_minor: int
+    currency: str
+    stock: int
+    variant_commission_bps: int | None
+    low_stock_threshold: int
+    title: str
+    product_status: ProductStatus
+    product_commission_bps: int
+    markup_ceiling_bps: int
+    return_window_days: int
+    supplier_name: str
+    supplier_status: SupplierStatus
+    shipping_fee_minor: int
+    shipping_currency: str
+    taken: bool
+
+
 async def reserve_for_checkout(
     session: AsyncSession, wanted: dict[uuid.UUID, int], at: datetime
-) -> list[tuple[Variant, Product, Supplier, bool]]:
-    """Variants with their products and suppliers, locked, and whether the wanted units were
-    taken (only where the stock had them). On the session's own connection, without
-    SQLAlchemy's per-statement and per-entity cost (checkout runs this on every order); the
-    objects are detached copies for reading, their stock as it was before."""
+) -> list[Reserved]:
+    """The wanted variants, locked, each with whether its units were taken (only where the stock
+    had them). On the session's own connection and without ORM objects: checkout runs this on
+    every order, and SQLAlchemy's per-statement and per-entity cost was most of its work."""
     raw = await raw_connection(session)
-    found = []
     params: list[object] = [at]
     for variant_id, quantity in wanted.items():
         params += [variant_id, quantity]
-    for r in await raw.fetch(_reserve_sql(len(wanted)), *params):
-        variant = Variant(
-            id=r["id"],
-            product_id=r["product_id"],
-            supplier_id=r["supplier_id"],
-            sku=r["sku"],
-            options=r["options"],
-            price_minor=r["price_minor"],
-            currency=r["currency"],
-            stock=r["stock"],
-            commission_bps=r["variant_commission_bps"],
-            low_stock_threshold=r["low_stock_threshold"],
+    return [
+        Reserved(
+            r["id"],
+            r["product_id"],
+            r["supplier_id"],
+            r["sku"],
+            r["options"],
+            r["price_minor"],
+            r["currency"],
+            r["stock"],
+            r["variant_commission_bps"],
+            r["low_stock_threshold"],
+            r["title"],
+            ProductStatus(r["product_status"]),
+            r["commission_bps"],
+            r["markup_ceiling_bps"],
+            r["return_window_days"],
+            r["supplier_name"],
+            SupplierStatus(r["supplier_status"]),
+            r["shipping_fee_minor"],
+            r["shipping_currency"],
+            r["taken"],
         )
-        product = Product(
-            id=r["product_id"],
-            supplier_id=r["supplier_id"],
-            title=r["title"],
-            status=ProductStatus(r["product_status"]),
-            commission_bps=r["commission_bps"],
-            markup_ceiling_bps=r["markup_ceiling_bps"],
-            return_window_days=r["return_window_days"],
-        )
-        supplier = Supplier(
-            id=r["supplier_id"],
-            name=r["supplier_name"],
-            status=SupplierStatus(r["supplier_status"]),
-            shipping_fee_minor=r["shipping_fee_minor"],
-            shipping_currency=r["shipping_currency"],
-        )
-        found.append((variant, product, supplier, r["taken"]))
-    return found
+        for r in await raw.fetch(_reserve_sql(len(wanted)), *params)
+    ]
 
 
 async def lock_variants(

@@ -33,7 +33,7 @@ from xiaopu.errors import AppError, Conflict, InvalidCursor, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, encode_cursor, id_page, newest_first
-from xiaopu.models import Product, ProductStatus, Supplier, SupplierStatus, Variant
+from xiaopu.models import Product, ProductStatus, SupplierStatus, Variant
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
 
@@ -301,10 +301,28 @@ async def _set_stock(session: AsyncSession, variant: Variant, stock: int) -> Non
     """Change a variant's stock; falling below its threshold emits product.stock_low."""
     was = variant.stock
     variant.stock = stock
-    await _stock_low(session, variant, was, stock)
+    change = StockChange(
+        variant.supplier_id,
+        variant.product_id,
+        variant.id,
+        variant.sku,
+        variant.low_stock_threshold,
+    )
+    await _stock_low(session, change, was, stock)
 
 
-async def _stock_low(session: AsyncSession, variant: Variant, was: int, stock: int) -> None:
+@dataclass(frozen=True, slots=True)
+class StockChange:
+    """The variant whose stock changed, as product.stock_low names it."""
+
+    supplier_id: uuid.UUID
+    product_id: uuid.UUID
+    id: uuid.UUID
+    sku: str
+    low_stock_threshold: int
+
+
+async def _stock_low(session: AsyncSession, variant: StockChange, was: int, stock: int) -> None:
     """Emit product.stock_low if the variant's stock went from `was` to below its threshold."""
     if was >= variant.low_stock_threshold > stock:
         await webhooks.emit(
@@ -345,8 +363,9 @@ async def list_categories(session: AsyncSession) -> list[CategoryOut]:
     return [CategoryOut.model_validate(c) for c in await repository.categories(session)]
 
 
-def effective_commission(product: Product, variant: Variant) -> int:
-    return product.commission_bps if variant.commission_bps is None else variant.commission_bps
+def effective_commission(product_bps: int, variant_bps: int | None) -> int:
+    """A variant's own commission rate, where it has one, else its product's."""
+    return product_bps if variant_bps is None else variant_bps
 
 
 async def catalogue_view(
@@ -379,7 +398,7 @@ async def catalogue_view(
                     price_minor=v.price_minor,
                     currency=v.currency,
                     in_stock=v.stock > 0,
-                    commission_bps=effective_commission(p, v),
+                    commission_bps=effective_commission(p.commission_bps, v.commission_bps),
                 )
                 for v in by_product.get(p.id, [])
             ],
@@ -483,22 +502,18 @@ async def supplier_product_rows(session: AsyncSession, supplier_id: uuid.UUID) -
 # Selling: what checkout locks, takes and gives back ------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ForSale:
-    variant: Variant
-    product: Product
-    supplier: Supplier
+ForSale = repository.Reserved
 
-    @property
-    def on_sale(self) -> bool:
-        return (
-            self.product.status is ProductStatus.active
-            and self.supplier.status is SupplierStatus.active
-        )
 
-    @property
-    def commission_bps(self) -> int:
-        return effective_commission(self.product, self.variant)
+def on_sale(sale: ForSale) -> bool:
+    return (
+        sale.product_status is ProductStatus.active
+        and sale.supplier_status is SupplierStatus.active
+    )
+
+
+def sale_commission(sale: ForSale) -> int:
+    return effective_commission(sale.product_commission_bps, sale.variant_commission_bps)
 
 
 async def reserve_for_sale(
@@ -506,15 +521,23 @@ async def reserve_for_sale(
 ) -> dict[uuid.UUID, ForSale]:
     """Lock the variants (until the transaction ends) and take the wanted units of each one
     whose stock has them; the caller refuses the order, which rolls back what was taken, if a
-    line lacks stock or is not for sale. Returns detached copies with their products and
-    suppliers, for reading, each variant's stock as it was before."""
+    line lacks stock or is not for sale. Each variant's stock is as it was before."""
     reserved = {}
-    for variant, product, supplier, taken in await repository.reserve_for_checkout(
-        session, wanted, utcnow()
-    ):
-        reserved[variant.id] = ForSale(variant, product, supplier)
-        if taken:
-            await _stock_low(session, variant, variant.stock, variant.stock - wanted[variant.id])
+    for sale in await repository.reserve_for_checkout(session, wanted, utcnow()):
+        reserved[sale.variant_id] = sale
+        if sale.taken:
+            await _stock_low(
+                session,
+                StockChange(
+                    sale.supplier_id,
+                    sale.product_id,
+                    sale.variant_id,
+                    sale.sku,
+                    sale.low_stock_threshold,
+                ),
+                sale.stock,
+                sale.stock - wanted[sale.variant_id],
+            )
     return reserved
 
 

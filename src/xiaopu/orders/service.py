@@ -8,7 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +47,7 @@ from xiaopu.webhooks.catalogue import EventType
 
 ACCESS_TOKEN_PREFIX = "xpo_"  # noqa: S105 - a prefix, not a secret
 EXPIRY_BATCH = 200
+OrderT = TypeVar("OrderT", bound=OrderOut)
 SUMMARY_FIELDS = [name for name in SupplierOrderSummary.model_fields if name != "lines"]
 
 
@@ -161,26 +162,26 @@ async def checkout(
         session, {item.variant_id: item.quantity for item in data.items}
     )
     shop = await shops.checkout_shop(
-        session, data.shop_slug, {s.product.id for s in locked.values()}
+        session, data.shop_slug, {s.product_id for s in locked.values()}
     )
     if shop is None:
         raise ShopUnavailable()
     attribution = _attribution(settings, data.attribution_token, shop.id)
     markups = shop.markups
 
-    currencies = {sale.variant.currency for sale in locked.values()}
+    currencies = {sale.currency for sale in locked.values()}
     for index, item in enumerate(data.items):
         sale = locked.get(item.variant_id)
-        if sale is None or sale.product.id not in markups:
+        if sale is None or sale.product_id not in markups:
             raise NotInShop(index, f"Line {index}'s variant is not sold in this shop.")
-        if not sale.on_sale:
+        if not catalogue.on_sale(sale):
             raise ProductUnavailable(index, f"Line {index}'s product is not on sale now.")
     if len(currencies) > 1:
         raise MixedCurrencies(
             "Order items of one currency at a time.", extra={"currencies": sorted(currencies)}
         )
     for index, item in enumerate(data.items):
-        stock = locked[item.variant_id].variant.stock
+        stock = locked[item.variant_id].stock
         if stock < item.quantity:
             raise OutOfStock(
                 index,
@@ -192,14 +193,14 @@ async def checkout(
     by_supplier: dict[uuid.UUID, list[tuple[catalogue.ForSale, int]]] = defaultdict(list)
     for item in data.items:
         sale = locked[item.variant_id]
-        by_supplier[sale.supplier.id].append((sale, item.quantity))
+        by_supplier[sale.supplier_id].append((sale, item.quantity))
     shipping: dict[uuid.UUID, int] = {}
     for supplier_id, items in by_supplier.items():
-        supplier = items[0][0].supplier
-        fee = supplier.shipping_fee_minor
-        if fee and supplier.shipping_currency != currency:
+        first = items[0][0]
+        fee = first.shipping_fee_minor
+        if fee and first.shipping_currency != currency:
             raise ShippingUnavailable(
-                f"{supplier.name} charges shipping in {supplier.shipping_currency} only.",
+                f"{first.supplier_name} charges shipping in {first.shipping_currency} only.",
                 extra={"supplier_id": str(supplier_id)},
             )
         shipping[supplier_id] = fee
@@ -241,27 +242,27 @@ async def checkout(
         )
         items_minor = 0
         for sale, quantity in items:
-            price = sale.variant.price_minor
+            price = sale.price_minor
             unit_markup = (
-                shop_price(price, markups[sale.product.id], sale.product.markup_ceiling_bps) - price
+                shop_price(price, markups[sale.product_id], sale.markup_ceiling_bps) - price
             )
             line = OrderLine(
                 order_id=order.id,
                 supplier_order_id=supplier_order.id,
-                product_id=sale.product.id,
-                variant_id=sale.variant.id,
-                sku=sale.variant.sku,
-                title=sale.product.title,
-                options=sale.variant.options,
+                product_id=sale.product_id,
+                variant_id=sale.variant_id,
+                sku=sale.sku,
+                title=sale.title,
+                options=sale.options,
                 quantity=quantity,
                 currency=currency,
                 unit_price_minor=price,
                 unit_markup_minor=unit_markup,
                 base_minor=price * quantity,
                 markup_minor=unit_markup * quantity,
-                commission_bps=sale.commission_bps,
+                commission_bps=catalogue.sale_commission(sale),
                 platform_fee_bps=settings.platform_fee_bps,
-                return_window_days=sale.product.return_window_days,
+                return_window_days=sale.return_window_days,
                 returned_quantity=0,
                 created_at=now,
             )
@@ -287,8 +288,16 @@ async def checkout(
     )
     await repository.insert_placed(session, order, parts, lines, payment)
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order))
-    (out,) = _assemble([order], parts, lines, [payment], {order.id: intent.pay_url})
-    return CheckoutOut(**out.model_dump(), access_token=access_token)
+    (out,) = _assemble(
+        [order],
+        parts,
+        lines,
+        [payment],
+        {order.id: intent.pay_url},
+        model=CheckoutOut,
+        access_token=access_token,
+    )
+    return out
 
 
 # Reading -----------------------------------------------------------------------------------
@@ -316,7 +325,10 @@ def _assemble(
     lines: Sequence[OrderLine],
     payments: Sequence[Payment],
     pay_urls: dict[uuid.UUID, str | None] | None = None,
-) -> list[OrderOut]:
+    *,
+    model: type[OrderT] = OrderOut,  # type: ignore[assignment]
+    **extra: Any,
+) -> list[OrderT]:
     by_part: dict[uuid.UUID, list[LineOut]] = defaultdict(list)
     for line in lines:
         by_part[line.supplier_order_id].append(line_out(line))
@@ -340,7 +352,7 @@ def _assemble(
                 pay_url=(pay_urls or {}).get(order.id),
             )
         out.append(
-            OrderOut(
+            model(
                 id=order.id,
                 shop_id=order.shop_id,
                 status=order.status,
@@ -358,6 +370,7 @@ def _assemble(
                 created_at=order.created_at,
                 supplier_orders=by_order[order.id],
                 payment=payment_out,
+                **extra,
             )
         )
     return out
