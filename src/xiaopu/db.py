@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -14,9 +17,11 @@ from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
     AsyncSession,
+    async_session,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_
 
@@ -103,6 +108,7 @@ async def unit_of_work(
             yield session
         except AppError as exc:
             if exc.keeps_changes:
+                await send_deferred(session)
                 await session.commit()
             else:
                 await session.rollback()
@@ -111,6 +117,7 @@ async def unit_of_work(
             await session.rollback()
             raise
         else:
+            await send_deferred(session)
             await session.commit()
 
 
@@ -140,12 +147,21 @@ async def read_connection(session: AsyncSession) -> Any:
     return await _driver(session, begin=False)
 
 
-async def _driver(session: AsyncSession, *, begin: bool) -> Any:
+async def _driver(session: AsyncSession, *, begin: bool, deferred: bool = True) -> Any:
     if session.new or session.dirty or session.deleted:
         await session.flush()  # what raw SQL runs next may depend on it, as with autoflush
+    if deferred and _pending(session.sync_session):
+        await send_deferred(session)  # likewise
     transaction = session.sync_session.get_transaction()
     remembered = session.info.get(_RAW)
-    if transaction is not None and remembered is not None and remembered[0] is transaction:
+    if (
+        transaction is not None
+        and remembered is not None
+        and remembered[0] is transaction
+        # Inside begin_nested(), SQLAlchemy emits the SAVEPOINT when a connection is asked for:
+        # a raw statement must not slip in ahead of it.
+        and not session.sync_session.in_nested_transaction()
+    ):
         return remembered[1]
     connection = await session.connection()
     adapted = (await connection.get_raw_connection()).dbapi_connection
@@ -179,3 +195,148 @@ async def _begin(connection: AsyncConnection, adapted: Any) -> None:
 
 
 _RAW = "xiaopu.raw_connection"
+
+
+# Deferred writes ----------------------------------------------------------------------------
+#
+# Each statement is a round trip, and on the busiest paths the round trips cost more than the
+# statements: checkout's inserts (the order, its outbox event, its idempotency record) are three
+# domains' writes that nothing reads before the commit. A repository can hand such a write to
+# the unit of work instead of sending it; the writes wait, in order, and go as one statement
+# (each a data-modifying CTE) just before anything else reaches the database on that session:
+# a raw statement, an ORM query or flush, a savepoint, or the commit. A rollback drops them.
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Writes that return nothing (our own SQL, numbered parameters shared by them all), and
+    optionally a query to run with them and a coroutine to hand its rows to. The query runs in
+    the same statement, so it must not read what the writes write: it sees the database as it
+    was before them."""
+
+    statements: tuple[str, ...]
+    params: tuple[Any, ...]
+    query: str | None = None
+    then: Callable[[Sequence[Any]], Awaitable[None]] | None = None
+
+
+_DEFERRED = "xiaopu.deferred"
+_PARAM = re.compile(r"\$(\d+)")
+
+
+async def defer(session: AsyncSession, work: Deferred) -> None:
+    """Send `work` with the unit of work's next statement instead of now. Inside a savepoint,
+    which may roll back on its own, it is sent at once."""
+    await _driver(session, begin=True, deferred=False)  # the transaction they belong to
+    sync = session.sync_session
+    _queue(sync).append(work)
+    if sync.in_nested_transaction():
+        await send_deferred(session)
+
+
+async def send_deferred(session: AsyncSession) -> None:
+    """Send the writes waiting on this session, as few statements as their queries allow."""
+    sync = session.sync_session
+    while waiting := _pending(sync):
+        sync.info.pop(_DEFERRED, None)
+        raw = await _driver(session, begin=True, deferred=False)
+        queries = [w for w in waiting if w.query is not None]
+        # One query per statement: the last one goes with every plain write.
+        for work in queries[:-1]:
+            await _run(raw, [work])
+        await _run(raw, [w for w in waiting if w.query is None] + queries[-1:])
+
+
+async def _run(raw: Any, batch: list[Deferred]) -> None:
+    sql = _compose(tuple((w.statements, len(w.params), w.query) for w in batch))
+    params = [p for w in batch for p in w.params]
+    last = batch[-1]
+    if last.query is None:
+        await raw.execute(sql, *params)
+        return
+    rows = await raw.fetch(sql, *params)
+    if last.then is not None:
+        await last.then(rows)
+
+
+@functools.lru_cache(maxsize=256)
+def _compose(shapes: tuple[tuple[tuple[str, ...], int, str | None], ...]) -> str:
+    """One statement from writes and at most one final query, parameters renumbered in turn."""
+    parts: list[str] = []
+    final = None
+    offset = 0
+    for statements, count, query in shapes:
+        parts += [_shift(statement, offset) for statement in statements]
+        if query is not None:
+            final = _shift(query, offset)
+        offset += count
+    if final is None:
+        final = parts.pop()
+    if not parts:
+        return final
+    ctes = ", ".join(f"deferred_{i} AS ({part})" for i, part in enumerate(parts))
+    return f"WITH {ctes} {final}"
+
+
+def _shift(sql: str, by: int) -> str:
+    return _PARAM.sub(lambda m: f"${int(m.group(1)) + by}", sql) if by else sql
+
+
+def _queue(session: Session) -> list[Deferred]:
+    """The waiting writes of the session's current transaction (a new one starts empty)."""
+    transaction = session.get_transaction()
+    held = session.info.get(_DEFERRED)
+    if held is None or held[0] is not transaction:
+        held = (transaction, [])
+        session.info[_DEFERRED] = held
+    queue: list[Deferred] = held[1]
+    return queue
+
+
+def _pending(session: Session) -> list[Deferred]:
+    held = session.info.get(_DEFERRED)
+    if held is None or not held[1]:
+        return []
+    if held[0] is not session.get_transaction():
+        session.info.pop(_DEFERRED, None)  # its transaction ended without them
+        return []
+    waiting: list[Deferred] = held[1]
+    return waiting
+
+
+def _send_first(session: Session) -> None:
+    """Before SQLAlchemy sends anything on a session with writes waiting, send them (these
+    hooks run inside SQLAlchemy's greenlet, where an await can be driven)."""
+    if _pending(session):
+        owner = async_session(session)
+        assert owner is not None, "deferred writes are only queued through an AsyncSession"
+        await_(send_deferred(owner))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_orm_execute(state: ORMExecuteState) -> None:
+    _send_first(state.session)
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, *_: Any) -> None:
+    if any(w.then is not None for w in _pending(session)):
+        # Its coroutine may add and flush rows itself, which cannot happen inside a flush.
+        raise RuntimeError("a deferred write with a continuation is waiting: send_deferred first")
+    _send_first(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _send_first(session)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _before_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        _send_first(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_DEFERRED, None)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.db import raw_connection
+from xiaopu.db import Deferred, defer, raw_connection
 from xiaopu.kit.ids import new_id
 from xiaopu.models import IdempotencyKey
 
@@ -60,11 +60,11 @@ async def store(
     body_json: str,
     at: datetime,
 ) -> None:
-    """Store the first response; `body_json` is its body as JSON text."""
-    raw = await raw_connection(session)
-    await raw.execute(
-        _STORE, new_id(), principal, key, method, path, fingerprint, status, body_json, at
-    )
+    """Store the first response; `body_json` is its body as JSON text. Deferred: it is the
+    request's last write, and goes with the unit of work's next statement (its commit, or the
+    writes the work left waiting)."""
+    params = (new_id(), principal, key, method, path, fingerprint, status, body_json, at)
+    await defer(session, Deferred((_STORE,), params))
 
 
 async def purge_before(session: AsyncSession, cutoff: datetime) -> int:

@@ -287,7 +287,7 @@ async def checkout(
         updated_at=now,
     )
     await repository.insert_placed(session, order, parts, lines, payment)
-    await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order))
+    await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order), later=True)
     (out,) = _assemble(
         [order],
         parts,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.db import raw_connection
+from xiaopu.db import Deferred, defer, raw_connection
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import (
     DeliveryStatus,
@@ -42,13 +43,19 @@ async def endpoints(
     ).all()
 
 
-_RECORD_EVENT = """
-WITH inserted AS (
-    INSERT INTO events (id, type, owner_id, data, created_at) VALUES ($1, $2, $3, $4, $5)
+_INSERT_EVENT = (
+    "INSERT INTO events (id, type, owner_id, data, created_at) VALUES ($1, $2, $3, $4, $5)"
 )
+_SUBSCRIBED = """
 SELECT id FROM webhook_endpoints
 WHERE owner_id = $3 AND status = 'enabled' AND event_types @> ARRAY[$2::varchar]
 """
+_RECORD_EVENT = f"WITH inserted AS ({_INSERT_EVENT}) {_SUBSCRIBED}"
+
+
+def _event_params(event: Event) -> tuple[object, ...]:
+    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    return event.id, event.type, event.owner_id, data, event.created_at
 
 
 async def record_event(session: AsyncSession, event: Event) -> list[uuid.UUID]:
@@ -56,15 +63,21 @@ async def record_event(session: AsyncSession, event: Event) -> list[uuid.UUID]:
     one statement on the session's own connection (every order step emits; nearly all go to no
     endpoint, and SQLAlchemy's per-statement cost would be most of the work)."""
     raw = await raw_connection(session)
-    rows = await raw.fetch(
-        _RECORD_EVENT,
-        event.id,
-        event.type,
-        event.owner_id,
-        json.dumps(event.data, separators=(",", ":"), ensure_ascii=False),
-        event.created_at,
-    )
-    return [row["id"] for row in rows]
+    return [row["id"] for row in await raw.fetch(_RECORD_EVENT, *_event_params(event))]
+
+
+async def record_event_later(
+    session: AsyncSession,
+    event: Event,
+    subscribed: Callable[[list[uuid.UUID]], Awaitable[None]],
+) -> None:
+    """record_event, deferred to the unit of work's next statement; `subscribed` gets the
+    endpoints then (the endpoints are not among what deferred writes write)."""
+
+    async def then(rows: Sequence[Any]) -> None:
+        await subscribed([row["id"] for row in rows])
+
+    await defer(session, Deferred((_INSERT_EVENT,), _event_params(event), _SUBSCRIBED, then))
 
 
 async def subscribed_endpoints(

@@ -189,10 +189,17 @@ async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str
 
 
 async def emit(
-    session: AsyncSession, event_type: EventType, owner_id: uuid.UUID, data: dict[str, Any]
+    session: AsyncSession,
+    event_type: EventType,
+    owner_id: uuid.UUID,
+    data: dict[str, Any],
+    *,
+    later: bool = False,
 ) -> Event:
     """Record an event in the caller's transaction and queue one delivery per subscribed
-    endpoint; both commit or vanish with the change that caused them."""
+    endpoint; both commit or vanish with the change that caused them. With `later`, the event
+    is written with the unit of work's next statement (see db.defer), and its deliveries
+    queued then: for a caller whose unit of work ends with db.unit_of_work, which sends it."""
     created_at = utcnow()
     body = sender.payload(str(event_type), created_at, data)
     if len(body.encode()) > MAX_PAYLOAD_BYTES:
@@ -200,10 +207,17 @@ async def emit(
     event = Event(
         id=new_id(), type=str(event_type), owner_id=owner_id, data=data, created_at=created_at
     )
+
+    async def deliver(endpoint_ids: list[uuid.UUID]) -> None:
+        for endpoint_id in endpoint_ids:
+            await _new_delivery(session, event, endpoint_id)
+
     # One round trip: the event is written and its subscribers named by the same statement
     # (every checkout, payment and fulfilment step emits, nearly always to no endpoint).
-    for endpoint_id in await repository.record_event(session, event):
-        await _new_delivery(session, event, endpoint_id)
+    if later:
+        await repository.record_event_later(session, event, deliver)
+    else:
+        await deliver(await repository.record_event(session, event))
     return event
 
 
