@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import functools
 import json
 import uuid
@@ -10,6 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy import Select, Table, exists, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
@@ -47,19 +47,36 @@ _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 def _row_values(row: Base) -> list[Any]:
     """The row's column values as asyncpg takes them, with Python-side defaults filled in on
     the object too (the response is built from it)."""
+    state = row.__dict__  # the values set so far, read without the attribute machinery
     values = []
-    for column in row.__table__.columns:
-        value = getattr(row, column.key)
-        if value is None and column.default is not None:
-            default: Any = column.default
+    for key, default, kind in _columns(type(row)):
+        value = state.get(key)
+        if value is None and default is not None:
             value = default.arg(None) if default.is_callable else default.arg
-            setattr(row, column.key, value)
-        if isinstance(value, enum.Enum):
-            value = value.value
-        elif isinstance(column.type, JSONB):
+            setattr(row, key, value)
+        if kind is _ENUM:
+            value = value.value if value is not None else None
+        elif kind is _JSON:
             value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         values.append(value)
     return values
+
+
+_ENUM, _JSON = object(), object()
+
+
+@functools.cache
+def _columns(model: type[Base]) -> list[tuple[str, Any, object | None]]:
+    """Per column: its attribute, its Python-side default, and whether it needs converting."""
+    columns = []
+    for column in cast(Table, model.__table__).columns:
+        kind = None
+        if isinstance(column.type, JSONB):
+            kind = _JSON
+        elif isinstance(column.type, SAEnum) and column.type.enum_class is not None:
+            kind = _ENUM
+        columns.append((column.key, column.default, kind))
+    return columns
 
 
 @functools.cache
