@@ -147,3 +147,83 @@ async def test_an_orm_flush_never_runs_a_continuation_inside_itself(
         with pytest.raises(RuntimeError, match="send_deferred first"):
             await session.flush()
         await session.rollback()
+
+
+CATEGORY = "INSERT INTO categories (id, name_zh, name_en) VALUES ($1, '测试', 'Test')"
+
+
+async def _categories(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.scalars(
+            text("SELECT id FROM categories WHERE id LIKE 'test.%' ORDER BY id")
+        )
+        return list(rows)
+
+
+async def test_orm_rows_added_after_a_deferred_write_go_after_it(real_engine: AsyncEngine) -> None:
+    async with unit_of_work(create_sessionmaker(real_engine)) as session:
+        await defer(session, Deferred((CATEGORY,), ("test.a",)))
+        # Rows that refer to it: flushed explicitly, inside a savepoint, and at the commit.
+        session.add(Category(id="test.a.1", parent_id="test.a", name_zh="一", name_en="One"))
+        await session.flush()
+        await defer(session, Deferred((CATEGORY,), ("test.b",)))
+        session.add(Category(id="test.b.1", parent_id="test.b", name_zh="二", name_en="Two"))
+        async with session.begin_nested():
+            session.add(Category(id="test.b.2", parent_id="test.b", name_zh="三", name_en="3"))
+        await defer(session, Deferred((CATEGORY,), ("test.c",)))
+        session.add(Category(id="test.c.1", parent_id="test.c", name_zh="四", name_en="Four"))
+    assert await _categories(real_engine) == [
+        "test.a",
+        "test.a.1",
+        "test.b",
+        "test.b.1",
+        "test.b.2",
+        "test.c",
+        "test.c.1",
+    ]
+
+
+async def test_several_queries_keep_the_writes_order_and_answer_after_all(
+    real_engine: AsyncEngine,
+) -> None:
+    answers: list[int] = []
+
+    def child(parent: str) -> Any:
+        async def then(rows: Sequence[Any]) -> None:
+            answers.append(len(rows))
+            raw = await raw_connection(session)
+            kid = (
+                "INSERT INTO categories (id, parent_id, name_zh, name_en) VALUES ($1, $2, 'x', 'x')"
+            )
+            await raw.execute(kid, f"{parent}.kid", parent)
+
+        return then
+
+    async with unit_of_work(create_sessionmaker(real_engine)) as session:
+        await defer(session, Deferred((CATEGORY,), ("test.p",)))
+        query = "SELECT id FROM categories WHERE id LIKE 'test.%'"
+        await defer(session, Deferred((CATEGORY,), ("test.q",), query, child("test.p")))
+        await defer(session, Deferred((CATEGORY,), ("test.r",)))
+        await defer(session, Deferred((), (), query, child("test.r")))
+    # Each query saw the database before its own statement: none, then test.p and test.q.
+    assert answers == [0, 2]
+    assert await _categories(real_engine) == [
+        "test.p",
+        "test.p.kid",
+        "test.q",
+        "test.r",
+        "test.r.kid",
+    ]
+
+
+async def test_a_savepoint_never_opens_with_a_continuation_waiting(
+    real_engine: AsyncEngine,
+) -> None:
+    async def then(rows: Sequence[Any]) -> None:
+        return None
+
+    async with create_sessionmaker(real_engine)() as session:
+        await defer(session, Deferred((NOTE,), (13, "x"), "SELECT 1", then))
+        with pytest.raises(RuntimeError, match="send_deferred first"):
+            await session.begin_nested()
+        await session.rollback()

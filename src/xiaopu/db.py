@@ -147,8 +147,10 @@ async def read_connection(session: AsyncSession) -> Any:
     return await _driver(session, begin=False)
 
 
-async def _driver(session: AsyncSession, *, begin: bool, deferred: bool = True) -> Any:
-    if session.new or session.dirty or session.deleted:
+async def _driver(
+    session: AsyncSession, *, begin: bool, flush: bool = True, deferred: bool = True
+) -> Any:
+    if flush and (session.new or session.dirty or session.deleted):
         await session.flush()  # what raw SQL runs next may depend on it, as with autoflush
     if deferred and _pending(session.sync_session):
         await send_deferred(session)  # likewise
@@ -210,9 +212,14 @@ _RAW = "xiaopu.raw_connection"
 @dataclass(frozen=True, slots=True)
 class Deferred:
     """Writes that return nothing (our own SQL, numbered parameters shared by them all), and
-    optionally a query to run with them and a coroutine to hand its rows to. The query runs in
-    the same statement, so it must not read what the writes write: it sees the database as it
-    was before them."""
+    optionally a query to run with them and a coroutine to hand its rows to.
+
+    Waiting writes go out together as one statement, in which every part sees the database as
+    it was before any of them: a write must not depend on another waiting write (inserts into
+    different rows, in practice; foreign keys are checked at the statement's end, so a row may
+    refer to one inserted beside it), and the query must not read what they write. Each part
+    must be a plain INSERT, UPDATE or DELETE (no WITH of its own), and carry no `$` outside its
+    parameters, which are renumbered."""
 
     statements: tuple[str, ...]
     params: tuple[Any, ...]
@@ -235,28 +242,37 @@ async def defer(session: AsyncSession, work: Deferred) -> None:
 
 
 async def send_deferred(session: AsyncSession) -> None:
-    """Send the writes waiting on this session, as few statements as their queries allow."""
+    """Send the writes waiting on this session in their order, as few statements as their
+    queries allow, then hand each query's rows to its coroutine."""
     sync = session.sync_session
     while waiting := _pending(sync):
         sync.info.pop(_DEFERRED, None)
-        raw = await _driver(session, begin=True, deferred=False)
-        queries = [w for w in waiting if w.query is not None]
-        # One query per statement: the last one goes with every plain write.
-        for work in queries[:-1]:
-            await _run(raw, [work])
-        await _run(raw, [w for w in waiting if w.query is None] + queries[-1:])
+        # Not flushed first: ORM changes still unflushed came after these writes (defer flushed
+        # what came before), and may refer to them.
+        raw = await _driver(session, begin=True, flush=False, deferred=False)
+        batch: list[Deferred] = []
+        answered: list[tuple[Deferred, Sequence[Any]]] = []
+        for work in waiting:
+            batch.append(work)
+            if work.query is not None:  # one query per statement, and it ends the statement
+                answered.append((work, await _run(raw, batch)))
+                batch = []
+        if batch:
+            await _run(raw, batch)
+        # Only once every waiting write is in: a coroutine may write rows that refer to them.
+        for work, rows in answered:
+            if work.then is not None:
+                await work.then(rows)
 
 
-async def _run(raw: Any, batch: list[Deferred]) -> None:
+async def _run(raw: Any, batch: list[Deferred]) -> Sequence[Any]:
     sql = _compose(tuple((w.statements, len(w.params), w.query) for w in batch))
     params = [p for w in batch for p in w.params]
-    last = batch[-1]
-    if last.query is None:
+    if batch[-1].query is None:
         await raw.execute(sql, *params)
-        return
-    rows = await raw.fetch(sql, *params)
-    if last.then is not None:
-        await last.then(rows)
+        return []
+    rows: Sequence[Any] = await raw.fetch(sql, *params)
+    return rows
 
 
 @functools.lru_cache(maxsize=256)
@@ -334,6 +350,11 @@ def _before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_transaction_create")
 def _before_savepoint(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
+        if any(w.then is not None for w in _pending(session)):
+            # Its coroutine's writes would land inside the savepoint, and go if it rolls back.
+            raise RuntimeError(
+                "a deferred write with a continuation is waiting: send_deferred first"
+            )
         _send_first(session)
 
 
