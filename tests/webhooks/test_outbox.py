@@ -26,6 +26,7 @@ from xiaopu.app import create_app
 from xiaopu.auth import service as auth_service
 from xiaopu.auth.schemas import ApiKeyCreate
 from xiaopu.config import Settings
+from xiaopu.db import unit_of_work
 from xiaopu.models import ApiKey, Event
 from xiaopu.webhooks import service
 from xiaopu.webhooks.catalogue import EventType
@@ -160,3 +161,26 @@ async def test_a_request_that_fails_after_emitting_leaves_nothing(
     assert await snapshot(session) == before
     listed = await client.get(f"/v1/suppliers/{supplier_id}/api-keys", headers=owner)
     assert listed.json()["items"] == []
+
+
+async def test_an_event_emitted_later_gets_its_deliveries_and_jobs_when_it_is_sent(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+) -> None:
+    """Checkout emits order.placed with later=True: the event goes with the unit of work's
+    last statement, and its subscribers' deliveries and jobs are queued then, before commit."""
+    supplier_id, owner = await supplier(client)
+    subscribed = await new_endpoint(client, supplier_id, owner, event_types=[CREATED])
+    before = await snapshot(session)
+
+    async with unit_of_work(sessionmaker) as work:
+        event = await service.emit(
+            work, EventType.api_key_created, uuid.UUID(supplier_id), {"id": "k"}, later=True
+        )
+        assert await count(session, "events") == before["events"]  # not sent yet
+
+    (delivery,) = await deliveries(session, event_id=event.id)
+    assert str(delivery.endpoint_id) == subscribed["id"]
+    assert [j.delivery_id for j in await queued_jobs(session)][before["jobs"] :] == [delivery.id]
+    assert await count(session, "events") == before["events"] + 1
