@@ -57,6 +57,19 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+async def test_writes_deferred_after_a_query_go_with_it(
+    real_engine: AsyncEngine, statements: list[str]
+) -> None:
+    """As checkout's idempotency record, deferred after its outbox event's query."""
+    async with unit_of_work(create_sessionmaker(real_engine)) as session:
+        await defer(session, Deferred((NOTE,), (20, "before")))
+        await defer(session, Deferred((), (), "SELECT t FROM tags"))
+        await defer(session, Deferred((NOTE,), (21, "after")))
+        statements.clear()
+    assert len(statements) == 2  # the writes and the query, then COMMIT
+    assert await _notes(real_engine) == [(20, "before"), (21, "after")]
+
+
 async def test_writes_wait_for_the_commit_and_go_as_one_statement(
     real_engine: AsyncEngine, statements: list[str]
 ) -> None:

@@ -250,15 +250,26 @@ async def send_deferred(session: AsyncSession) -> None:
         # Not flushed first: ORM changes still unflushed came after these writes (defer flushed
         # what came before), and may refer to them.
         raw = await _driver(session, begin=True, flush=False, deferred=False)
+        # One query per statement, each with the writes waiting before it; the writes after
+        # the last go with that last one (waiting writes never depend on one another).
+        last = max((i for i, w in enumerate(waiting) if w.query is not None), default=-1)
+        batches: list[list[Deferred]] = []
         batch: list[Deferred] = []
-        answered: list[tuple[Deferred, Sequence[Any]]] = []
-        for work in waiting:
-            batch.append(work)
-            if work.query is not None:  # one query per statement, and it ends the statement
-                answered.append((work, await _run(raw, batch)))
+        for i, work in enumerate(waiting):
+            if work.query is not None and i != last:
+                batches.append([*batch, work])
                 batch = []
-        if batch:
-            await _run(raw, batch)
+            elif work.query is None:
+                batch.append(work)
+        if last >= 0:
+            batches.append([*batch, waiting[last]])
+        elif batch:
+            batches.append(batch)
+        answered: list[tuple[Deferred, Sequence[Any]]] = []
+        for batch in batches:
+            rows = await _run(raw, batch)
+            if batch[-1].query is not None:
+                answered.append((batch[-1], rows))
         # Only once every waiting write is in: a coroutine may write rows that refer to them.
         for work, rows in answered:
             if work.then is not None:
