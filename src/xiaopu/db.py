@@ -1,4 +1,4 @@
-"""Engine and session factories, and the one-unit-of-work-per-request session dependency."""
+"""Engine and session factories, the one-unit-of-work-per-request session, and deferred writes."""
 
 from __future__ import annotations
 
