@@ -77,6 +77,27 @@ async def test_orders_naming_shared_variants_in_opposite_orders_do_not_deadlock(
     assert stocks == {a: 100 - 24, b: 100 - 48}
 
 
+async def test_a_checkout_waiting_on_a_stock_change_sees_the_new_stock(live: Live) -> None:
+    """The supplier sets the stock to 0 while a checkout waits on the variant's lock: once the
+    change commits, the checkout reads the new stock and is refused, and nothing is taken."""
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=3)
+    async with live.sessionmaker() as supplier, supplier.begin():
+        await supplier.execute(
+            text("UPDATE variants SET stock = 0 WHERE id = :id"), {"id": m.variant}
+        )
+        pending = asyncio.create_task(place(live.client, m.slug, [(m.variant, 1)]))
+        await asyncio.sleep(0.5)
+        assert not pending.done()  # queued on the variant's lock
+    response = await pending
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert (body["code"], body["line"], body["available"]) == ("out_of_stock", 0, 0)
+    async with live.sessionmaker() as session:
+        assert await session.scalar(select(Variant.stock).where(Variant.id == m.variant)) == 0
+        assert await session.scalar(text("SELECT count(*) FROM orders")) == 0
+
+
 async def _events(live: Live, event_type: str) -> int:
     async with live.sessionmaker() as session:
         count = await session.scalar(
