@@ -176,6 +176,7 @@ def main() -> None:
         ours.send_signal(signal.SIGINT)  # graceful: the click buffer is written on the way out
         raw.wait(timeout=20)
         ours.wait(timeout=60)
+        codes_file.unlink(missing_ok=True)
     recorded = re.search(r"^xiaopu_clicks_recorded_total ([\d.e+]+)$", metrics, re.MULTILINE)
     counted = int(float(recorded.group(1))) if recorded else -1
     stored = asyncio.run(_count_clicks(url))
