@@ -42,6 +42,10 @@ async def _notes(engine: AsyncEngine) -> list[tuple[int, str]]:
         return [(r.n, r.word) for r in rows]
 
 
+async def _ignore(rows: Sequence[Any]) -> None:
+    """A continuation that does nothing: its presence is what a test is about."""
+
+
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every statement the driver is asked to run, in order."""
@@ -151,11 +155,8 @@ async def test_a_failing_write_fails_the_unit_of_work(real_engine: AsyncEngine) 
 async def test_an_orm_flush_never_runs_a_continuation_inside_itself(
     real_engine: AsyncEngine,
 ) -> None:
-    async def then(rows: Sequence[Any]) -> None:
-        return None
-
     async with create_sessionmaker(real_engine)() as session:
-        await defer(session, Deferred((NOTE,), (12, "x"), "SELECT 1", then))
+        await defer(session, Deferred((NOTE,), (12, "x"), "SELECT 1", _ignore))
         session.add(Category(id="test.deferred", name_zh="测试", name_en="Test"))
         with pytest.raises(RuntimeError, match="send_deferred first"):
             await session.flush()
@@ -232,11 +233,8 @@ async def test_several_queries_keep_the_writes_order_and_answer_after_all(
 async def test_a_savepoint_never_opens_with_a_continuation_waiting(
     real_engine: AsyncEngine,
 ) -> None:
-    async def then(rows: Sequence[Any]) -> None:
-        return None
-
     async with create_sessionmaker(real_engine)() as session:
-        await defer(session, Deferred((NOTE,), (13, "x"), "SELECT 1", then))
+        await defer(session, Deferred((NOTE,), (13, "x"), "SELECT 1", _ignore))
         with pytest.raises(RuntimeError, match="send_deferred first"):
             await session.begin_nested()
         await session.rollback()

@@ -252,19 +252,16 @@ async def send_deferred(session: AsyncSession) -> None:
         raw = await _driver(session, begin=True, flush=False, deferred=False)
         # One query per statement, each with the writes waiting before it; the writes after
         # the last go with that last one (waiting writes never depend on one another).
-        last = max((i for i, w in enumerate(waiting) if w.query is not None), default=-1)
-        batches: list[list[Deferred]] = []
-        batch: list[Deferred] = []
-        for i, work in enumerate(waiting):
-            if work.query is not None and i != last:
-                batches.append([*batch, work])
-                batch = []
-            elif work.query is None:
-                batch.append(work)
-        if last >= 0:
-            batches.append([*batch, waiting[last]])
-        elif batch:
-            batches.append(batch)
+        batches: list[list[Deferred]] = [[]]
+        for work in waiting:
+            batches[-1].append(work)
+            if work.query is not None:
+                batches.append([])
+        trailing = batches.pop()
+        if batches:
+            batches[-1][-1:-1] = trailing  # ahead of the statement's query, which ends it
+        elif trailing:
+            batches.append(trailing)
         answered: list[tuple[Deferred, Sequence[Any]]] = []
         for batch in batches:
             rows = await _run(raw, batch)
@@ -345,11 +342,17 @@ def _before_orm_execute(state: ORMExecuteState) -> None:
     _send_first(state.session)
 
 
+def _refuse_continuations(session: Session) -> None:
+    """Inside a flush, or as a savepoint opens, a waiting coroutine must not run: it may add
+    and flush rows itself (not inside a flush), and its writes would land in the savepoint
+    (and go if it rolls back)."""
+    if any(w.then is not None for w in _pending(session)):
+        raise RuntimeError("a deferred write with a continuation is waiting: send_deferred first")
+
+
 @event.listens_for(Session, "before_flush")
 def _before_flush(session: Session, *_: Any) -> None:
-    if any(w.then is not None for w in _pending(session)):
-        # Its coroutine may add and flush rows itself, which cannot happen inside a flush.
-        raise RuntimeError("a deferred write with a continuation is waiting: send_deferred first")
+    _refuse_continuations(session)
     _send_first(session)
 
 
@@ -361,11 +364,7 @@ def _before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_transaction_create")
 def _before_savepoint(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
-        if any(w.then is not None for w in _pending(session)):
-            # Its coroutine's writes would land inside the savepoint, and go if it rolls back.
-            raise RuntimeError(
-                "a deferred write with a continuation is waiting: send_deferred first"
-            )
+        _refuse_continuations(session)
         _send_first(session)
 
 
