@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tests.conftest import make_settings
 from xiaopu.db import (
@@ -17,9 +17,11 @@ from xiaopu.db import (
     create_sessionmaker,
     defer,
     raw_connection,
+    run_unit_of_work,
     send_deferred,
     unit_of_work,
 )
+from xiaopu.errors import ConcurrentChange
 from xiaopu.models import Category
 
 NOTE = "INSERT INTO notes (n, word) VALUES ($1, $2)"
@@ -50,7 +52,7 @@ async def _ignore(rows: Sequence[Any]) -> None:
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every statement the driver is asked to run, in order."""
     sent: list[str] = []
-    for name in ("execute", "fetch"):
+    for name in ("execute", "fetch", "fetchrow", "fetchval"):
         real = getattr(asyncpg.Connection, name)
 
         def spy(self: Any, query: str, *args: Any, _real: Any = real, **kw: Any) -> Any:
@@ -61,26 +63,45 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-async def test_writes_deferred_after_a_query_go_with_it(
+async def test_a_unit_of_work_of_deferred_writes_commits_as_one_statement(
     real_engine: AsyncEngine, statements: list[str]
 ) -> None:
-    """As checkout's idempotency record, deferred after its outbox event's query."""
+    """No BEGIN and no COMMIT: the statement is atomic by itself. A query nobody continues
+    from is not even asked."""
     async with unit_of_work(create_sessionmaker(real_engine)) as session:
         await defer(session, Deferred((NOTE,), (20, "before")))
         await defer(session, Deferred((), (), "SELECT t FROM tags"))
         await defer(session, Deferred((NOTE,), (21, "after")))
         statements.clear()
-    assert len(statements) == 2  # the writes and the query, then COMMIT
+    assert len(statements) == 1, statements
+    assert statements[0].startswith("WITH ")
+    assert "tags" not in statements[0]
     assert await _notes(real_engine) == [(20, "before"), (21, "after")]
 
 
-async def test_writes_wait_for_the_commit_and_go_as_one_statement(
+async def test_a_query_that_finds_nothing_to_continue_with_stays_in_the_one_statement(
+    real_engine: AsyncEngine, statements: list[str]
+) -> None:
+    called: list[Sequence[Any]] = []
+
+    async def then(rows: Sequence[Any]) -> None:
+        called.append(rows)
+
+    async with unit_of_work(create_sessionmaker(real_engine)) as session:
+        await defer(session, Deferred((NOTE,), (22, "x"), "SELECT t FROM tags WHERE false", then))
+        statements.clear()
+    assert len(statements) == 1, statements
+    assert called == []  # a continuation is only handed rows
+    assert await _notes(real_engine) == [(22, "x")]
+
+
+async def test_a_query_that_finds_rows_sends_the_writes_again_in_a_transaction(
     real_engine: AsyncEngine, statements: list[str]
 ) -> None:
     seen: list[Sequence[Any]] = []
 
     async def then(rows: Sequence[Any]) -> None:
-        seen.append([r["t"] for r in rows])
+        seen.append([r[0] for r in rows])
 
     async with unit_of_work(create_sessionmaker(real_engine)) as session:
         await defer(session, Deferred((NOTE,), (1, "one")))
@@ -94,12 +115,65 @@ async def test_writes_wait_for_the_commit_and_go_as_one_statement(
         )
         assert await _notes(real_engine) == []  # nothing sent yet
         statements.clear()
-    # All four writes and the query in one round trip, then the commit.
-    assert len(statements) == 2
+    # Alone, the statement refuses itself (its continuation writes, and needs a transaction
+    # with the writes); then all four writes and the query in one round trip, and the commit.
+    assert len(statements) == 4, statements
     assert statements[0].startswith("WITH ")
-    assert statements[1].startswith("COMMIT")
+    assert statements[1].startswith("BEGIN")
+    assert statements[2].startswith("WITH ")
+    assert statements[3].startswith("COMMIT")
     assert seen == [["old"]]
     assert await _notes(real_engine) == [(1, "one"), (2, "two"), (3, "three")]
+
+
+TAKE = "UPDATE tags SET t = t || '!' WHERE t = $1 RETURNING t"
+
+
+async def test_a_write_that_finds_the_database_moved_keeps_nothing(
+    real_engine: AsyncEngine,
+) -> None:
+    sessions = create_sessionmaker(real_engine)
+    with pytest.raises(ConcurrentChange):
+        async with unit_of_work(sessions) as session:
+            await defer(session, Deferred((NOTE,), (23, "alone")))
+            await defer(session, Deferred((TAKE,), ("gone",), expect=1))
+    # The same inside a transaction (a raw write began one): the unit of work rolls back.
+    with pytest.raises(ConcurrentChange):
+        async with unit_of_work(sessions) as session:
+            raw = await raw_connection(session)
+            await raw.execute(NOTE, 24, "raw")
+            await defer(session, Deferred((NOTE,), (25, "in a transaction")))
+            await defer(session, Deferred((TAKE,), ("gone",), expect=1))
+    assert await _notes(real_engine) == []
+    async with real_engine.connect() as conn:
+        assert list(await conn.scalars(text("SELECT t FROM tags"))) == ["old"]
+
+
+async def test_a_unit_of_work_is_run_again_when_the_database_moved(
+    real_engine: AsyncEngine,
+) -> None:
+    sessions = create_sessionmaker(real_engine)
+    wanted = ["gone", "old"]  # the first run looks for a row that is not there
+    runs: list[str] = []
+
+    async def work(session: AsyncSession) -> str:
+        tag = wanted[len(runs)]
+        runs.append(tag)
+        await defer(session, Deferred((NOTE,), (26, tag)))
+        await defer(session, Deferred((TAKE,), (tag,), expect=1))
+        return tag
+
+    assert await run_unit_of_work(sessions, work) == "old"
+    assert runs == ["gone", "old"]
+    assert await _notes(real_engine) == [(26, "old")]
+
+    async def never(session: AsyncSession) -> None:
+        runs.append("never")
+        await defer(session, Deferred((TAKE,), ("gone",), expect=1))
+
+    with pytest.raises(ConcurrentChange):
+        await run_unit_of_work(sessions, never, attempts=3)
+    assert runs.count("never") == 3
 
 
 async def test_anything_else_on_the_session_sends_them_first(real_engine: AsyncEngine) -> None:
@@ -215,12 +289,13 @@ async def test_several_queries_keep_the_writes_order_and_answer_after_all(
 
     async with unit_of_work(create_sessionmaker(real_engine)) as session:
         await defer(session, Deferred((CATEGORY,), ("test.p",)))
-        query = "SELECT id FROM categories WHERE id LIKE 'test.%'"
-        await defer(session, Deferred((CATEGORY,), ("test.q",), query, child("test.p")))
+        await defer(
+            session, Deferred((CATEGORY,), ("test.q",), "SELECT t FROM tags", child("test.p"))
+        )
         await defer(session, Deferred((CATEGORY,), ("test.r",)))
-        await defer(session, Deferred((), (), query, child("test.r")))
-    # Each query saw the database before its own statement: none, then test.p and test.q.
-    assert answers == [0, 2]
+        await defer(session, Deferred((), (), "SELECT 1 UNION ALL SELECT 2", child("test.r")))
+    # Each continuation ran once every write was in: test.r's kid refers to the last write.
+    assert answers == [1, 2]
     assert await _categories(real_engine) == [
         "test.p",
         "test.p.kid",

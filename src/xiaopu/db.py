@@ -8,8 +8,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
@@ -26,7 +27,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_
 
 from xiaopu.config import Settings
-from xiaopu.errors import AppError
+from xiaopu.errors import AppError, ConcurrentChange
+
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -108,8 +111,7 @@ async def unit_of_work(
             yield session
         except AppError as exc:
             if exc.keeps_changes:
-                await send_deferred(session)
-                await session.commit()
+                await _commit(session)
             else:
                 await session.rollback()
             raise
@@ -117,8 +119,35 @@ async def unit_of_work(
             await session.rollback()
             raise
         else:
-            await send_deferred(session)
-            await session.commit()
+            await _commit(session)
+
+
+async def run_unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    attempts: int = 3,
+) -> T:
+    """`work` in a unit of work of its own, run again on a new one when it fails with
+    ConcurrentChange (its writes found the database moved, and kept nothing): for a request
+    that commits as one statement, as optimistic writers retry a serialization failure."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with unit_of_work(sessionmaker) as session:
+                return await work(session)
+        except ConcurrentChange:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _commit(session: AsyncSession) -> None:
+    try:
+        await send_deferred(session, last=True)
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -154,7 +183,8 @@ async def _driver(
         await session.flush()  # what raw SQL runs next may depend on it, as with autoflush
     if deferred and _pending(session.sync_session):
         await send_deferred(session)  # likewise
-    transaction = session.sync_session.get_transaction()
+    sync = session.sync_session
+    transaction = sync.get_transaction()
     remembered = session.info.get(_RAW)
     if (
         transaction is not None
@@ -162,17 +192,19 @@ async def _driver(
         and remembered[0] is transaction
         # Inside begin_nested(), SQLAlchemy emits the SAVEPOINT when a connection is asked for:
         # a raw statement must not slip in ahead of it.
-        and not session.sync_session.in_nested_transaction()
+        and not sync.in_nested_transaction()
     ):
-        return remembered[1]
-    connection = await session.connection()
-    adapted = (await connection.get_raw_connection()).dbapi_connection
-    raw = adapted.driver_connection if adapted is not None else None
-    assert raw is not None
-    if begin:
-        if not raw.is_in_transaction():
-            await _begin(connection, adapted)
-        session.info[_RAW] = (session.sync_session.get_transaction(), raw)
+        _, raw, connection, adapted = remembered
+    else:
+        connection = await session.connection()
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        raw = adapted.driver_connection if adapted is not None else None
+        assert raw is not None
+        # Remembered for the session's (root) transaction, begun or not: the writes sent as a
+        # savepoint opens must reach its connection without asking for the savepoint's.
+        session.info[_RAW] = (sync.get_transaction(), raw, connection, adapted)
+    if begin and not raw.is_in_transaction():
+        await _begin(connection, adapted)
     return raw
 
 
@@ -202,49 +234,77 @@ _RAW = "xiaopu.raw_connection"
 # Deferred writes ----------------------------------------------------------------------------
 #
 # Each statement is a round trip, and on the busiest paths the round trips cost more than the
-# statements: checkout's inserts (the order, its outbox event, its idempotency record) are three
-# domains' writes that nothing reads before the commit. A repository can hand such a write to
-# the unit of work instead of sending it; the writes wait, in order, and go as one statement
-# (each a data-modifying CTE) just before anything else reaches the database on that session:
-# a raw statement, an ORM query or flush, a savepoint, or the commit. A rollback drops them.
+# statements: checkout's writes (its stock, the order, its outbox event, its idempotency record)
+# are four domains' writes that nothing reads before the commit. A repository can hand such a
+# write to the unit of work instead of sending it; the writes wait, in order, and go as one
+# statement (each a data-modifying CTE) just before anything else reaches the database on that
+# session: a raw statement, an ORM query or flush, a savepoint, or the commit. A rollback drops
+# them.
+#
+# A unit of work that has written nothing else by its commit (its reads went without a
+# transaction, through read_connection) commits as that one statement, without BEGIN and
+# COMMIT: a statement is atomic by itself. Its writes then hold no read's locks, so a write can
+# state how many rows it must touch (a conditional UPDATE of stock, an INSERT ... ON CONFLICT DO
+# NOTHING); the statement checks that itself and aborts, writes and all, and the unit of work
+# fails with ConcurrentChange for its caller to run the work again on what the database holds
+# now. A query whose rows a continuation acts on needs a transaction around the continuation's
+# writes: when one finds rows, the statement aborts the same way and is sent again inside one.
 
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """Writes that return nothing (our own SQL, numbered parameters shared by them all), and
-    optionally a query to run with them and a coroutine to hand its rows to.
+    """Writes (our own SQL, numbered parameters shared by them all), and optionally a query to
+    run with them and a coroutine to hand its rows to.
 
     Waiting writes go out together as one statement, in which every part sees the database as
     it was before any of them: a write must not depend on another waiting write (inserts into
     different rows, in practice; foreign keys are checked at the statement's end, so a row may
-    refer to one inserted beside it), and the query must not read what they write. Each part
-    must be a plain INSERT, UPDATE or DELETE (no WITH of its own), and carry no `$` outside its
-    parameters, which are renumbered."""
+    refer to one inserted beside it). Each part must be a plain INSERT, UPDATE or DELETE (no
+    WITH of its own), and carry no `$` outside its parameters, which are renumbered.
+
+    `expect`: the last statement returns rows (RETURNING), exactly this many unless the
+    database moved since the work read it; otherwise the unit of work fails with
+    ConcurrentChange and keeps none of its writes. `query` may read those rows as `{written}`,
+    and nothing else the waiting writes write. `then` gets the query's rows, as tuples in its
+    column order, once every waiting write is in, and only if there are any."""
 
     statements: tuple[str, ...]
     params: tuple[Any, ...]
     query: str | None = None
     then: Callable[[Sequence[Any]], Awaitable[None]] | None = None
+    expect: int | None = None
 
 
 _DEFERRED = "xiaopu.deferred"
 _PARAM = re.compile(r"\$(\d+)")
+WRITTEN = "{written}"
+# xiaopu_refuse()'s SQLSTATE (its migration) and the two reasons the statements give it.
+_REFUSED = "XP409"
+_MOVED, _NEEDS_TRANSACTION = "concurrent change", "needs a transaction"
 
 
 async def defer(session: AsyncSession, work: Deferred) -> None:
     """Send `work` with the unit of work's next statement instead of now. Inside a savepoint,
     which may roll back on its own, it is sent at once."""
-    await _driver(session, begin=True, deferred=False)  # the transaction they belong to
+    await _driver(session, begin=False, deferred=False)  # what came before is flushed
     sync = session.sync_session
     _queue(sync).append(work)
     if sync.in_nested_transaction():
         await send_deferred(session)
 
 
-async def send_deferred(session: AsyncSession) -> None:
+async def send_deferred(session: AsyncSession, *, last: bool = False) -> None:
     """Send the writes waiting on this session in their order, as few statements as their
-    queries allow, then hand each query's rows to its coroutine."""
+    queries allow, then hand each query's rows to its coroutine. `last`: the unit of work
+    commits next; if nothing else has begun a transaction, they commit as one statement."""
     sync = session.sync_session
+    if last and (waiting := _pending(sync)) and not _unflushed(session):
+        raw = await _driver(session, begin=False, flush=False, deferred=False)
+        if not raw.is_in_transaction():
+            sync.info.pop(_DEFERRED, None)
+            if await _run(raw, waiting, alone=True) is not None:
+                return
+            _queue(sync)[:0] = waiting  # a query found rows: sent again, in a transaction
     while waiting := _pending(sync):
         sync.info.pop(_DEFERRED, None)
         # Not flushed first: ORM changes still unflushed came after these writes (defer flushed
@@ -265,7 +325,7 @@ async def send_deferred(session: AsyncSession) -> None:
         answered: list[tuple[Deferred, Sequence[Any]]] = []
         for batch in batches:
             rows = await _run(raw, batch)
-            if batch[-1].query is not None:
+            if rows:
                 answered.append((batch[-1], rows))
         # Only once every waiting write is in: a coroutine may write rows that refer to them.
         for work, rows in answered:
@@ -273,33 +333,74 @@ async def send_deferred(session: AsyncSession) -> None:
                 await work.then(rows)
 
 
-async def _run(raw: Any, batch: list[Deferred]) -> Sequence[Any]:
-    sql = _compose(tuple((w.statements, len(w.params), w.query) for w in batch))
+def _unflushed(session: AsyncSession) -> bool:
+    return bool(session.new or session.dirty or session.deleted)
+
+
+async def _run(raw: Any, batch: list[Deferred], *, alone: bool = False) -> Sequence[Any] | None:
+    """Send a batch as one statement: the rows of its final query (none if it has none); alone,
+    all of the waiting writes, and None if a query found rows (nothing was written then)."""
+    # A query nobody continues from is not asked.
+    shapes = tuple(
+        (w.statements, len(w.params), w.query if w.then else None, w.expect) for w in batch
+    )
+    sql, answers = _compose(shapes, alone)
     params = [p for w in batch for p in w.params]
-    if batch[-1].query is None:
-        await raw.execute(sql, *params)
-        return []
-    rows: Sequence[Any] = await raw.fetch(sql, *params)
+    try:
+        if not answers:
+            await raw.execute(sql, *params)
+            return []
+        row = await raw.fetchrow(sql, *params)
+    except asyncpg.PostgresError as error:
+        if getattr(error, "sqlstate", None) != _REFUSED:
+            raise
+        if getattr(error, "message", None) == _NEEDS_TRANSACTION:
+            return None
+        raise ConcurrentChange() from None
+    rows: Sequence[Any] = row[-1] if shapes[-1][2] is not None and not alone else []
     return rows
 
 
 @functools.lru_cache(maxsize=256)
-def _compose(shapes: tuple[tuple[tuple[str, ...], int, str | None], ...]) -> str:
-    """One statement from writes and at most one final query, parameters renumbered in turn."""
+def _compose(
+    shapes: tuple[tuple[tuple[str, ...], int, str | None, int | None], ...], alone: bool
+) -> tuple[str, bool]:
+    """One statement from writes, their row counts to check, and queries (at most one unless
+    alone, then only asked whether they find rows), parameters renumbered in turn; and whether
+    it answers with a row."""
     parts: list[str] = []
-    final = None
+    moved: list[str] = []
+    queries: list[str] = []
     offset = 0
-    for statements, count, query in shapes:
+    for statements, count, query, expect in shapes:
         parts += [_shift(statement, offset) for statement in statements]
+        written = f"deferred_{len(parts) - 1}"
+        if expect is not None:
+            # Our own names and an integer; nothing here comes from a request.
+            moved.append(f"(SELECT count(*) FROM {written}) <> {int(expect)}")  # noqa: S608
         if query is not None:
-            final = _shift(query, offset)
+            queries.append(_shift(query, offset).replace(WRITTEN, written))
         offset += count
-    if final is None:
-        final = parts.pop()
-    if not parts:
-        return final
-    ctes = ", ".join(f"deferred_{i} AS ({part})" for i, part in enumerate(parts))
-    return f"WITH {ctes} {final}"
+    reasons = []
+    if moved:
+        reasons.append(f"WHEN {' OR '.join(moved)} THEN '{_MOVED}'")
+    answer: list[str] = []
+    searched: list[str] = []
+    if alone and queries:
+        searched = [f"query_{i} AS ({query})" for i, query in enumerate(queries)]
+        found = " OR ".join(f"EXISTS (SELECT FROM query_{i})" for i in range(len(queries)))
+        reasons.append(f"WHEN {found} THEN '{_NEEDS_TRANSACTION}'")
+    elif queries:
+        (query,) = queries
+        answer.append(f"ARRAY(SELECT q FROM ({query}) AS q)")  # noqa: S608 - our own SQL
+    if reasons:
+        answer.insert(0, f"xiaopu_refuse(CASE {' '.join(reasons)} END)")
+    # With nothing to check or answer, the last write is the statement itself.
+    final = f"SELECT {', '.join(answer)}" if answer else parts.pop()
+    ctes = [f"deferred_{i} AS ({part})" for i, part in enumerate(parts)] + searched
+    if not ctes:
+        return final, bool(answer)
+    return f"WITH {', '.join(ctes)} {final}", bool(answer)
 
 
 def _shift(sql: str, by: int) -> str:

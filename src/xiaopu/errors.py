@@ -164,6 +164,18 @@ class Conflict(AppError):
     title = "The request conflicts with the current state"
 
 
+class ConcurrentChange(Conflict):
+    """A write found the database changed since the request read it (another request took the
+    stock, or stored the same Idempotency-Key): nothing was kept, and the request may be run
+    again as it is."""
+
+    code = "concurrent_change"
+    title = "The request met a concurrent change; retry it"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
 class AccountExists(Conflict):
     code = "account_exists"
     title = "An account with this email or phone number already exists"

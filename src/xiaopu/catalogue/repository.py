@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from xiaopu.db import raw_connection
+from xiaopu.db import Deferred, defer, read_connection
 from xiaopu.models import Category, Product, ProductStatus, Supplier, SupplierStatus, Variant
 
 
@@ -126,51 +126,62 @@ def after(
     return stmt.where(or_(beyond, and_(key == key_value, Product.id < last_id)))
 
 
-# The variants are locked in id order, so that concurrent checkouts queue on shared variants
-# instead of deadlocking, and each line that has its units in stock has them taken by the same
-# statement. Taking them before the caller's checks is safe: a refused order rolls back.
-_RESERVE_FOR_SALE = """
-WITH wanted (id, quantity) AS (VALUES {lines}),
-locked AS (
-    SELECT v.id, v.product_id, v.supplier_id, v.sku, v.options, v.price_minor, v.currency,
-           v.stock, v.commission_bps AS variant_commission_bps, v.low_stock_threshold,
-           p.title, p.status AS product_status, p.commission_bps, p.markup_ceiling_bps,
-           p.return_window_days,
-           s.name AS supplier_name, s.status AS supplier_status, s.shipping_fee_minor,
-           s.shipping_currency
-    FROM variants AS v
-    JOIN products AS p ON p.id = v.product_id
-    JOIN suppliers AS s ON s.id = p.supplier_id
-    WHERE v.id IN (SELECT id FROM wanted)
+# What checkout sells: read without locks (checkout commits as one statement, see db.py), its
+# stock taken by that statement only where the stock still has the units.
+_FOR_SALE = """
+SELECT v.id, v.product_id, v.supplier_id, v.sku, v.options, v.price_minor, v.currency,
+       v.stock, v.commission_bps AS variant_commission_bps, v.low_stock_threshold,
+       p.title, p.status AS product_status, p.commission_bps, p.markup_ceiling_bps,
+       p.return_window_days,
+       s.name AS supplier_name, s.status AS supplier_status, s.shipping_fee_minor,
+       s.shipping_currency
+FROM variants AS v
+JOIN products AS p ON p.id = v.product_id
+JOIN suppliers AS s ON s.id = p.supplier_id
+WHERE v.id IN ({ids})
+"""
+
+# The variants are locked in id order, so that concurrent orders on shared variants queue
+# instead of deadlocking; under READ COMMITTED the stock compared is the newest committed one,
+# whatever the statement's snapshot saw, so a line short of stock is simply not taken.
+_TAKE_STOCK = """
+UPDATE variants SET stock = variants.stock - l.quantity, updated_at = $1
+FROM (
+    SELECT v.id, w.quantity
+    FROM variants AS v JOIN (VALUES {lines}) AS w (id, quantity) ON v.id = w.id
     ORDER BY v.id
     FOR UPDATE OF v
-), taken AS (
-    UPDATE variants SET stock = variants.stock - w.quantity, updated_at = $1
-    FROM wanted AS w
-    JOIN locked AS l ON l.id = w.id
-    WHERE variants.id = w.id AND l.stock >= w.quantity
-    RETURNING variants.id
-)
-SELECT l.*, t.id IS NOT NULL AS taken
-FROM locked AS l LEFT JOIN taken AS t ON t.id = l.id
-ORDER BY l.id
+) AS l
+WHERE variants.id = l.id AND variants.stock >= l.quantity
+RETURNING variants.id, variants.supplier_id, variants.product_id, variants.sku,
+          variants.low_stock_threshold, variants.stock, l.quantity
+"""
+# Of the lines taken, those whose stock fell from at least its threshold to below it.
+_CROSSED_LOW = """
+SELECT id, supplier_id, product_id, sku, low_stock_threshold, stock, quantity FROM {written}
+WHERE stock + quantity >= low_stock_threshold AND low_stock_threshold > stock
 """
 
 
 @functools.cache
-def _reserve_sql(lines: int) -> str:
-    """The statement for this many lines, each a row of scalar parameters. With the lines in
-    arrays PostgreSQL never trusts a generic plan and plans the three-way join on every
-    checkout, more than half of the statement's cost; with a fixed shape it keeps one. An order
-    has at most max_order_lines lines, so the shapes are few."""
+def _for_sale_sql(count: int) -> str:
+    """The statement for this many variants, each a scalar parameter. With the ids in an array
+    PostgreSQL never trusts a generic plan and plans the three-way join on every checkout, more
+    than half of the statement's cost; with a fixed shape it keeps one. An order has at most
+    max_order_lines lines, so the shapes are few."""
+    return _FOR_SALE.format(ids=", ".join(f"${i + 1}::uuid" for i in range(count)))
+
+
+@functools.cache
+def _take_stock_sql(lines: int) -> str:
     rows = ", ".join(f"(${2 * i + 2}::uuid, ${2 * i + 3}::int)" for i in range(lines))
-    return _RESERVE_FOR_SALE.format(lines=rows)
+    return _TAKE_STOCK.format(lines=rows)
 
 
 @dataclass(frozen=True, slots=True)
-class Reserved:
-    """A variant locked for checkout with its product's and supplier's terms, its stock as it
-    was before, and whether the wanted units were taken."""
+class ForSale:
+    """A variant as checkout sells it, with its product's and supplier's terms and its stock
+    when read."""
 
     variant_id: uuid.UUID
     product_id: uuid.UUID
@@ -191,21 +202,29 @@ class Reserved:
     supplier_status: SupplierStatus
     shipping_fee_minor: int
     shipping_currency: str
-    taken: bool
 
 
-async def reserve_for_checkout(
-    session: AsyncSession, wanted: dict[uuid.UUID, int], at: datetime
-) -> list[Reserved]:
-    """The wanted variants, locked, each with whether its units were taken (only where the stock
-    had them). On the session's own connection and without ORM objects: checkout runs this on
-    every order, and SQLAlchemy's per-statement and per-entity cost was most of its work."""
-    raw = await raw_connection(session)
-    params: list[object] = [at]
-    for variant_id, quantity in wanted.items():
-        params += [variant_id, quantity]
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A variant whose stock a checkout took: what product.stock_low names, and the stock
+    before and after."""
+
+    variant_id: uuid.UUID
+    supplier_id: uuid.UUID
+    product_id: uuid.UUID
+    sku: str
+    low_stock_threshold: int
+    stock: int
+    quantity: int
+
+
+async def for_checkout(session: AsyncSession, variant_ids: Sequence[uuid.UUID]) -> list[ForSale]:
+    """The variants with their terms, read without a lock or a transaction of its own. On the
+    session's own connection and without ORM objects: checkout runs this on every order, and
+    SQLAlchemy's per-statement and per-entity cost was most of its work."""
+    raw = await read_connection(session)
     return [
-        Reserved(
+        ForSale(
             r["id"],
             r["product_id"],
             r["supplier_id"],
@@ -225,10 +244,29 @@ async def reserve_for_checkout(
             SupplierStatus(r["supplier_status"]),
             r["shipping_fee_minor"],
             r["shipping_currency"],
-            r["taken"],
         )
-        for r in await raw.fetch(_reserve_sql(len(wanted)), *params)
+        for r in await raw.fetch(_for_sale_sql(len(variant_ids)), *variant_ids)
     ]
+
+
+async def take_stock(
+    session: AsyncSession,
+    wanted: dict[uuid.UUID, int],
+    at: datetime,
+    crossed_low: Callable[[list[Taken]], Awaitable[None]],
+) -> None:
+    """Take the wanted units with the unit of work's commit: all of them, or, if a line's stock
+    no longer has them, none, and the unit of work fails with ConcurrentChange. `crossed_low`
+    gets the variants whose stock fell below their threshold."""
+    params: list[object] = [at]
+    for variant_id, quantity in wanted.items():
+        params += [variant_id, quantity]
+
+    async def then(rows: Sequence[Any]) -> None:
+        await crossed_low([Taken(*row) for row in rows])
+
+    sql = _take_stock_sql(len(wanted))
+    await defer(session, Deferred((sql,), tuple(params), _CROSSED_LOW, then, expect=len(wanted)))
 
 
 async def lock_variants(

@@ -499,10 +499,10 @@ async def supplier_product_rows(session: AsyncSession, supplier_id: uuid.UUID) -
     return list((await session.scalars(stmt)).all())
 
 
-# Selling: what checkout locks, takes and gives back ------------------------------------------
+# Selling: what checkout reads, takes and gives back ------------------------------------------
 
 
-ForSale = repository.Reserved
+ForSale = repository.ForSale
 
 
 def on_sale(sale: ForSale) -> bool:
@@ -516,29 +516,28 @@ def sale_commission(sale: ForSale) -> int:
     return effective_commission(sale.product_commission_bps, sale.variant_commission_bps)
 
 
-async def reserve_for_sale(
-    session: AsyncSession, wanted: dict[uuid.UUID, int]
+async def for_sale(
+    session: AsyncSession, variant_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, ForSale]:
-    """Lock the variants (until the transaction ends) and take the wanted units of each one
-    whose stock has them; the caller refuses the order, which rolls back what was taken, if a
-    line lacks stock or is not for sale. Each variant's stock is as it was before."""
-    reserved = {}
-    for sale in await repository.reserve_for_checkout(session, wanted, utcnow()):
-        reserved[sale.variant_id] = sale
-        if sale.taken:
-            await _stock_low(
-                session,
-                StockChange(
-                    sale.supplier_id,
-                    sale.product_id,
-                    sale.variant_id,
-                    sale.sku,
-                    sale.low_stock_threshold,
-                ),
-                sale.stock,
-                sale.stock - wanted[sale.variant_id],
+    """The variants as checkout sells them, with their stock when read (no lock is taken:
+    take_stock checks the stock again as it takes it)."""
+    return {sale.variant_id: sale for sale in await repository.for_checkout(session, variant_ids)}
+
+
+async def take_stock(session: AsyncSession, wanted: dict[uuid.UUID, int]) -> None:
+    """Take the wanted units of each variant with the unit of work's commit, all or none: if a
+    line's stock no longer has them, nothing is written and the unit of work fails with
+    ConcurrentChange, to be run again on the stock as it is then. A variant whose stock falls
+    below its threshold emits product.stock_low."""
+
+    async def crossed_low(taken: list[repository.Taken]) -> None:
+        for t in taken:
+            change = StockChange(
+                t.supplier_id, t.product_id, t.variant_id, t.sku, t.low_stock_threshold
             )
-    return reserved
+            await _stock_low(session, change, t.stock + t.quantity, t.stock)
+
+    await repository.take_stock(session, wanted, utcnow(), crossed_low)
 
 
 async def give_back_stock(session: AsyncSession, returned: dict[uuid.UUID, int]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.db import Deferred, defer, raw_connection
+from xiaopu.db import Deferred, defer, raw_connection, read_connection
 from xiaopu.kit.ids import new_id
 from xiaopu.models import IdempotencyKey
 
@@ -27,10 +27,18 @@ SELECT pg_try_advisory_xact_lock(hashtextextended($1 || E'\\n' || $2, 0)) AS loc
 FROM (SELECT 1) AS one
 LEFT JOIN idempotency_keys AS k ON k.principal = $1 AND k.key = $2
 """
+_LOOKUP = """
+SELECT fingerprint, response_status, response_body FROM idempotency_keys
+WHERE principal = $1 AND key = $2
+"""
+# A twin request that stored the key first makes this insert nothing, and the unit of work
+# fail with ConcurrentChange (see store).
 _STORE = """
 INSERT INTO idempotency_keys (id, principal, key, method, path, fingerprint, response_status,
                               response_body, completed_at, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+ON CONFLICT (principal, key) DO NOTHING
+RETURNING 1
 """
 
 
@@ -48,6 +56,16 @@ async def claim(session: AsyncSession, principal: str, key: str) -> tuple[bool, 
     )
 
 
+async def lookup(session: AsyncSession, principal: str, key: str) -> Stored | None:
+    """The response stored under the key, if any, read without a lock or a transaction of its
+    own (for a request that commits as one statement: store settles a twin)."""
+    raw = await read_connection(session)
+    row = await raw.fetchrow(_LOOKUP, principal, key)
+    if row is None:
+        return None
+    return Stored(bytes(row["fingerprint"]), row["response_status"], row["response_body"])
+
+
 async def store(
     session: AsyncSession,
     *,
@@ -62,9 +80,10 @@ async def store(
 ) -> None:
     """Store the first response; `body_json` is its body as JSON text. Deferred: it is the
     request's last write, and goes with the unit of work's next statement (its commit, or the
-    writes the work left waiting)."""
+    writes the work left waiting). Should a twin request have stored the key meanwhile, the unit
+    of work fails with ConcurrentChange and keeps nothing; run again, it replays the twin's."""
     params = (new_id(), principal, key, method, path, fingerprint, status, body_json, at)
-    await defer(session, Deferred((_STORE,), params))
+    await defer(session, Deferred((_STORE,), params, expect=1))
 
 
 async def purge_before(session: AsyncSession, cutoff: datetime) -> int:

@@ -78,10 +78,17 @@ def set_principal(request: Request, principal: str) -> None:
 
 
 class Idempotency:
-    def __init__(self, session: AsyncSession, request: Request, key: str | None) -> None:
+    """`hold`: mark the key in flight with the advisory lock, which needs a transaction. A
+    request that commits as one statement (checkout) does without: its store settles a twin
+    that ran at the same time, which is run again and replays the stored response."""
+
+    def __init__(
+        self, session: AsyncSession, request: Request, key: str | None, *, hold: bool = True
+    ) -> None:
         self._session = session
         self._request = request
         self.key = key
+        self.hold = hold
         # The stored response's JSON, once stored: a route that renders the same body itself
         # sends this instead of serialising the result a second time.
         self.stored_json: str | None = None
@@ -101,9 +108,12 @@ class Idempotency:
                 ]
             )
         ).digest()
-        locked, stored = await repository.claim(self._session, principal, self.key)
-        if not locked:
-            raise IdempotencyKeyInUse()
+        if self.hold:
+            locked, stored = await repository.claim(self._session, principal, self.key)
+            if not locked:
+                raise IdempotencyKeyInUse()
+        else:
+            stored = await repository.lookup(self._session, principal, self.key)
         if stored is not None:
             if stored.fingerprint != fingerprint:
                 raise IdempotencyKeyReused()
@@ -165,7 +175,15 @@ async def _required(
     return Idempotency(session, request, key)
 
 
+async def _required_key(key: Annotated[str | None, Depends(_key_header)]) -> str:
+    if key is None:
+        raise IdempotencyKeyMissing()
+    return key
+
+
 OptionalIdempotency = Annotated[Idempotency, Depends(_optional)]
+# The key alone, for a route that runs its own unit of work (checkout).
+RequiredKey = Annotated[str, Depends(_required_key)]
 RequiredIdempotency = Annotated[Idempotency, Depends(_required)]
 
 

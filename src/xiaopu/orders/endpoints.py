@@ -11,10 +11,15 @@ from fastapi import APIRouter, Path, Query, Request, status
 from xiaopu.auth.auth import CurrentOperator, CurrentPerson, OptionalPerson
 from xiaopu.db import DbSession
 from xiaopu.deps import AppSettings
-from xiaopu.idempotency.service import OptionalIdempotency, RequiredIdempotency, set_principal
+from xiaopu.idempotency.service import (
+    OptionalIdempotency,
+    RequiredIdempotency,
+    RequiredKey,
+    set_principal,
+)
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.models import RefundStatus, ReturnStatus, SupplierOrderStatus
-from xiaopu.orders import fulfilment, payments, returns, service
+from xiaopu.orders import checkout_route, fulfilment, payments, returns, service
 from xiaopu.orders.auth import GuestToken, OrdersReader, OrdersWriter
 from xiaopu.orders.schemas import (
     CallbackResult,
@@ -59,9 +64,8 @@ async def checkout(
     body: CheckoutIn,
     request: Request,
     person: OptionalPerson,
-    session: DbSession,
     settings: AppSettings,
-    idempotency: RequiredIdempotency,
+    key: RequiredKey,
 ) -> CheckoutOut:
     """Order from one shop, signed in or as a guest. Prices are frozen, stock is reserved and
     the order waits for payment (`payment.pay_url`) until it expires."""
@@ -69,7 +73,8 @@ async def checkout(
         # Guests' keys are scoped to their phone, so one guest's key never replays another's.
         set_principal(request, f"guest:{body.address.phone}")
     account_id = person.account_id if person else None
-    return await idempotency.once(lambda: service.checkout(session, settings, account_id, body))
+    out, _ = await checkout_route.place(request.app, settings, request, key, account_id, body)
+    return out
 
 
 @router.get("")

@@ -157,21 +157,20 @@ async def checkout(
     session: AsyncSession, settings: Settings, buyer_account_id: uuid.UUID | None, data: CheckoutIn
 ) -> CheckoutOut:
     _check_lines(settings, data)
-    # Stock is taken first, in the statement that locks it; a refusal below rolls it back.
-    locked = await catalogue.reserve_for_sale(
-        session, {item.variant_id: item.quantity for item in data.items}
-    )
+    # Read without locks: the order commits as one statement (db.send_deferred), which takes
+    # the stock only if it still has every line's units, or writes nothing and is run again.
+    sales = await catalogue.for_sale(session, [item.variant_id for item in data.items])
     shop = await shops.checkout_shop(
-        session, data.shop_slug, {s.product_id for s in locked.values()}
+        session, data.shop_slug, {s.product_id for s in sales.values()}
     )
     if shop is None:
         raise ShopUnavailable()
     attribution = _attribution(settings, data.attribution_token, shop.id)
     markups = shop.markups
 
-    currencies = {sale.currency for sale in locked.values()}
+    currencies = {sale.currency for sale in sales.values()}
     for index, item in enumerate(data.items):
-        sale = locked.get(item.variant_id)
+        sale = sales.get(item.variant_id)
         if sale is None or sale.product_id not in markups:
             raise NotInShop(index, f"Line {index}'s variant is not sold in this shop.")
         if not catalogue.on_sale(sale):
@@ -181,7 +180,7 @@ async def checkout(
             "Order items of one currency at a time.", extra={"currencies": sorted(currencies)}
         )
     for index, item in enumerate(data.items):
-        stock = locked[item.variant_id].stock
+        stock = sales[item.variant_id].stock
         if stock < item.quantity:
             raise OutOfStock(
                 index,
@@ -192,7 +191,7 @@ async def checkout(
 
     by_supplier: dict[uuid.UUID, list[tuple[catalogue.ForSale, int]]] = defaultdict(list)
     for item in data.items:
-        sale = locked[item.variant_id]
+        sale = sales[item.variant_id]
         by_supplier[sale.supplier_id].append((sale, item.quantity))
     shipping: dict[uuid.UUID, int] = {}
     for supplier_id, items in by_supplier.items():
@@ -286,6 +285,7 @@ async def checkout(
         created_at=now,
         updated_at=now,
     )
+    await catalogue.take_stock(session, {item.variant_id: item.quantity for item in data.items})
     await repository.insert_placed(session, order, parts, lines, payment)
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order), later=True)
     (out,) = _assemble(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.db import raw_connection
+from xiaopu.db import read_connection
 from xiaopu.models import (
     Product,
     ProductStatus,
@@ -109,7 +109,7 @@ async def checkout_shop(
 ) -> CheckoutShop | None:
     """A shop by its slug with its markups on these products, in one statement on the session's
     own connection (checkout asks this on every order)."""
-    raw = await raw_connection(session)
+    raw = await read_connection(session)
     rows = await raw.fetch(
         "SELECT s.id, s.owner_account_id, sp.product_id, sp.markup_bps FROM shops AS s"
         " LEFT JOIN shop_products AS sp"

@@ -75,7 +75,7 @@ async def record_event_later(
     endpoints then (the endpoints are not among what deferred writes write)."""
 
     async def then(rows: Sequence[Any]) -> None:
-        await subscribed([row["id"] for row in rows])
+        await subscribed([row[0] for row in rows])
 
     await defer(session, Deferred((_INSERT_EVENT,), _event_params(event), _SUBSCRIBED, then))
 
