@@ -17,6 +17,7 @@ from xiaopu.db import (
     create_sessionmaker,
     defer,
     raw_connection,
+    read_connection,
     run_unit_of_work,
     send_deferred,
     unit_of_work,
@@ -133,17 +134,24 @@ async def test_a_write_that_finds_the_database_moved_keeps_nothing(
     real_engine: AsyncEngine,
 ) -> None:
     sessions = create_sessionmaker(real_engine)
-    with pytest.raises(ConcurrentChange):
+
+    async def alone() -> None:
         async with unit_of_work(sessions) as session:
             await defer(session, Deferred((NOTE,), (23, "alone")))
             await defer(session, Deferred((TAKE,), ("gone",), expect=1))
-    # The same inside a transaction (a raw write began one): the unit of work rolls back.
-    with pytest.raises(ConcurrentChange):
+
+    async def in_a_transaction() -> None:
+        # A raw write began one: the unit of work rolls it back with the rest.
         async with unit_of_work(sessions) as session:
             raw = await raw_connection(session)
             await raw.execute(NOTE, 24, "raw")
             await defer(session, Deferred((NOTE,), (25, "in a transaction")))
             await defer(session, Deferred((TAKE,), ("gone",), expect=1))
+
+    with pytest.raises(ConcurrentChange):
+        await alone()
+    with pytest.raises(ConcurrentChange):
+        await in_a_transaction()
     assert await _notes(real_engine) == []
     async with real_engine.connect() as conn:
         assert list(await conn.scalars(text("SELECT t FROM tags"))) == ["old"]
@@ -313,3 +321,37 @@ async def test_a_savepoint_never_opens_with_a_continuation_waiting(
         with pytest.raises(RuntimeError, match="send_deferred first"):
             await session.begin_nested()
         await session.rollback()
+
+
+async def test_a_light_unit_of_work_sends_its_reads_and_one_statement_and_nothing_else(
+    real_engine: AsyncEngine, statements: list[str]
+) -> None:
+    async def work(session: AsyncSession) -> int:
+        raw = await read_connection(session)
+        count = int(await raw.fetchval("SELECT count(*) FROM tags"))
+        await defer(session, Deferred((NOTE,), (30, "light")))
+        await defer(session, Deferred((TAKE,), ("old",), expect=1))
+        return count
+
+    assert await run_unit_of_work(create_sessionmaker(real_engine), work) == 1
+    # The read and the write: no BEGIN, no COMMIT, no ping or reset of the pooled connection.
+    assert len(statements) == 2, statements
+    assert await _notes(real_engine) == [(30, "light")]
+
+
+async def test_work_a_light_unit_of_work_cannot_do_is_run_again_in_a_full_one(
+    real_engine: AsyncEngine,
+) -> None:
+    runs: list[int] = []
+
+    async def work(session: AsyncSession) -> None:
+        runs.append(1)
+        await defer(session, Deferred((NOTE,), (31, "once")))
+        # An ORM query would take a connection of SQLAlchemy's own, outside the one statement;
+        # in the full unit of work the waiting write goes ahead of it.
+        assert (await session.execute(text("SELECT count(*) FROM notes"))).scalar() == 1
+        await defer(session, Deferred((NOTE,), (32, "twice")))
+
+    await run_unit_of_work(create_sessionmaker(real_engine), work)
+    assert len(runs) == 2
+    assert await _notes(real_engine) == [(31, "once"), (32, "twice")]

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import await_
+from sqlalchemy.util import await_, greenlet_spawn
 
 from xiaopu.config import Settings
 from xiaopu.errors import AppError, ConcurrentChange
@@ -122,23 +122,66 @@ async def unit_of_work(
             await _commit(session)
 
 
+class NeedsSession(Exception):
+    """A light unit of work met work it cannot do on its bare connection (an ORM query or
+    flush, a transaction): run_unit_of_work runs the work again in a full one."""
+
+
+_LIGHT = "xiaopu.light"
+
+
+@asynccontextmanager
+async def light_unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """unit_of_work for work that only reads through read_connection and writes deferred
+    writes, which it commits as one statement: the session is given a pooled connection of
+    its own, without SQLAlchemy's connection, transaction and commit machinery around it
+    (more CPU than the rest of a checkout's database work). Anything else raises
+    NeedsSession. A sessionmaker bound to a connection (the tests' transaction) gets the full
+    unit of work on it."""
+    engine = sessionmaker.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        async with unit_of_work(sessionmaker) as session:
+            yield session
+        return
+    pooled = await engine.raw_connection()
+    try:
+        async with sessionmaker() as session:
+            session.info[_LIGHT] = pooled.driver_connection
+            try:
+                yield session
+            except AppError as exc:
+                if exc.keeps_changes:
+                    await send_deferred(session, last=True)
+                raise
+            await send_deferred(session, last=True)
+    finally:
+        await greenlet_spawn(pooled.close)
+
+
 async def run_unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession],
     work: Callable[[AsyncSession], Awaitable[T]],
     *,
     attempts: int = 3,
 ) -> T:
-    """`work` in a unit of work of its own, run again on a new one when it fails with
-    ConcurrentChange (its writes found the database moved, and kept nothing): for a request
-    that commits as one statement, as optimistic writers retry a serialization failure."""
-    for attempt in range(1, attempts + 1):
+    """`work` in a light unit of work of its own (in a full one if it needs one), run again on
+    a new one when it fails with ConcurrentChange (its writes found the database moved, and
+    kept nothing): for a request that commits as one statement, as optimistic writers retry a
+    serialization failure."""
+    light = True
+    attempt = 0
+    while True:
         try:
-            async with unit_of_work(sessionmaker) as session:
+            async with (light_unit_of_work if light else unit_of_work)(sessionmaker) as session:
                 return await work(session)
+        except NeedsSession:
+            light = False
         except ConcurrentChange:
+            attempt += 1
             if attempt == attempts:
                 raise
-    raise AssertionError("unreachable")
 
 
 async def _commit(session: AsyncSession) -> None:
@@ -179,6 +222,16 @@ async def read_connection(session: AsyncSession) -> Any:
 async def _driver(
     session: AsyncSession, *, begin: bool, flush: bool = True, deferred: bool = True
 ) -> Any:
+    light = session.info.get(_LIGHT)
+    if light is not None:
+        # A light unit of work's connection takes only reads and its one final statement.
+        if (
+            begin
+            or (flush and _unflushed(session))
+            or (deferred and _pending(session.sync_session))
+        ):
+            raise NeedsSession()
+        return light
     if flush and (session.new or session.dirty or session.deleted):
         await session.flush()  # what raw SQL runs next may depend on it, as with autoflush
     if deferred and _pending(session.sync_session):
@@ -431,7 +484,10 @@ def _pending(session: Session) -> list[Deferred]:
 
 def _send_first(session: Session) -> None:
     """Before SQLAlchemy sends anything on a session with writes waiting, send them (these
-    hooks run inside SQLAlchemy's greenlet, where an await can be driven)."""
+    hooks run inside SQLAlchemy's greenlet, where an await can be driven). A light unit of
+    work's session has no connection of SQLAlchemy's: it would take one of its own."""
+    if _LIGHT in session.info:
+        raise NeedsSession()
     if _pending(session):
         owner = async_session(session)
         assert owner is not None, "deferred writes are only queued through an AsyncSession"

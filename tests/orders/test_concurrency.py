@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from tests.catalogue.helpers import add_to_shop, new_actor, open_shop
 from tests.orders.conftest import Live
 from tests.orders.helpers import ADDRESS, checkout, market, place
+from tests.webhooks.helpers import new_endpoint
 from xiaopu.ledger import service as ledger
 from xiaopu.models import Payment, PaymentCallback, Variant
 from xiaopu.orders.providers import CallbackKind, SandboxProvider
@@ -204,3 +205,74 @@ async def test_payments_of_multi_supplier_orders_do_not_deadlock(live: Live) -> 
     ][:2]
     async with live.sessionmaker() as session:
         assert await ledger.reconcile(session) == 0
+
+
+async def test_twins_with_one_key_place_one_order_and_the_others_replay_it(live: Live) -> None:
+    """Checkout commits as one statement without holding its key in flight: twins that run at
+    once both do the work, the one that stores the key first keeps its order, and the others'
+    statements keep nothing and are run again, replaying it."""
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=100)
+    body = {
+        "shop_slug": m.slug,
+        "items": [{"variant_id": m.variant, "quantity": 2}],
+        "address": ADDRESS,
+    }
+    headers = {"Idempotency-Key": "twins-1"}
+    responses = await asyncio.gather(
+        *(live.client.post("/v1/orders", json=body, headers=headers) for _ in range(12))
+    )
+    assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses]
+    originals = [r for r in responses if "Idempotent-Replayed" not in r.headers]
+    assert len(originals) == 1
+    assert {r.json()["id"] for r in responses} == {originals[0].json()["id"]}
+    async with live.sessionmaker() as session:
+        assert await session.scalar(text("SELECT count(*) FROM orders")) == 1
+        assert await session.scalar(select(Variant.stock).where(Variant.id == m.variant)) == 98
+        assert await session.scalar(text("SELECT count(*) FROM events")) >= 1
+        placed = await session.scalar(
+            text("SELECT count(*) FROM events WHERE type = 'order.placed'")
+        )
+    assert placed == 1
+
+
+async def test_an_order_taking_stock_below_the_threshold_notifies_the_suppliers_endpoint(
+    live: Live,
+) -> None:
+    """The one statement finds a continuation with work to do (product.stock_low, to an
+    endpoint): it writes nothing, and the order is placed again inside a transaction, with its
+    event and delivery."""
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=10)
+    supply = m.suppliers[0]
+    endpoint = await new_endpoint(
+        live.client, supply.id, supply.owner.headers, event_types=["product.stock_low"]
+    )
+    async with live.sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE variants SET low_stock_threshold = 5 WHERE id = :id"), {"id": m.variant}
+        )
+
+    order = await checkout(live.client, m.slug, [(m.variant, 6)])
+
+    async with live.sessionmaker() as session:
+        assert await session.scalar(text("SELECT count(*) FROM orders")) == 1
+        assert await session.scalar(select(Variant.stock).where(Variant.id == m.variant)) == 4
+        (low,) = (
+            await session.execute(
+                text("SELECT id, data FROM events WHERE type = 'product.stock_low'")
+            )
+        ).all()
+        assert (low.data["stock"], low.data["threshold"]) == (4, 5)
+        deliveries = await session.scalar(
+            text(
+                "SELECT count(*) FROM webhook_deliveries WHERE event_id = :e AND endpoint_id = :p"
+            ),
+            {"e": low.id, "p": endpoint["id"]},
+        )
+        placed = await session.scalar(
+            text("SELECT count(*) FROM events WHERE type = 'order.placed'")
+        )
+    assert deliveries == 1
+    assert placed == 1
+    assert order["total_minor"] > 0

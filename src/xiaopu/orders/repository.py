@@ -7,7 +7,8 @@ import json
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, cast
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy import Select, Table, exists, func, select
@@ -43,16 +44,27 @@ _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 # event and idempotency record. Checkout is the busiest write; through the ORM its five inserts
 # cost two flushes and most of its CPU.
 
+M = TypeVar("M", bound=Base)
 
-def _row_values(row: Base) -> list[Any]:
-    """The row's column values as asyncpg takes them, with Python-side defaults filled in on
-    the object too (the response is built from it)."""
+
+def draft(model: type[M], **values: Any) -> M:
+    """A row for insert_placed, with the mapped class's attribute names but not its instrumented
+    attributes: a plain namespace, as building the ORM objects of every order cost more than
+    the rest of it. It is never added to a session; read it as the model it stands for."""
+    return cast(M, SimpleNamespace(**values))
+
+
+def _row_values(model: type[Base], row: Base) -> list[Any]:
+    """The draft's column values as asyncpg takes them, with Python-side defaults (or None)
+    filled in on it too (the response is built from it)."""
     state = row.__dict__  # the values set so far, read without the attribute machinery
     values = []
-    for key, default, kind in _columns(type(row)):
+    for key, default, kind in _columns(model):
         value = state.get(key)
-        if value is None and default is not None:
-            value = default.arg(None) if default.is_callable else default.arg
+        if value is None:
+            if default is not None:
+                value = default.arg(None) if default.is_callable else default.arg
+            # Every column is an attribute afterwards, as an ORM object reads an unset one.
             setattr(row, key, value)
         if kind is _ENUM:
             value = value.value if value is not None else None
@@ -115,11 +127,11 @@ async def insert_placed(
     lines: Sequence[OrderLine],
     payment: Payment,
 ) -> None:
-    params = _row_values(order)
-    for group in (parts, lines):
-        columns = list(zip(*(_row_values(row) for row in group), strict=True))
+    params = _row_values(Order, order)
+    for model, group in ((SupplierOrder, parts), (OrderLine, lines)):
+        columns = list(zip(*(_row_values(model, row) for row in group), strict=True))
         params += [list(column) for column in columns]
-    params += _row_values(payment)
+    params += _row_values(Payment, payment)
     await defer(session, Deferred(_placed_sql(), tuple(params)))
 
 

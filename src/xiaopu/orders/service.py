@@ -208,7 +208,8 @@ async def checkout(
     access_token = None
     if buyer_account_id is None:
         access_token = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(24)
-    order = Order(
+    order = repository.draft(
+        Order,
         id=new_id(),
         shop_id=shop.id,
         buyer_account_id=buyer_account_id,
@@ -229,7 +230,8 @@ async def checkout(
     lines: list[OrderLine] = []
     parts: list[SupplierOrder] = []
     for supplier_id, items in by_supplier.items():
-        supplier_order = SupplierOrder(
+        supplier_order = repository.draft(
+            SupplierOrder,
             id=new_id(),
             order_id=order.id,
             supplier_id=supplier_id,
@@ -245,7 +247,8 @@ async def checkout(
             unit_markup = (
                 shop_price(price, markups[sale.product_id], sale.markup_ceiling_bps) - price
             )
-            line = OrderLine(
+            line = repository.draft(
+                OrderLine,
                 order_id=order.id,
                 supplier_order_id=supplier_order.id,
                 product_id=sale.product_id,
@@ -275,7 +278,8 @@ async def checkout(
     order.total_minor = order.items_minor + order.shipping_minor
     provider = provider_for(settings)
     intent = provider.create_payment(order.id, order.total_minor, currency)
-    payment = Payment(
+    payment = repository.draft(
+        Payment,
         id=new_id(),
         order_id=order.id,
         provider=provider.name,
