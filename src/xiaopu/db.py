@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, overload
 
 import asyncpg
 from fastapi import Depends, Request
@@ -30,6 +30,9 @@ from xiaopu.config import Settings
 from xiaopu.errors import AppError, ConcurrentChange
 
 T = TypeVar("T")
+R = TypeVar("R")
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 def async_url(url: str) -> str:
@@ -222,6 +225,8 @@ async def read_connection(session: AsyncSession) -> Any:
 async def _driver(
     session: AsyncSession, *, begin: bool, flush: bool = True, deferred: bool = True
 ) -> Any:
+    if deferred and session.info.get(_AHEAD):
+        await send_ahead(session)  # they were asked for first
     light = session.info.get(_LIGHT)
     if light is not None:
         # A light unit of work's connection takes only reads and its one final statement.
@@ -282,6 +287,84 @@ async def _begin(connection: AsyncConnection, adapted: Any) -> None:
 
 
 _RAW = "xiaopu.raw_connection"
+
+
+# Reads together ------------------------------------------------------------------------------
+#
+# A request's independent reads cost a round trip each, and checkout's (what it sells, the shop
+# that sells it, the response stored under its Idempotency-Key) are three domains' queries. Each
+# domain hands over its query as a Read, and the unit of work asks them in one statement, each
+# query's rows as an array of records. A read can also be asked ahead: it waits for the
+# session's next reads (or goes on its own before anything else reaches the database), and its
+# result goes to a callback, which may refuse the work before it writes anything.
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[R]):
+    """One read-only query (our own SQL, parameters numbered from $1) and what its rows make;
+    they arrive as tuples, in its column order."""
+
+    sql: str
+    params: tuple[Any, ...]
+    make: Callable[[Sequence[Any]], R]
+
+
+_AHEAD = "xiaopu.read_ahead"
+
+
+def read_ahead(session: AsyncSession, read: Read[R], then: Callable[[R], None]) -> None:
+    """Ask `read` with the session's next reads (read_together), or on its own before anything
+    else reaches the database (send_ahead), and hand its result to `then`."""
+    session.info.setdefault(_AHEAD, []).append((read, then))
+
+
+async def send_ahead(session: AsyncSession) -> None:
+    """Ask the reads waiting to be asked ahead, now."""
+    await read_together(session)
+
+
+@overload
+async def read_together(session: AsyncSession, /) -> tuple[()]: ...
+@overload
+async def read_together(session: AsyncSession, a: Read[A], b: Read[B], /) -> tuple[A, B]: ...
+async def read_together(session: AsyncSession, /, *reads: Read[Any]) -> tuple[Any, ...]:
+    """The reads' results, asked in one statement with any reads waiting to be asked ahead
+    (their callbacks are called first, and may raise), through read_connection."""
+    ahead: list[tuple[Read[Any], Callable[[Any], None]]] = session.info.pop(_AHEAD, [])
+    if ahead and (_pending(session.sync_session) or _unflushed(session)):
+        # Asked before the writes waiting now, they go ahead of them; these reads after.
+        await _ask(session, ahead, (), after_writes=False)
+        ahead = []
+    return await _ask(session, ahead, reads, after_writes=True)
+
+
+async def _ask(
+    session: AsyncSession,
+    ahead: list[tuple[Read[Any], Callable[[Any], None]]],
+    reads: Sequence[Read[Any]],
+    *,
+    after_writes: bool,
+) -> tuple[Any, ...]:
+    asked = [read for read, _ in ahead] + list(reads)
+    if not asked:
+        return ()
+    raw = await _driver(session, begin=False, flush=after_writes, deferred=after_writes)
+    sql = _compose_reads(tuple((read.sql, len(read.params)) for read in asked))
+    row = await raw.fetchrow(sql, *[p for read in asked for p in read.params])
+    results = [read.make(row[i]) for i, read in enumerate(asked)]
+    for (_, then), result in zip(ahead, results, strict=False):
+        then(result)
+    return tuple(results[len(ahead) :])
+
+
+@functools.lru_cache(maxsize=256)
+def _compose_reads(shapes: tuple[tuple[str, int], ...]) -> str:
+    columns = []
+    offset = 0
+    for sql, count in shapes:
+        columns.append(f"ARRAY(SELECT q FROM ({_shift(sql, offset)}) AS q)")  # noqa: S608 - ours
+        offset += count
+    return f"SELECT {', '.join(columns)}"
 
 
 # Deferred writes ----------------------------------------------------------------------------
@@ -350,6 +433,8 @@ async def send_deferred(session: AsyncSession, *, last: bool = False) -> None:
     """Send the writes waiting on this session in their order, as few statements as their
     queries allow, then hand each query's rows to its coroutine. `last`: the unit of work
     commits next; if nothing else has begun a transaction, they commit as one statement."""
+    if session.info.get(_AHEAD):
+        await send_ahead(session)  # they were asked for first, and may refuse the work
     sync = session.sync_session
     if last and (waiting := _pending(sync)) and not _unflushed(session):
         raw = await _driver(session, begin=False, flush=False, deferred=False)
@@ -488,9 +573,13 @@ def _send_first(session: Session) -> None:
     work's session has no connection of SQLAlchemy's: it would take one of its own."""
     if _LIGHT in session.info:
         raise NeedsSession()
+    if not (session.info.get(_AHEAD) or _pending(session)):
+        return
+    owner = async_session(session)
+    assert owner is not None, "deferred work is only queued through an AsyncSession"
+    if session.info.get(_AHEAD):
+        await_(send_ahead(owner))
     if _pending(session):
-        owner = async_session(session)
-        assert owner is not None, "deferred writes are only queued through an AsyncSession"
         await_(send_deferred(owner))
 
 

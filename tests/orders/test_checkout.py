@@ -655,6 +655,15 @@ async def test_a_retry_with_the_same_key_replays_the_order_and_takes_stock_once(
     reused = await client.post("/v1/orders", json=changed, headers=headers)
     assert_problem(reused, 422, "idempotency_key_reused")
     assert await stock_of(client, m.suppliers[0]) == 6
+    # So is one that checkout would refuse before reading anything: the stored key answers.
+    duplicated = {**body, "items": [body["items"][0], body["items"][0]]}
+    reused = await client.post("/v1/orders", json=duplicated, headers=headers)
+    assert_problem(reused, 422, "idempotency_key_reused")
+    # And a faithful retry of a refused order is refused again, not stored.
+    refused_key = key()
+    for _ in range(2):
+        refused = await client.post("/v1/orders", json=duplicated, headers=refused_key)
+        assert_problem(refused, 422, "duplicate_line")
 
 
 # Signed-in buyers -------------------------------------------------------------------------

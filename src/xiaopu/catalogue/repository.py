@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from xiaopu.db import Deferred, defer, read_connection
+from xiaopu.db import Deferred, Read, defer
 from xiaopu.models import Category, Product, ProductStatus, Supplier, SupplierStatus, Variant
 
 
@@ -218,35 +218,22 @@ class Taken:
     quantity: int
 
 
-async def for_checkout(session: AsyncSession, variant_ids: Sequence[uuid.UUID]) -> list[ForSale]:
-    """The variants with their terms, read without a lock or a transaction of its own. On the
-    session's own connection and without ORM objects: checkout runs this on every order, and
-    SQLAlchemy's per-statement and per-entity cost was most of its work."""
-    raw = await read_connection(session)
-    return [
-        ForSale(
-            r["id"],
-            r["product_id"],
-            r["supplier_id"],
-            r["sku"],
-            r["options"],
-            r["price_minor"],
-            r["currency"],
-            r["stock"],
-            r["variant_commission_bps"],
-            r["low_stock_threshold"],
-            r["title"],
-            ProductStatus(r["product_status"]),
-            r["commission_bps"],
-            r["markup_ceiling_bps"],
-            r["return_window_days"],
-            r["supplier_name"],
-            SupplierStatus(r["supplier_status"]),
-            r["shipping_fee_minor"],
-            r["shipping_currency"],
-        )
-        for r in await raw.fetch(_for_sale_sql(len(variant_ids)), *variant_ids)
-    ]
+def for_checkout(variant_ids: Sequence[uuid.UUID]) -> Read[dict[uuid.UUID, ForSale]]:
+    """The variants with their terms, by id, read without a lock or a transaction of its own
+    (asked with checkout's other reads: db.read_together), and without ORM objects: checkout
+    runs this on every order, and SQLAlchemy's per-statement and per-entity cost was most of
+    its work."""
+    return Read(_for_sale_sql(len(variant_ids)), tuple(variant_ids), _for_sale_rows)
+
+
+def _for_sale_rows(rows: Sequence[Any]) -> dict[uuid.UUID, ForSale]:
+    sales = {}
+    for r in rows:  # in _FOR_SALE's column order
+        sales[r[0]] = ForSale(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+            ProductStatus(r[11]), r[12], r[13], r[14], r[15], SupplierStatus(r[16]), r[17], r[18],
+        )  # fmt: skip
+    return sales
 
 
 async def take_stock(

@@ -29,6 +29,7 @@ from xiaopu.catalogue.schemas import (
     VariantOut,
 )
 from xiaopu.catalogue.search import index_terms, query_expression
+from xiaopu.db import Read
 from xiaopu.errors import AppError, Conflict, InvalidCursor, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
@@ -516,12 +517,10 @@ def sale_commission(sale: ForSale) -> int:
     return effective_commission(sale.product_commission_bps, sale.variant_commission_bps)
 
 
-async def for_sale(
-    session: AsyncSession, variant_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, ForSale]:
-    """The variants as checkout sells them, with their stock when read (no lock is taken:
-    take_stock checks the stock again as it takes it)."""
-    return {sale.variant_id: sale for sale in await repository.for_checkout(session, variant_ids)}
+def for_sale(variant_ids: Sequence[uuid.UUID]) -> Read[dict[uuid.UUID, ForSale]]:
+    """The variants as checkout sells them, by id, with their stock when read (no lock is
+    taken: take_stock checks the stock again as it takes it). A read to ask with others."""
+    return repository.for_checkout(variant_ids)
 
 
 async def take_stock(session: AsyncSession, wanted: dict[uuid.UUID, int]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.db import Deferred, defer, raw_connection, read_connection
+from xiaopu.db import Deferred, Read, defer, raw_connection
 from xiaopu.kit.ids import new_id
 from xiaopu.models import IdempotencyKey
 
@@ -56,14 +57,18 @@ async def claim(session: AsyncSession, principal: str, key: str) -> tuple[bool, 
     )
 
 
-async def lookup(session: AsyncSession, principal: str, key: str) -> Stored | None:
-    """The response stored under the key, if any, read without a lock or a transaction of its
-    own (for a request that commits as one statement: store settles a twin)."""
-    raw = await read_connection(session)
-    row = await raw.fetchrow(_LOOKUP, principal, key)
-    if row is None:
+def lookup(principal: str, key: str) -> Read[Stored | None]:
+    """The response stored under the key, if any: a read asked with the work's own, without a
+    lock or a transaction (for a request that commits as one statement: store settles a
+    twin)."""
+    return Read(_LOOKUP, (principal, key), _stored)
+
+
+def _stored(rows: Sequence[Any]) -> Stored | None:
+    if not rows:
         return None
-    return Stored(bytes(row["fingerprint"]), row["response_status"], row["response_body"])
+    fingerprint, status, body = rows[0]
+    return Stored(bytes(fingerprint), status, body)
 
 
 async def store(

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.db import DbSession
+from xiaopu.db import DbSession, read_ahead, send_ahead
 from xiaopu.errors import AppError, Conflict, IdempotencyKeyMissing
 from xiaopu.idempotency import repository
 from xiaopu.kit.clock import utcnow
@@ -108,17 +108,27 @@ class Idempotency:
                 ]
             )
         ).digest()
+
+        def answer_stored(stored: repository.Stored | None) -> None:
+            if stored is not None:
+                if stored.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused()
+                raise Replay(stored.response_status, stored.response_body)
+
         if self.hold:
             locked, stored = await repository.claim(self._session, principal, self.key)
             if not locked:
                 raise IdempotencyKeyInUse()
+            answer_stored(stored)
+            result = await work()
         else:
-            stored = await repository.lookup(self._session, principal, self.key)
-        if stored is not None:
-            if stored.fingerprint != fingerprint:
-                raise IdempotencyKeyReused()
-            raise Replay(stored.response_status, stored.response_body)
-        result = await work()
+            # Asked with the work's first reads; a stored response stops it before it writes.
+            read_ahead(self._session, repository.lookup(principal, self.key), answer_stored)
+            try:
+                result = await work()
+            except Exception:
+                await send_ahead(self._session)  # a stored response answers before a refusal
+                raise
         route = request.scope.get("route")
         status = getattr(route, "status_code", None) or 200
         # As FastAPI will render it (by alias). pydantic writes a model's JSON itself, several

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.catalogue import service as catalogue
 from xiaopu.config import Settings
+from xiaopu.db import read_together
 from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
@@ -159,9 +160,9 @@ async def checkout(
     _check_lines(settings, data)
     # Read without locks: the order commits as one statement (db.send_deferred), which takes
     # the stock only if it still has every line's units, or writes nothing and is run again.
-    sales = await catalogue.for_sale(session, [item.variant_id for item in data.items])
-    shop = await shops.checkout_shop(
-        session, data.shop_slug, {s.product_id for s in sales.values()}
+    variant_ids = [item.variant_id for item in data.items]
+    sales, shop = await read_together(
+        session, catalogue.for_sale(variant_ids), shops.checkout_shop(data.shop_slug, variant_ids)
     )
     if shop is None:
         raise ShopUnavailable()

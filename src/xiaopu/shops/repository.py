@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.db import read_connection
+from xiaopu.db import Read
 from xiaopu.models import (
     Product,
     ProductStatus,
@@ -104,21 +106,30 @@ class CheckoutShop:
     markups: dict[uuid.UUID, int]  # product id -> the shop's markup; absent: not carried
 
 
-async def checkout_shop(
-    session: AsyncSession, slug: str, product_ids: Collection[uuid.UUID]
-) -> CheckoutShop | None:
-    """A shop by its slug with its markups on these products, in one statement on the session's
-    own connection (checkout asks this on every order)."""
-    raw = await read_connection(session)
-    rows = await raw.fetch(
-        "SELECT s.id, s.owner_account_id, sp.product_id, sp.markup_bps FROM shops AS s"
-        " LEFT JOIN shop_products AS sp"
-        " ON sp.shop_id = s.id AND sp.product_id = ANY($2::uuid[])"
-        " WHERE s.slug = $1",
-        slug,
-        list(product_ids),
-    )
+# The shop and its markups on the products of these variants: each variant a scalar parameter,
+# so that the statement keeps a generic plan (see catalogue's for_checkout).
+_CHECKOUT_SHOP = """
+SELECT s.id, s.owner_account_id, sp.product_id, sp.markup_bps
+FROM shops AS s
+LEFT JOIN shop_products AS sp ON sp.shop_id = s.id
+    AND sp.product_id IN (SELECT v.product_id FROM variants AS v WHERE v.id IN ({ids}))
+WHERE s.slug = $1
+"""
+
+
+@functools.cache
+def _checkout_shop_sql(count: int) -> str:
+    return _CHECKOUT_SHOP.format(ids=", ".join(f"${i + 2}::uuid" for i in range(count)))
+
+
+def checkout_shop(slug: str, variant_ids: Sequence[uuid.UUID]) -> Read[CheckoutShop | None]:
+    """A shop by its slug with its markups on the products of these variants: a read that
+    checkout asks with its others on every order (db.read_together)."""
+    return Read(_checkout_shop_sql(len(variant_ids)), (slug, *variant_ids), _checkout_shop)
+
+
+def _checkout_shop(rows: Sequence[Any]) -> CheckoutShop | None:
     if not rows:
         return None
-    markups = {r["product_id"]: r["markup_bps"] for r in rows if r["product_id"] is not None}
-    return CheckoutShop(rows[0]["id"], rows[0]["owner_account_id"], markups)
+    markups = {r[2]: r[3] for r in rows if r[2] is not None}
+    return CheckoutShop(rows[0][0], rows[0][1], markups)

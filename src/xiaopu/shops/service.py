@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Collection
+from collections.abc import Sequence
 
 from slugify import slugify
 from sqlalchemy.exc import IntegrityError
@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.catalogue import service as catalogue
 from xiaopu.config import Settings
+from xiaopu.db import Read
 from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.money import shop_price
 from xiaopu.kit.pagination import Page, PageParams, encode_cursor
 from xiaopu.models import Account, Product, Shop, ShopLevel, ShopProduct
 from xiaopu.shops import repository
+from xiaopu.shops.repository import CheckoutShop
 from xiaopu.shops.schemas import (
     RESERVED_SLUGS,
     PublicProduct,
@@ -312,9 +314,8 @@ async def require_selected(
         raise NotInShop()
 
 
-async def checkout_shop(
-    session: AsyncSession, slug: str, product_ids: Collection[uuid.UUID]
-) -> repository.CheckoutShop | None:
+def checkout_shop(slug: str, variant_ids: Sequence[uuid.UUID]) -> Read[CheckoutShop | None]:
     """The shop an order is placed in: its id, its owner (self-purchase is the owner buying)
-    and the markup it picked for each of these products it carries."""
-    return await repository.checkout_shop(session, slug, product_ids)
+    and the markup it picked for each product of these variants it carries. A read to ask with
+    others."""
+    return repository.checkout_shop(slug, variant_ids)
