@@ -12,7 +12,6 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy import Select, Table, exists, func, select
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +36,6 @@ from xiaopu.models import (
 )
 
 OPEN_RETURNS = (ReturnStatus.requested, ReturnStatus.approved)
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 # Checkout's writes: one deferred write, which the unit of work sends with the order's outbox
@@ -54,32 +52,38 @@ def draft(model: type[M], **values: Any) -> M:
     return cast(M, SimpleNamespace(**values))
 
 
-def _row_values(model: type[Base], row: Base) -> list[Any]:
-    """The draft's column values as asyncpg takes them, with Python-side defaults (or None)
-    filled in on it too (the response is built from it)."""
+def _row_values(model: type[Base], row: Base) -> tuple[tuple[str, ...], list[Any]]:
+    """The draft's columns to insert and their values as asyncpg takes them: those it set or
+    that have a Python-side default. A column it left unset is NULL without a parameter (each
+    costs encoding and decoding on every order); it reads None on the draft afterwards, as an
+    ORM object's would, and defaults are filled in on it too (the response is built from it)."""
     state = row.__dict__  # the values set so far, read without the attribute machinery
+    names = []
     values = []
-    for key, default, kind in _columns(model):
+    for key, name, default, kind in _columns(model):
         value = state.get(key)
-        if value is None:
-            if default is not None:
-                value = default.arg(None) if default.is_callable else default.arg
-            # Every column is an attribute afterwards, as an ORM object reads an unset one.
+        if value is None and default is not None:
+            value = default.arg(None) if default.is_callable else default.arg
             setattr(row, key, value)
+        elif key not in state:
+            setattr(row, key, None)
+            continue
         if kind is _ENUM:
             value = value.value if value is not None else None
         elif kind is _JSON:
             value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        names.append(name)
         values.append(value)
-    return values
+    return tuple(names), values
 
 
 _ENUM, _JSON = object(), object()
 
 
 @functools.cache
-def _columns(model: type[Base]) -> list[tuple[str, Any, object | None]]:
-    """Per column: its attribute, its Python-side default, and whether it needs converting."""
+def _columns(model: type[Base]) -> list[tuple[str, str, Any, object | None]]:
+    """Per column: its attribute, its name, its Python-side default, and whether it needs
+    converting."""
     columns = []
     for column in cast(Table, model.__table__).columns:
         kind = None
@@ -87,37 +91,26 @@ def _columns(model: type[Base]) -> list[tuple[str, Any, object | None]]:
             kind = _JSON
         elif isinstance(column.type, SAEnum) and column.type.enum_class is not None:
             kind = _ENUM
-        columns.append((column.key, column.default, kind))
+        columns.append((column.key, column.name, column.default, kind))
     return columns
 
 
-@functools.cache
-def _placed_sql() -> tuple[str, ...]:
-    """INSERT one order and its payment by VALUES, its supplier orders and lines by unnest."""
+@functools.lru_cache(maxsize=512)
+def _placed_sql(shapes: tuple[tuple[str, tuple[str, ...], int], ...]) -> tuple[str, ...]:
+    """One INSERT per table, of its rows by VALUES of scalar parameters, numbered in turn: per
+    table its name, its columns, and its number of rows. Checkout's shapes are few (a few
+    column sets, as many rows as max_order_lines allows)."""
+    statements = []
     position = 0
-
-    def one(model: type[Base]) -> str:
-        nonlocal position
-        table = cast(Table, model.__table__)
-        names = ", ".join(c.name for c in table.columns)
-        params = ", ".join(f"${position + i + 1}" for i in range(len(table.columns)))
-        position += len(table.columns)
+    for table, names, rows in shapes:
+        tuples = []
+        for _ in range(rows):
+            tuples.append(", ".join(f"${position + i + 1}" for i in range(len(names))))
+            position += len(names)
+        values = ", ".join(f"({t})" for t in tuples)
         # Names from our own table metadata; every value is a bind parameter.
-        return f"INSERT INTO {table.name} ({names}) VALUES ({params})"  # noqa: S608
-
-    def many(model: type[Base]) -> str:
-        nonlocal position
-        table = cast(Table, model.__table__)
-        names = ", ".join(c.name for c in table.columns)
-        arrays = ", ".join(
-            f"${position + i + 1}::{c.type.compile(dialect=_PG)}[]"
-            for i, c in enumerate(table.columns)
-        )
-        position += len(table.columns)
-        return f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
-
-    # One statement: foreign keys are checked at its end, when every row is in.
-    return one(Order), many(SupplierOrder), many(OrderLine), one(Payment)
+        statements.append(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values}")  # noqa: S608
+    return tuple(statements)
 
 
 async def insert_placed(
@@ -127,12 +120,25 @@ async def insert_placed(
     lines: Sequence[OrderLine],
     payment: Payment,
 ) -> None:
-    params = _row_values(Order, order)
-    for model, group in ((SupplierOrder, parts), (OrderLine, lines)):
-        columns = list(zip(*(_row_values(model, row) for row in group), strict=True))
-        params += [list(column) for column in columns]
-    params += _row_values(Payment, payment)
-    await defer(session, Deferred(_placed_sql(), tuple(params)))
+    """Insert an order's drafts (see draft) with the unit of work's next statement: in one
+    statement, foreign keys are checked at its end, when every row is in."""
+    shapes: list[tuple[str, tuple[str, ...], int]] = []
+    params: list[Any] = []
+    for model, rows in (
+        (Order, [order]),
+        (SupplierOrder, parts),
+        (OrderLine, lines),
+        (Payment, [payment]),
+    ):
+        table = cast(Table, model.__table__).name
+        for row in rows:
+            names, values = _row_values(model, row)
+            if shapes and shapes[-1][0] == table and shapes[-1][1] == names:
+                shapes[-1] = (table, names, shapes[-1][2] + 1)
+            else:
+                shapes.append((table, names, 1))
+            params += values
+    await defer(session, Deferred(_placed_sql(tuple(shapes)), tuple(params)))
 
 
 # Tenant scopes: every tenant-facing read starts from one of these.
