@@ -229,12 +229,9 @@ async def _driver(
         await send_ahead(session)  # they were asked for first
     light = session.info.get(_LIGHT)
     if light is not None:
-        # A light unit of work's connection takes only reads and its one final statement.
-        if (
-            begin
-            or (flush and _unflushed(session))
-            or (deferred and _pending(session.sync_session))
-        ):
+        # A light unit of work's connection takes only reads and its one final statement (an
+        # ORM object added to its session meets NeedsSession as it flushes: the hooks below).
+        if begin or (deferred and _pending(session.sync_session)):
             raise NeedsSession()
         return light
     if flush and (session.new or session.dirty or session.deleted):

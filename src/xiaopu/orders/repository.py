@@ -7,8 +7,7 @@ import json
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy import Select, Table, exists, func, select
@@ -41,15 +40,6 @@ OPEN_RETURNS = (ReturnStatus.requested, ReturnStatus.approved)
 # Checkout's writes: one deferred write, which the unit of work sends with the order's outbox
 # event and idempotency record. Checkout is the busiest write; through the ORM its five inserts
 # cost two flushes and most of its CPU.
-
-M = TypeVar("M", bound=Base)
-
-
-def draft(model: type[M], **values: Any) -> M:
-    """A row for insert_placed, with the mapped class's attribute names but not its instrumented
-    attributes: a plain namespace, as building the ORM objects of every order cost more than
-    the rest of it. It is never added to a session; read it as the model it stands for."""
-    return cast(M, SimpleNamespace(**values))
 
 
 def _row_values(model: type[Base], row: Base) -> tuple[tuple[str, ...], list[Any]]:

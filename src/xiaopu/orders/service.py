@@ -30,6 +30,7 @@ from xiaopu.models import (
     SupplierOrder,
     SupplierOrderStatus,
 )
+from xiaopu.models.base import draft
 from xiaopu.orders import repository
 from xiaopu.orders.events import order_event
 from xiaopu.orders.providers import provider_for
@@ -209,7 +210,7 @@ async def checkout(
     access_token = None
     if buyer_account_id is None:
         access_token = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(24)
-    order = repository.draft(
+    order = draft(
         Order,
         id=new_id(),
         shop_id=shop.id,
@@ -231,7 +232,7 @@ async def checkout(
     lines: list[OrderLine] = []
     parts: list[SupplierOrder] = []
     for supplier_id, items in by_supplier.items():
-        supplier_order = repository.draft(
+        supplier_order = draft(
             SupplierOrder,
             id=new_id(),
             order_id=order.id,
@@ -248,7 +249,7 @@ async def checkout(
             unit_markup = (
                 shop_price(price, markups[sale.product_id], sale.markup_ceiling_bps) - price
             )
-            line = repository.draft(
+            line = draft(
                 OrderLine,
                 order_id=order.id,
                 supplier_order_id=supplier_order.id,
@@ -279,7 +280,7 @@ async def checkout(
     order.total_minor = order.items_minor + order.shipping_minor
     provider = provider_for(settings)
     intent = provider.create_payment(order.id, order.total_minor, currency)
-    payment = repository.draft(
+    payment = draft(
         Payment,
         id=new_id(),
         order_id=order.id,

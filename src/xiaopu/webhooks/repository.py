@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -53,22 +52,22 @@ WHERE owner_id = $3 AND status = 'enabled' AND event_types @> ARRAY[$2::varchar]
 _RECORD_EVENT = f"WITH inserted AS ({_INSERT_EVENT}) {_SUBSCRIBED}"
 
 
-def _event_params(event: Event) -> tuple[object, ...]:
-    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
-    return event.id, event.type, event.owner_id, data, event.created_at
+def _event_params(event: Event, data_json: str) -> tuple[object, ...]:
+    return event.id, event.type, event.owner_id, data_json, event.created_at
 
 
-async def record_event(session: AsyncSession, event: Event) -> list[uuid.UUID]:
+async def record_event(session: AsyncSession, event: Event, data_json: str) -> list[uuid.UUID]:
     """Insert the event and return its owner's enabled endpoints subscribed to its type, in
     one statement on the session's own connection (every order step emits; nearly all go to no
     endpoint, and SQLAlchemy's per-statement cost would be most of the work)."""
     raw = await raw_connection(session)
-    return [row["id"] for row in await raw.fetch(_RECORD_EVENT, *_event_params(event))]
+    return [row["id"] for row in await raw.fetch(_RECORD_EVENT, *_event_params(event, data_json))]
 
 
 async def record_event_later(
     session: AsyncSession,
     event: Event,
+    data_json: str,
     subscribed: Callable[[list[uuid.UUID]], Awaitable[None]],
 ) -> None:
     """record_event, deferred to the unit of work's next statement; `subscribed` gets the
@@ -77,7 +76,9 @@ async def record_event_later(
     async def then(rows: Sequence[Any]) -> None:
         await subscribed([row[0] for row in rows])
 
-    await defer(session, Deferred((_INSERT_EVENT,), _event_params(event), _SUBSCRIBED, then))
+    await defer(
+        session, Deferred((_INSERT_EVENT,), _event_params(event, data_json), _SUBSCRIBED, then)
+    )
 
 
 async def subscribed_endpoints(

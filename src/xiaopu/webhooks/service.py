@@ -26,6 +26,7 @@ from xiaopu.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from xiaopu.models.base import draft
 from xiaopu.webhooks import repository, sender
 from xiaopu.webhooks.catalogue import EventType
 from xiaopu.webhooks.schemas import (
@@ -201,11 +202,20 @@ async def emit(
     is written with the unit of work's next statement (see db.defer), and its deliveries
     queued then: for a caller whose unit of work ends with db.unit_of_work, which sends it."""
     created_at = utcnow()
-    body = sender.payload(str(event_type), created_at, data)
-    if len(body.encode()) > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLargeForWebhook(f"{event_type} payload is {len(body.encode())} bytes")
-    event = Event(
-        id=new_id(), type=str(event_type), owner_id=owner_id, data=data, created_at=created_at
+    data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    # The payload as the sender will write it: the envelope around the data.
+    size = len(sender.payload(str(event_type), created_at, {}).encode()) - 2
+    size += len(data_json.encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeForWebhook(f"{event_type} payload is {size} bytes")
+    # Written by our own SQL below, not through the session: a draft, not an ORM object.
+    event = draft(
+        Event,
+        id=new_id(),
+        type=str(event_type),
+        owner_id=owner_id,
+        data=data,
+        created_at=created_at,
     )
 
     async def deliver(endpoint_ids: list[uuid.UUID]) -> None:
@@ -215,9 +225,9 @@ async def emit(
     # One round trip: the event is written and its subscribers named by the same statement
     # (every checkout, payment and fulfilment step emits, nearly always to no endpoint).
     if later:
-        await repository.record_event_later(session, event, deliver)
+        await repository.record_event_later(session, event, data_json, deliver)
     else:
-        await deliver(await repository.record_event(session, event))
+        await deliver(await repository.record_event(session, event, data_json))
     return event
 
 
