@@ -172,8 +172,18 @@ def _for_sale_sql(count: int) -> str:
     return _FOR_SALE.format(ids=", ".join(f"${i + 1}::uuid" for i in range(count)))
 
 
+# One line (most orders) has no lock order to keep: the row is updated straight away.
+_TAKE_ONE = """
+UPDATE variants SET stock = stock - $3, updated_at = $1
+WHERE id = $2 AND stock >= $3
+RETURNING id, supplier_id, product_id, sku, low_stock_threshold, stock, $3::int AS quantity
+"""
+
+
 @functools.cache
 def _take_stock_sql(lines: int) -> str:
+    if lines == 1:
+        return _TAKE_ONE
     rows = ", ".join(f"(${2 * i + 2}::uuid, ${2 * i + 3}::int)" for i in range(lines))
     return _TAKE_STOCK.format(lines=rows)
 
