@@ -72,6 +72,11 @@ def _canonical(body: bytes) -> bytes:
         return body
 
 
+def _path(request: Request) -> str:
+    """request.url.path, as Starlette makes it, without building the whole URL."""
+    return str(request.scope["path"]).replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
 def set_principal(request: Request, principal: str) -> None:
     """Called by the auth dependencies: idempotency keys are scoped to this principal."""
     request.state.principal = principal
@@ -103,7 +108,7 @@ class Idempotency:
             b"\n".join(
                 [
                     request.method.encode(),
-                    request.url.path.encode(),
+                    _path(request).encode(),
                     _canonical(await request.body()),
                 ]
             )
@@ -143,7 +148,7 @@ class Idempotency:
             principal=principal,
             key=self.key,
             method=request.method,
-            path=request.url.path[:2048],
+            path=_path(request)[:2048],
             fingerprint=fingerprint,
             status=status,
             body_json=body_json,

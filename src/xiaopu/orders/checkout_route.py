@@ -12,6 +12,7 @@ the app later, or dependency_overrides, do not reach it (set XIAOPU_CHECKOUT_FAS
 from __future__ import annotations
 
 import email.message
+import functools
 import json
 import uuid
 from typing import Any
@@ -43,9 +44,10 @@ def handles(scope: Scope) -> bool:
     return bool(scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH)
 
 
+@functools.lru_cache(maxsize=64)
 def _is_json(content_type: str | None) -> bool:
     """As FastAPI decides whether to parse a body as JSON (strictly: a body without a content
-    type is not JSON)."""
+    type is not JSON). Clients send a handful of spellings, each parsed once."""
     if not content_type:
         return False
     message = email.message.Message()
