@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar, overload
+from typing import Annotated, Any, Generic, TypeVar, cast, overload
 
 import asyncpg
 from fastapi import Depends, Request
@@ -133,16 +133,38 @@ class NeedsSession(Exception):
 _LIGHT = "xiaopu.light"
 
 
+class _LightSession:
+    """What a light unit of work's work holds as its session: the few things read_connection,
+    read_together, defer and send_deferred ask of one, over a pooled connection of its own.
+    Everything else a session does (ORM queries, adding objects, transactions) raises
+    NeedsSession, and run_unit_of_work runs the work again with a real one."""
+
+    new = dirty = deleted = ()
+
+    def __init__(self, raw: Any) -> None:
+        self.info: dict[str, Any] = {_LIGHT: raw}
+        self.sync_session = self  # _pending and _queue keep their state in .info here too
+
+    def get_transaction(self) -> None:
+        return None
+
+    def in_nested_transaction(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        raise NeedsSession()
+
+
 @asynccontextmanager
 async def light_unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """unit_of_work for work that only reads through read_connection and writes deferred
-    writes, which it commits as one statement: the session is given a pooled connection of
-    its own, without SQLAlchemy's connection, transaction and commit machinery around it
-    (more CPU than the rest of a checkout's database work). Anything else raises
-    NeedsSession. A sessionmaker bound to a connection (the tests' transaction) gets the full
-    unit of work on it."""
+    """unit_of_work for work that only reads through read_connection or read_together and
+    writes deferred writes, which it commits as one statement: the work gets a pooled
+    connection of its own, without SQLAlchemy's session, connection, transaction and commit
+    machinery around it (more CPU than the rest of a checkout's database work). Anything else
+    raises NeedsSession. A sessionmaker bound to a connection (the tests' transaction) gets
+    the full unit of work on it."""
     engine = sessionmaker.kw.get("bind")
     if not isinstance(engine, AsyncEngine):
         async with unit_of_work(sessionmaker) as session:
@@ -150,15 +172,14 @@ async def light_unit_of_work(
         return
     pooled = await engine.raw_connection()
     try:
-        async with sessionmaker() as session:
-            session.info[_LIGHT] = pooled.driver_connection
-            try:
-                yield session
-            except AppError as exc:
-                if exc.keeps_changes:
-                    await send_deferred(session, last=True)
-                raise
-            await send_deferred(session, last=True)
+        session = cast(AsyncSession, _LightSession(pooled.driver_connection))
+        try:
+            yield session
+        except AppError as exc:
+            if exc.keeps_changes:
+                await send_deferred(session, last=True)
+            raise
+        await send_deferred(session, last=True)
     finally:
         await greenlet_spawn(pooled.close)
 
