@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tests.conftest import make_settings
 from xiaopu.db import (
+    RERUNS,
     Deferred,
+    NeedsSession,
     create_engine,
     create_sessionmaker,
     defer,
@@ -355,3 +357,40 @@ async def test_work_a_light_unit_of_work_cannot_do_is_run_again_in_a_full_one(
     await run_unit_of_work(create_sessionmaker(real_engine), work)
     assert len(runs) == 2
     assert await _notes(real_engine) == [(31, "once"), (32, "twice")]
+
+
+async def test_reruns_are_counted_and_a_full_unit_of_work_is_never_rerun_for_a_session(
+    real_engine: AsyncEngine,
+) -> None:
+    runs: list[bool] = []
+
+    async def work(session: AsyncSession) -> None:
+        runs.append(isinstance(session, AsyncSession))
+        raise NeedsSession()  # as if even a full session were not enough
+
+    before = RERUNS.labels("needs_session")._value.get()
+    with pytest.raises(NeedsSession):
+        await run_unit_of_work(create_sessionmaker(real_engine), work)
+    assert runs == [False, True]  # the light stand-in, then one real session, and no more
+    assert RERUNS.labels("needs_session")._value.get() == before + 1
+
+
+async def test_a_light_connection_left_in_a_transaction_is_not_handed_out_again(
+    real_engine: AsyncEngine,
+) -> None:
+    held: list[Any] = []
+
+    async def work(session: AsyncSession) -> None:
+        raw = await read_connection(session)
+        await raw.execute("BEGIN")  # nothing of ours does this; a mistake must not spread
+        held.append(raw)
+
+    await run_unit_of_work(create_sessionmaker(real_engine), work)
+    (raw,) = held
+    assert raw.is_closed()
+
+    async def read(session: AsyncSession) -> bool:
+        raw = await read_connection(session)
+        return bool(raw.is_in_transaction())
+
+    assert await run_unit_of_work(create_sessionmaker(real_engine), read) is False

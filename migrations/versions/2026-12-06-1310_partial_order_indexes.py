@@ -28,7 +28,7 @@ def _rebuild(partial: bool) -> None:
             where = f" WHERE {column} IS NOT NULL" if partial else ""
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}_new")
             op.execute(f"CREATE INDEX CONCURRENTLY {name}_new ON {table} ({columns}){where}")
-            op.execute(f"DROP INDEX CONCURRENTLY {name}")
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")  # gone if a run broke off
             op.execute(f"ALTER INDEX {name}_new RENAME TO {name}")
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar, cast, overload
 
 import asyncpg
+import structlog
 from fastapi import Depends, Request
+from prometheus_client import Counter
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -171,8 +173,10 @@ async def light_unit_of_work(
             yield session
         return
     pooled = await engine.raw_connection()
+    raw = pooled.driver_connection
+    assert raw is not None
     try:
-        session = cast(AsyncSession, _LightSession(pooled.driver_connection))
+        session = cast(AsyncSession, _LightSession(raw))
         try:
             yield session
         except AppError as exc:
@@ -181,7 +185,20 @@ async def light_unit_of_work(
             raise
         await send_deferred(session, last=True)
     finally:
+        # Nothing here begins a transaction, and SQLAlchemy's reset on return would not end
+        # one it did not begin: a connection found in one is not handed out again.
+        if raw.is_in_transaction():
+            await greenlet_spawn(pooled.invalidate)
         await greenlet_spawn(pooled.close)
+
+
+RERUNS = Counter(
+    "xiaopu_unit_of_work_reruns_total",
+    "Units of work run again: on a full session (needs_session), or on what the database holds "
+    "after a concurrent change (concurrent_change).",
+    ["reason"],
+)
+log = structlog.get_logger(__name__)
 
 
 async def run_unit_of_work(
@@ -193,7 +210,8 @@ async def run_unit_of_work(
     """`work` in a light unit of work of its own (in a full one if it needs one), run again on
     a new one when it fails with ConcurrentChange (its writes found the database moved, and
     kept nothing): for a request that commits as one statement, as optimistic writers retry a
-    serialization failure."""
+    serialization failure. Each run again is counted, and logged: a work that needs a full
+    session every time costs twice what it should."""
     light = True
     attempt = 0
     while True:
@@ -201,9 +219,15 @@ async def run_unit_of_work(
             async with (light_unit_of_work if light else unit_of_work)(sessionmaker) as session:
                 return await work(session)
         except NeedsSession:
+            if not light:
+                raise  # only a light unit of work raises it: never loop on it
             light = False
+            RERUNS.labels("needs_session").inc()
+            log.info("unit_of_work_rerun", reason="needs_session")
         except ConcurrentChange:
             attempt += 1
+            RERUNS.labels("concurrent_change").inc()
+            log.info("unit_of_work_rerun", reason="concurrent_change", attempt=attempt)
             if attempt == attempts:
                 raise
 

@@ -302,3 +302,61 @@ async def test_a_checkout_is_one_read_and_one_write(
     assert len(sent) == 2, sent
     assert sent[0].startswith("SELECT ARRAY(")
     assert sent[1].startswith("WITH deferred_0 AS (")
+
+
+async def test_a_checkout_waiting_on_a_price_change_orders_at_the_new_price(live: Live) -> None:
+    """Checkout reads without locks; its write waits on the supplier's change of the variant,
+    finds the price no longer the one it read, writes nothing, and checkout runs again."""
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=5)
+    async with live.sessionmaker() as supplier, supplier.begin():
+        await supplier.execute(
+            text("UPDATE variants SET price_minor = 20000 WHERE id = :id"), {"id": m.variant}
+        )
+        pending = asyncio.create_task(place(live.client, m.slug, [(m.variant, 1)]))
+        await asyncio.sleep(0.5)
+        assert not pending.done()  # read the old price, and queued on the variant's lock
+    response = await pending
+    assert response.status_code == 201, response.text
+    (line,) = response.json()["supplier_orders"][0]["lines"]
+    again = await checkout(live.client, m.slug, [(m.variant, 1)])
+    assert line["unit_price_minor"] == again["supplier_orders"][0]["lines"][0]["unit_price_minor"]
+    assert line["unit_price_minor"] >= 20000
+    async with live.sessionmaker() as session:
+        assert await session.scalar(select(Variant.stock).where(Variant.id == m.variant)) == 3
+        assert await session.scalar(text("SELECT count(*) FROM orders")) == 2
+
+
+async def test_a_retry_replays_and_a_reused_key_is_refused_on_the_one_statement_path(
+    live: Live,
+) -> None:
+    """As test_checkout's replay test, on a real pool: the light unit of work, its reads
+    together and its one-statement commit."""
+    async with live.sessionmaker() as session:
+        m = await market(live.client, session, stock=10)
+    body = {
+        "shop_slug": m.slug,
+        "items": [{"variant_id": m.variant, "quantity": 4}],
+        "address": ADDRESS,
+    }
+    headers = {"Idempotency-Key": "live-replay-1"}
+    first = await live.client.post("/v1/orders", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await live.client.post("/v1/orders", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+
+    changed = {**body, "items": [{"variant_id": m.variant, "quantity": 1}]}
+    reused = await live.client.post("/v1/orders", json=changed, headers=headers)
+    assert (reused.status_code, reused.json()["code"]) == (422, "idempotency_key_reused")
+    refused = await live.client.post(
+        "/v1/orders",
+        json={**body, "items": [{"variant_id": m.variant, "quantity": 99}]},
+        headers={"Idempotency-Key": "live-replay-2"},
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "out_of_stock")
+    async with live.sessionmaker() as session:
+        assert await session.scalar(select(Variant.stock).where(Variant.id == m.variant)) == 6
+        assert await session.scalar(text("SELECT count(*) FROM orders")) == 1
+        assert await session.scalar(text("SELECT count(*) FROM idempotency_keys")) == 1

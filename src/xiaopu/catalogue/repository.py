@@ -142,17 +142,23 @@ WHERE v.id IN ({ids})
 """
 
 # The variants are locked in id order, so that concurrent orders on shared variants queue
-# instead of deadlocking; under READ COMMITTED the stock compared is the newest committed one,
-# whatever the statement's snapshot saw, so a line short of stock is simply not taken.
+# instead of deadlocking; under READ COMMITTED the row compared is the newest committed one,
+# whatever the statement's snapshot saw, so a line short of stock, or whose price, currency or
+# commission changed since checkout read them (a price change queued ahead of it, say), is
+# simply not taken.
 _TAKE_STOCK = """
 UPDATE variants SET stock = variants.stock - l.quantity, updated_at = $1
 FROM (
-    SELECT v.id, w.quantity
-    FROM variants AS v JOIN (VALUES {lines}) AS w (id, quantity) ON v.id = w.id
+    SELECT v.id, w.quantity, w.price_minor, w.currency, w.commission_bps
+    FROM variants AS v
+    JOIN (VALUES {lines}) AS w (id, quantity, price_minor, currency, commission_bps)
+        ON v.id = w.id
     ORDER BY v.id
     FOR UPDATE OF v
 ) AS l
 WHERE variants.id = l.id AND variants.stock >= l.quantity
+    AND variants.price_minor = l.price_minor AND variants.currency = l.currency
+    AND variants.commission_bps IS NOT DISTINCT FROM l.commission_bps
 RETURNING variants.id, variants.supplier_id, variants.product_id, variants.sku,
           variants.low_stock_threshold, variants.stock, l.quantity
 """
@@ -176,15 +182,20 @@ def _for_sale_sql(count: int) -> str:
 _TAKE_ONE = """
 UPDATE variants SET stock = stock - $3, updated_at = $1
 WHERE id = $2 AND stock >= $3
+    AND price_minor = $4 AND currency = $5 AND commission_bps IS NOT DISTINCT FROM $6
 RETURNING id, supplier_id, product_id, sku, low_stock_threshold, stock, $3::int AS quantity
 """
+_TERMS = 5  # parameters per line: id, quantity and the terms read
 
 
 @functools.cache
 def _take_stock_sql(lines: int) -> str:
     if lines == 1:
         return _TAKE_ONE
-    rows = ", ".join(f"(${2 * i + 2}::uuid, ${2 * i + 3}::int)" for i in range(lines))
+    rows = ", ".join(
+        f"(${n + 2}::uuid, ${n + 3}::int, ${n + 4}::bigint, ${n + 5}::varchar, ${n + 6}::smallint)"
+        for n in range(0, _TERMS * lines, _TERMS)
+    )
     return _TAKE_STOCK.format(lines=rows)
 
 
@@ -248,22 +259,29 @@ def _for_sale_rows(rows: Sequence[Any]) -> dict[uuid.UUID, ForSale]:
 
 async def take_stock(
     session: AsyncSession,
-    wanted: dict[uuid.UUID, int],
+    lines: Sequence[tuple[ForSale, int]],
     at: datetime,
     crossed_low: Callable[[list[Taken]], Awaitable[None]],
 ) -> None:
-    """Take the wanted units with the unit of work's commit: all of them, or, if a line's stock
-    no longer has them, none, and the unit of work fails with ConcurrentChange. `crossed_low`
-    gets the variants whose stock fell below their threshold."""
+    """Take each line's units with the unit of work's commit: all of them, or, if a line's
+    stock no longer has them or its variant's terms are no longer those read, none, and the
+    unit of work fails with ConcurrentChange. `crossed_low` gets the variants whose stock fell
+    below their threshold."""
     params: list[object] = [at]
-    for variant_id, quantity in wanted.items():
-        params += [variant_id, quantity]
+    for sale, quantity in lines:
+        params += [
+            sale.variant_id,
+            quantity,
+            sale.price_minor,
+            sale.currency,
+            sale.variant_commission_bps,
+        ]
 
     async def then(rows: Sequence[Any]) -> None:
         await crossed_low([Taken(*row) for row in rows])
 
-    sql = _take_stock_sql(len(wanted))
-    await defer(session, Deferred((sql,), tuple(params), _CROSSED_LOW, then, expect=len(wanted)))
+    sql = _take_stock_sql(len(lines))
+    await defer(session, Deferred((sql,), tuple(params), _CROSSED_LOW, then, expect=len(lines)))
 
 
 async def lock_variants(

@@ -523,11 +523,12 @@ def for_sale(variant_ids: Sequence[uuid.UUID]) -> Read[dict[uuid.UUID, ForSale]]
     return repository.for_checkout(variant_ids)
 
 
-async def take_stock(session: AsyncSession, wanted: dict[uuid.UUID, int]) -> None:
-    """Take the wanted units of each variant with the unit of work's commit, all or none: if a
-    line's stock no longer has them, nothing is written and the unit of work fails with
-    ConcurrentChange, to be run again on the stock as it is then. A variant whose stock falls
-    below its threshold emits product.stock_low."""
+async def take_stock(session: AsyncSession, lines: Sequence[tuple[ForSale, int]]) -> None:
+    """Take each line's units (a variant as for_sale read it, and a quantity) with the unit of
+    work's commit, all or none: if a line's stock no longer has them, or its variant's price,
+    currency or commission changed since, nothing is written and the unit of work fails with
+    ConcurrentChange, to be run again on the variants as they are then. A variant whose stock
+    falls below its threshold emits product.stock_low."""
 
     async def crossed_low(taken: list[repository.Taken]) -> None:
         for t in taken:
@@ -536,7 +537,7 @@ async def take_stock(session: AsyncSession, wanted: dict[uuid.UUID, int]) -> Non
             )
             await _stock_low(session, change, t.stock + t.quantity, t.stock)
 
-    await repository.take_stock(session, wanted, utcnow(), crossed_low)
+    await repository.take_stock(session, lines, utcnow(), crossed_low)
 
 
 async def give_back_stock(session: AsyncSession, returned: dict[uuid.UUID, int]) -> None:

@@ -291,7 +291,7 @@ async def checkout(
         created_at=now,
         updated_at=now,
     )
-    await catalogue.take_stock(session, {item.variant_id: item.quantity for item in data.items})
+    await catalogue.take_stock(session, [(sales[i.variant_id], i.quantity) for i in data.items])
     await repository.insert_placed(session, order, parts, lines, payment)
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order), later=True)
     (out,) = _assemble(
