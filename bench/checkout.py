@@ -155,6 +155,8 @@ def main() -> None:
     url = devdb.with_database(server, DB)
     upgrade(url, quiet=True)
     slug, variants = asyncio.run(_seed(url))
+    # Planner statistics, as a database in service has them (pgbench -i makes TPC-B's own).
+    subprocess.run(["psql", "-q", "-c", "ANALYZE", _libpq(url)], check=True)
     tpcb_url = _tpcb_init(server)
     data = Path(tempfile.mkstemp(suffix=".txt")[1])
     data.write_text("\n".join([slug, *variants]) + "\n")  # line 1: the shop; then variants

@@ -107,12 +107,14 @@ class CheckoutShop:
 
 
 # The shop and its markups on the products of these variants: each variant a scalar parameter,
-# so that the statement keeps a generic plan (see catalogue's for_checkout).
+# so that the statement keeps a generic plan (see catalogue's for_checkout). The products are
+# found first (by the variants' key, once) and the shop's selection probed by (shop, product):
+# a join the planner may start from the selection reads every product the shop carries.
 _CHECKOUT_SHOP = """
 SELECT s.id, s.owner_account_id, sp.product_id, sp.markup_bps
 FROM shops AS s
 LEFT JOIN shop_products AS sp ON sp.shop_id = s.id
-    AND sp.product_id IN (SELECT v.product_id FROM variants AS v WHERE v.id IN ({ids}))
+    AND sp.product_id = ANY (ARRAY(SELECT v.product_id FROM variants AS v WHERE v.id IN ({ids})))
 WHERE s.slug = $1
 """
 
