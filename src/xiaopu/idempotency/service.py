@@ -1,8 +1,10 @@
 """The Idempotency-Key dependency: one effect per key, the first response replayed to retries.
 
 The key is scoped to the caller. A transaction-scoped advisory lock marks a request in flight, so
-a concurrent retry gets 409 at once instead of waiting. The response is stored in the same
-transaction as the request's effects: if they roll back, so does the key, and a retry runs anew.
+a concurrent retry gets 409 at once instead of waiting (checkout, which commits as one statement,
+holds no lock: a twin stores the key first or is run again and replays). The response is stored
+in the same transaction as the request's effects: if they roll back, so does the key, and a
+retry runs anew.
 """
 
 from __future__ import annotations
