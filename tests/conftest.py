@@ -200,3 +200,18 @@ def test_clock() -> Iterator[Clock]:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the driver is asked to run, in order."""
+    sent: list[str] = []
+    for name in ("execute", "fetch", "fetchrow", "fetchval"):
+        real = getattr(asyncpg.Connection, name)
+
+        def spy(self: Any, query: str, *args: Any, _real: Any = real, **kw: Any) -> Any:
+            sent.append(query)
+            return _real(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.Connection, name, spy)
+    return sent

@@ -51,21 +51,6 @@ async def _ignore(rows: Sequence[Any]) -> None:
     """A continuation that does nothing: its presence is what a test is about."""
 
 
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every statement the driver is asked to run, in order."""
-    sent: list[str] = []
-    for name in ("execute", "fetch", "fetchrow", "fetchval"):
-        real = getattr(asyncpg.Connection, name)
-
-        def spy(self: Any, query: str, *args: Any, _real: Any = real, **kw: Any) -> Any:
-            sent.append(query)
-            return _real(self, query, *args, **kw)
-
-        monkeypatch.setattr(asyncpg.Connection, name, spy)
-    return sent
-
-
 async def test_a_unit_of_work_of_deferred_writes_commits_as_one_statement(
     real_engine: AsyncEngine, statements: list[str]
 ) -> None:

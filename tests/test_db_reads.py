@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,21 +35,6 @@ async def real_engine(fresh_db_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every statement the driver is asked to run, in order."""
-    statements: list[str] = []
-    for name in ("execute", "fetch", "fetchrow", "fetchval"):
-        real = getattr(asyncpg.Connection, name)
-
-        def spy(self: Any, query: str, *args: Any, _real: Any = real, **kw: Any) -> Any:
-            statements.append(query)
-            return _real(self, query, *args, **kw)
-
-        monkeypatch.setattr(asyncpg.Connection, name, spy)
-    return statements
-
-
 def words(above: int) -> Read[list[tuple[Any, ...]]]:
     return Read("SELECT n, word, tags FROM words WHERE n > $1 ORDER BY n", (above,), list)
 
@@ -63,27 +47,27 @@ def word(n: int) -> Read[str | None]:
 
 
 async def test_reads_are_asked_in_one_statement_each_with_its_own_parameters(
-    real_engine: AsyncEngine, sent: list[str]
+    real_engine: AsyncEngine, statements: list[str]
 ) -> None:
     async with create_sessionmaker(real_engine)() as session:
-        sent.clear()
+        statements.clear()
         many, one = await read_together(session, words(0), word(2))
-    assert len(sent) == 1, sent
+    assert len(statements) == 1, statements
     # Rows arrive as tuples in the query's column order, JSON decoded as everywhere else.
     assert many == [(1, "one", {"odd": True}), (2, "two", [])]
     assert one == "two"
 
 
 async def test_a_read_asked_ahead_goes_with_the_next_reads(
-    real_engine: AsyncEngine, sent: list[str]
+    real_engine: AsyncEngine, statements: list[str]
 ) -> None:
     seen: list[str | None] = []
     async with create_sessionmaker(real_engine)() as session:
-        sent.clear()
+        statements.clear()
         read_ahead(session, word(1), seen.append)
-        assert sent == []  # not asked yet
+        assert statements == []  # not asked yet
         many, missing = await read_together(session, words(1), word(3))
-    assert len(sent) == 1, sent
+    assert len(statements) == 1, statements
     assert seen == ["one"]
     assert (many, missing) == ([(2, "two", [])], None)
 
