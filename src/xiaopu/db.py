@@ -274,12 +274,12 @@ async def _driver(
         await send_ahead(session)  # they were asked for first
     light = session.info.get(_LIGHT)
     if light is not None:
-        # A light unit of work's connection takes only reads and its one final statement (an
-        # ORM object added to its session meets NeedsSession as it flushes: the hooks below).
+        # A light unit of work's connection takes only reads and its one final statement (its
+        # stand-in session answers anything else, an ORM object added, with NeedsSession).
         if begin or (deferred and _pending(session.sync_session)):
             raise NeedsSession()
         return light
-    if flush and (session.new or session.dirty or session.deleted):
+    if flush and _unflushed(session):
         await session.flush()  # what raw SQL runs next may depend on it, as with autoflush
     if deferred and _pending(session.sync_session):
         await send_deferred(session)  # likewise
@@ -369,6 +369,8 @@ async def send_ahead(session: AsyncSession) -> None:
 async def read_together(session: AsyncSession, /) -> tuple[()]: ...
 @overload
 async def read_together(session: AsyncSession, a: Read[A], b: Read[B], /) -> tuple[A, B]: ...
+@overload
+async def read_together(session: AsyncSession, /, *reads: Read[Any]) -> tuple[Any, ...]: ...
 async def read_together(session: AsyncSession, /, *reads: Read[Any]) -> tuple[Any, ...]:
     """The reads' results, asked in one statement with any reads waiting to be asked ahead
     (their callbacks are called first, and may raise), through read_connection."""
@@ -610,11 +612,8 @@ def _pending(session: Session) -> list[Deferred]:
 
 
 def _send_first(session: Session) -> None:
-    """Before SQLAlchemy sends anything on a session with writes waiting, send them (these
-    hooks run inside SQLAlchemy's greenlet, where an await can be driven). A light unit of
-    work's session has no connection of SQLAlchemy's: it would take one of its own."""
-    if _LIGHT in session.info:
-        raise NeedsSession()
+    """Before SQLAlchemy sends anything on a session with reads asked ahead or writes waiting,
+    send them (these hooks run inside SQLAlchemy's greenlet, where an await can be driven)."""
     if not (session.info.get(_AHEAD) or _pending(session)):
         return
     owner = async_session(session)

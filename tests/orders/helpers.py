@@ -133,7 +133,8 @@ async def place(
         "address": address or ADDRESS,
         **extra,
     }
-    return await client.post("/v1/orders", json=body, headers={**(headers or {}), **key()})
+    # A fresh Idempotency-Key unless the caller brings its own.
+    return await client.post("/v1/orders", json=body, headers={**key(), **(headers or {})})
 
 
 async def checkout(

@@ -213,14 +213,9 @@ async def test_twins_with_one_key_place_one_order_and_the_others_replay_it(live:
     statements keep nothing and are run again, replaying it."""
     async with live.sessionmaker() as session:
         m = await market(live.client, session, stock=100)
-    body = {
-        "shop_slug": m.slug,
-        "items": [{"variant_id": m.variant, "quantity": 2}],
-        "address": ADDRESS,
-    }
     headers = {"Idempotency-Key": "twins-1"}
     responses = await asyncio.gather(
-        *(live.client.post("/v1/orders", json=body, headers=headers) for _ in range(12))
+        *(place(live.client, m.slug, [(m.variant, 2)], headers=headers) for _ in range(12))
     )
     assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses]
     originals = [r for r in responses if "Idempotent-Replayed" not in r.headers]
@@ -323,27 +318,17 @@ async def test_a_retry_replays_and_a_reused_key_is_refused_on_the_one_statement_
     together and its one-statement commit."""
     async with live.sessionmaker() as session:
         m = await market(live.client, session, stock=10)
-    body = {
-        "shop_slug": m.slug,
-        "items": [{"variant_id": m.variant, "quantity": 4}],
-        "address": ADDRESS,
-    }
     headers = {"Idempotency-Key": "live-replay-1"}
-    first = await live.client.post("/v1/orders", json=body, headers=headers)
+    first = await place(live.client, m.slug, [(m.variant, 4)], headers=headers)
     assert first.status_code == 201, first.text
-    again = await live.client.post("/v1/orders", json=body, headers=headers)
+    again = await place(live.client, m.slug, [(m.variant, 4)], headers=headers)
     assert again.status_code == 201, again.text
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
 
-    changed = {**body, "items": [{"variant_id": m.variant, "quantity": 1}]}
-    reused = await live.client.post("/v1/orders", json=changed, headers=headers)
+    reused = await place(live.client, m.slug, [(m.variant, 1)], headers=headers)
     assert (reused.status_code, reused.json()["code"]) == (422, "idempotency_key_reused")
-    refused = await live.client.post(
-        "/v1/orders",
-        json={**body, "items": [{"variant_id": m.variant, "quantity": 99}]},
-        headers={"Idempotency-Key": "live-replay-2"},
-    )
+    refused = await place(live.client, m.slug, [(m.variant, 99)])
     assert (refused.status_code, refused.json()["code"]) == (409, "out_of_stock")
     async with live.sessionmaker() as session:
         assert await session.scalar(select(Variant.stock).where(Variant.id == m.variant)) == 6
