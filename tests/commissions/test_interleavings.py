@@ -400,7 +400,7 @@ def _actions(
         return "ok"
 
     async def pay_out(session: AsyncSession) -> str:
-        batches = await payouts.run_batches(session)
+        batches = await payouts.run_batches(session, w.settings)
         if any(b.failed_count for b in batches):
             return "failed"
         return "paid" if batches else "nothing waiting"
@@ -788,7 +788,7 @@ async def _drain(w: World) -> None:
         await session.commit()
         await fulfilment.complete_due(session, w.settings)
         await session.commit()
-        await payouts.run_batches(session)
+        await payouts.run_batches(session, w.settings)
         await session.commit()
 
 

@@ -798,7 +798,7 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule()
     def run_payouts(self) -> None:
         waiting = self._withdrawals("requested")
-        batches = self._run(payouts.run_batches)
+        batches = self._run(lambda s: payouts.run_batches(s, self.settings))
         by_currency: dict[str, list[Withdrawal]] = defaultdict(list)
         for w in waiting:
             by_currency[w.currency].append(w)

@@ -50,13 +50,13 @@ async def test_payouts_mark_the_oldest_covered_lines_paid(
     await payouts.request_withdrawal(
         session, settings, keeper, WithdrawalIn(amount_minor=3_200, currency="CNY")
     )
-    await payouts.run_batches(session)
+    await payouts.run_batches(session, settings)
     # 3,200 covers one line (3,000 or 1,500, whichever is older) but not both.
     assert sorted((await lines()).values()) == ["available", "paid"]
     await payouts.request_withdrawal(
         session, settings, keeper, WithdrawalIn(amount_minor=1_300, currency="CNY")
     )
-    await payouts.run_batches(session)
+    await payouts.run_batches(session, settings)
     assert await lines() == {"commission": "paid", "markup": "paid"}
     (wallet,) = await payouts.wallet(session, keeper)
     assert (wallet.available_minor, wallet.paid_minor) == (0, 4_500)

@@ -32,7 +32,7 @@ from xiaopu.models.orders import (
     SupplierOrder,
     SupplierOrderStatus,
 )
-from xiaopu.models.payouts import PayoutBatch, Withdrawal, WithdrawalStatus
+from xiaopu.models.payouts import PayoutBatch, SandboxPayout, Withdrawal, WithdrawalStatus
 from xiaopu.models.shops import Shop, ShopLevel, ShopProduct
 from xiaopu.models.suppliers import (
     MemberRole,
@@ -90,6 +90,7 @@ __all__ = [
     "RefundStatus",
     "Return",
     "ReturnStatus",
+    "SandboxPayout",
     "ShareLink",
     "Shop",
     "ShopLevel",

@@ -50,3 +50,21 @@ class PayoutBatch(IdMixin, TimestampMixin, Base):
     paid_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     completed_at: Mapped[datetime | None]
+
+
+class SandboxPayout(Base):
+    """The sandbox payout provider's own books (payouts/providers.py): what it was asked to pay,
+    by key. Not the platform's record of anything; a real provider keeps this on its side."""
+
+    __tablename__ = "sandbox_payouts"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    payee_kind: Mapped[str] = mapped_column(String(20))
+    payee_id: Mapped[uuid.UUID]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    succeeded: Mapped[bool]
+    provider_ref: Mapped[str] = mapped_column(String(128))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]

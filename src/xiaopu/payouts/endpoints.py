@@ -61,6 +61,8 @@ async def retry_withdrawal(
 
 
 @operator_router.post("/run")
-async def run_payouts(operator: CurrentOperator, session: DbSession) -> list[BatchOut]:
+async def run_payouts(
+    operator: CurrentOperator, session: DbSession, settings: AppSettings
+) -> list[BatchOut]:
     """Pay the waiting withdrawals now (the `payouts.run` schedule does this hourly)."""
-    return await service.run_batches(session)
+    return await service.run_batches(session, settings)

@@ -12,7 +12,7 @@ log = structlog.get_logger(__name__)
 
 
 async def run(session: AsyncSession, ctx: JobContext, _: bytes) -> None:
-    for batch in await service.run_batches(session):
+    for batch in await service.run_batches(session, ctx.settings):
         log.info(
             "payouts.batch",
             batch_id=str(batch.id),

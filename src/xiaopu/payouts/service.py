@@ -19,7 +19,7 @@ from xiaopu.ledger.service import Leg
 from xiaopu.models import PayoutBatch, Withdrawal, WithdrawalStatus
 from xiaopu.models.ledger import PLATFORM_ID, OwnerKind, Purpose
 from xiaopu.payouts import repository
-from xiaopu.payouts.providers import PayoutProvider, payout_provider
+from xiaopu.payouts.providers import Payee, PayeeKind, PayoutProvider, payout_provider
 from xiaopu.payouts.schemas import BatchOut, WalletBalance, WithdrawalIn, WithdrawalOut
 from xiaopu.shops import service as shops
 from xiaopu.webhooks import service as webhooks
@@ -173,7 +173,7 @@ def _event(withdrawal: Withdrawal) -> dict[str, object]:
     }
 
 
-async def run_batches(session: AsyncSession) -> list[BatchOut]:
+async def run_batches(session: AsyncSession, settings: Settings) -> list[BatchOut]:
     """Pay the waiting withdrawals, one batch per currency. Each payout is asked of the
     provider with (withdrawal, attempt) as its idempotency key, so a crashed batch that runs
     again pays nobody twice."""
@@ -181,7 +181,7 @@ async def run_batches(session: AsyncSession) -> list[BatchOut]:
     by_currency: dict[str, list[Withdrawal]] = defaultdict(list)
     for withdrawal in waiting:
         by_currency[withdrawal.currency].append(withdrawal)
-    provider = payout_provider()
+    provider = payout_provider(settings)
     batches = []
     for currency, items in sorted(by_currency.items()):
         batch = PayoutBatch(
@@ -203,7 +203,9 @@ async def _pay(
     attempt = w.attempts
     w.batch_id = batch.id
     w.attempts += 1
-    outcome = await provider.pay(w.id, attempt, w.shop_id, w.amount_minor, w.currency)
+    outcome = await provider.pay(
+        f"withdrawal:{w.id}:{attempt}", Payee(PayeeKind.shop, w.shop_id), w.amount_minor, w.currency
+    )
     w.provider_ref = outcome.provider_ref
     if outcome.succeeded:
         w.status = WithdrawalStatus.paid
