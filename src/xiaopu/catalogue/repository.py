@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -284,8 +284,24 @@ async def take_stock(
     await defer(session, Deferred((sql,), tuple(params), _CROSSED_LOW, then, expect=len(lines)))
 
 
-async def lock_variants(
-    session: AsyncSession, variant_ids: Collection[uuid.UUID]
-) -> Sequence[Variant]:
-    stmt = select(Variant).where(Variant.id.in_(variant_ids)).order_by(Variant.id).with_for_update()
-    return (await session.scalars(stmt)).all()
+# Locks in variant order, as checkout's take does, whatever order the units come in: two
+# batches giving back (or a batch and a checkout) queue instead of deadlocking.
+_GIVE_BACK = """
+UPDATE variants SET stock = variants.stock + g.units, updated_at = :now
+FROM (
+    SELECT v.id, r.units
+    FROM variants AS v
+    JOIN unnest(CAST(:ids AS uuid[]), CAST(:units AS int[])) AS r (id, units) ON v.id = r.id
+    ORDER BY v.id
+    FOR UPDATE OF v
+) AS g
+WHERE variants.id = g.id
+"""
+
+
+async def give_back(session: AsyncSession, returned: dict[uuid.UUID, int], at: datetime) -> None:
+    """Add units to these variants' stock, in one statement however many."""
+    await session.execute(
+        text(_GIVE_BACK),
+        {"ids": list(returned), "units": list(returned.values()), "now": at},
+    )

@@ -541,9 +541,8 @@ async def take_stock(session: AsyncSession, lines: Sequence[tuple[ForSale, int]]
 
 
 async def give_back_stock(session: AsyncSession, returned: dict[uuid.UUID, int]) -> None:
-    """Put units back in stock (an expired or cancelled order, or a restocked return)."""
+    """Put units back in stock (expired orders, a cancelled one, or a restocked return)."""
     if not returned:
         return
-    for variant in await repository.lock_variants(session, list(returned)):
-        variant.stock += returned[variant.id]
-    await session.flush()
+    await session.flush()  # the statement below writes past the session
+    await repository.give_back(session, returned, utcnow())

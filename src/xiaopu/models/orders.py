@@ -133,6 +133,10 @@ class Order(IdMixin, TimestampMixin, Base):
     expires_at: Mapped[datetime]
     paid_at: Mapped[datetime | None]
     expired_at: Mapped[datetime | None]
+    # Set while the order counts as one completed sale of its shop (shops.completed_sales): from
+    # when a supplier order of it completes with a unit kept, until an overruled return takes
+    # back the last unit kept of its completed supplier orders. Unset by checkout: no parameter.
+    sale_counted_at: Mapped[datetime | None]
 
 
 class SupplierOrder(IdMixin, TimestampMixin, Base):

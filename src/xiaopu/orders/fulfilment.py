@@ -7,7 +7,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,7 +40,9 @@ from xiaopu.shops import service as shops
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
 
-COMPLETION_BATCH = 1000
+# Supplier orders a run of the completion job completes in one transaction (it runs again
+# while they fill it).
+COMPLETION_BATCH = 2000
 S = SupplierOrderStatus
 
 
@@ -255,18 +256,33 @@ async def carrier_delivered(session: AsyncSession, data: CarrierEvent) -> Carrie
 
 
 async def complete_due(session: AsyncSession, settings: Settings) -> int:
-    """Complete delivered supplier orders whose return window has closed with no open return."""
-    parts = await repository.due_for_completion(session, utcnow(), COMPLETION_BATCH)
+    """Complete one batch of delivered supplier orders whose return window has closed with no
+    open return: their commissions released, one supplier_order.completed each, and their
+    orders counted as completed sales. Returns how many; a full batch means more may be due
+    (the job runs again). A handful of statements whatever the batch size.
+
+    A buyer order counts once toward its shop's completed sales, when the first of its
+    supplier orders completes with at least one unit kept (not returned); returns.py takes it
+    back if an overruled return later brings back the last unit its completed ones kept."""
     now = utcnow()
+    parts = await repository.complete_due(session, now, COMPLETION_BATCH)
+    if not parts:
+        return 0
+    # Every shop of the batch has its accounts locked here, before its row is: two batches
+    # counting for one shop queue at these locks, never at the shops' rows.
     await commissions.lock_for(session, parts)
     await commissions.release(session, parts)
-    for part in parts:
-        part.status = S.completed
-        part.completed_at = now
-        lines = await repository.lines_of_supplier_orders(session, [part.id])
-        await session.flush()
-        data: dict[str, Any] = supplier_order_event(part, lines)
-        await webhooks.emit(session, EventType.supplier_order_completed, part.supplier_id, data)
-        if any(ln.returned_quantity < ln.quantity for ln in lines):  # something was kept
-            await shops.record_completed_sale(session, settings, part.shop_id)
+    lines: dict[uuid.UUID, list[OrderLine]] = defaultdict(list)
+    for line in await repository.event_lines(session, [p.id for p in parts]):
+        lines[line.supplier_order_id].append(line)
+    await webhooks.emit_many(
+        session,
+        EventType.supplier_order_completed,
+        [(p.supplier_id, supplier_order_event(p, lines[p.id])) for p in parts],
+    )
+    kept = {
+        p.order_id for p in parts if any(ln.returned_quantity < ln.quantity for ln in lines[p.id])
+    }
+    sales = await repository.count_sales(session, sorted(kept), now)
+    await shops.record_completed_sales(session, settings, sales)
     return len(parts)

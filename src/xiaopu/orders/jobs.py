@@ -8,10 +8,15 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu import queue
 from xiaopu.jobs import JobContext
 from xiaopu.orders import fulfilment, payments, service
 
 log = structlog.get_logger(__name__)
+
+# The schedules' names (jobs.schedules): a run that finds more due queues the next one.
+EXPIRE_JOB = "orders.expire"
+COMPLETE_JOB = "orders.complete"
 
 
 async def refund(session: AsyncSession, ctx: JobContext, payload: bytes) -> None:
@@ -24,9 +29,22 @@ async def expire(session: AsyncSession, ctx: JobContext, _: bytes) -> None:
     expired = await service.expire_due(session)
     if expired:
         log.info("orders.expired", count=expired)
+    if expired == service.EXPIRY_BATCH:
+        await _again(session, EXPIRE_JOB)
 
 
 async def complete(session: AsyncSession, ctx: JobContext, _: bytes) -> None:
     completed = await fulfilment.complete_due(session, ctx.settings)
     if completed:
         log.info("supplier_orders.completed", count=completed)
+    if completed == fulfilment.COMPLETION_BATCH:
+        await _again(session, COMPLETE_JOB)
+
+
+async def _again(session: AsyncSession, job: str) -> None:
+    """A full batch: more may be due, so the job runs again at once, queued with this batch's
+    commit. Each batch is its own transaction, so a drain of any size holds the variants' and
+    ledger accounts' locks (which checkout and payments need) for one batch at a time, keeps
+    what it has done if it stops, and is shared by every worker free to take a run (their
+    claims skip each other's rows)."""
+    await queue.enqueue(session, job, b"")

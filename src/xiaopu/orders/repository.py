@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy import Select, Table, exists, func, select
+from sqlalchemy import Select, Table, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from xiaopu.db import Deferred, defer
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import (
+    Attribution,
     Base,
     Order,
     OrderLine,
@@ -33,9 +34,7 @@ from xiaopu.models import (
     SupplierOrder,
     SupplierOrderStatus,
 )
-
-OPEN_RETURNS = (ReturnStatus.requested, ReturnStatus.approved)
-
+from xiaopu.models.base import draft
 
 # Checkout's writes: one deferred write, which the unit of work sends with the order's outbox
 # event and idempotency record. Checkout is the busiest write; through the ORM its five inserts
@@ -394,38 +393,164 @@ async def set_callback_outcome(
         await session.flush()
 
 
-# The scheduled jobs' queues.
+# The scheduled jobs: set-based, a handful of statements per batch whatever its size. A batch
+# claims its rows with SKIP LOCKED (two workers never take the same ones) and changes them only
+# from the status it found (a row that moved on meanwhile is left alone).
+
+_EXPIRE = """
+WITH due AS (
+    SELECT id FROM orders
+    WHERE status = 'pending_payment' AND expires_at <= :now
+    ORDER BY expires_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE orders SET status = 'expired', expired_at = :now, updated_at = :now
+    FROM due
+    WHERE orders.id = due.id AND orders.status = 'pending_payment'
+    RETURNING orders.id, orders.shop_id, orders.currency, orders.total_minor,
+        orders.attribution, orders.self_purchase, orders.expired_at
+), parts AS (
+    UPDATE supplier_orders SET status = 'expired', updated_at = :now
+    FROM expired
+    WHERE supplier_orders.order_id = expired.id
+)
+SELECT * FROM expired
+"""
 
 
-async def due_for_expiry(session: AsyncSession, now: datetime, limit: int) -> Sequence[Order]:
-    stmt = (
-        select(Order)
-        .where(Order.status == OrderStatus.pending_payment, Order.expires_at <= now)
-        .order_by(Order.expires_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return (await session.scalars(stmt)).all()
-
-
-async def due_for_completion(
-    session: AsyncSession, now: datetime, limit: int
-) -> Sequence[SupplierOrder]:
-    open_return = exists().where(
-        Return.supplier_order_id == SupplierOrder.id, Return.status.in_(OPEN_RETURNS)
-    )
-    stmt = (
-        select(SupplierOrder)
-        .where(
-            SupplierOrder.status == SupplierOrderStatus.delivered,
-            SupplierOrder.return_closes_at <= now,
-            ~open_return,
+async def expire_due(session: AsyncSession, now: datetime, limit: int) -> list[Order]:
+    """Expire up to `limit` unpaid orders due by `now` and their supplier orders, in one
+    statement; returns the orders (drafts with what order.expired carries). A payment that
+    committed first leaves its order paid: the lock re-reads the row and finds it so."""
+    rows = await session.execute(text(_EXPIRE), {"now": now, "limit": limit})
+    return [
+        draft(
+            Order,
+            id=r.id,
+            shop_id=r.shop_id,
+            status=OrderStatus.expired,
+            currency=r.currency,
+            total_minor=r.total_minor,
+            attribution=Attribution(r.attribution),
+            self_purchase=r.self_purchase,
+            expired_at=r.expired_at,
         )
-        .order_by(SupplierOrder.return_closes_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        for r in rows
+    ]
+
+
+async def units_of_orders(
+    session: AsyncSession, order_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Units per variant on these orders' lines."""
+    rows = await session.execute(
+        text(
+            "SELECT variant_id, sum(quantity)::int FROM order_lines "
+            "WHERE order_id = ANY(CAST(:ids AS uuid[])) GROUP BY variant_id"
+        ),
+        {"ids": list(order_ids)},
     )
-    return (await session.scalars(stmt)).all()
+    return {row[0]: row[1] for row in rows}
+
+
+# The supplier orders and their orders are both locked, skipping either if someone holds it
+# (a return, a refund, an overrule): completion writes the order too (its counted sale), and
+# waiting for an order while holding ledger accounts could deadlock with those, which lock the
+# order first and the accounts after.
+_CLAIM_COMPLETION = """
+SELECT supplier_orders.id FROM supplier_orders
+JOIN orders ON orders.id = supplier_orders.order_id
+WHERE supplier_orders.status = 'delivered' AND supplier_orders.return_closes_at <= :now
+    AND NOT EXISTS (
+        SELECT 1 FROM returns AS r
+        WHERE r.supplier_order_id = supplier_orders.id AND r.status IN ('requested', 'approved')
+    )
+ORDER BY supplier_orders.return_closes_at
+LIMIT :limit
+FOR UPDATE OF supplier_orders, orders SKIP LOCKED
+"""
+# A second statement, so a second snapshot: one taken once the claim holds its locks sees every
+# return asked before them (asking one locks the supplier order first), which the claim's own
+# snapshot, taken before it waited for nothing, might not.
+_COMPLETE = """
+UPDATE supplier_orders SET status = 'completed', completed_at = :now, updated_at = :now
+WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'delivered' AND NOT EXISTS (
+    SELECT 1 FROM returns AS r
+    WHERE r.supplier_order_id = supplier_orders.id AND r.status IN ('requested', 'approved')
+)
+RETURNING id, order_id, supplier_id, shop_id, currency, items_minor, shipping_minor,
+    total_minor, refunded_minor, carrier, tracking_number, completed_at
+"""
+
+
+async def complete_due(session: AsyncSession, now: datetime, limit: int) -> list[SupplierOrder]:
+    """Complete up to `limit` delivered supplier orders whose return window closed by `now`
+    with no open return; returns them (drafts with what supplier_order.completed carries)."""
+    claimed = (await session.scalars(text(_CLAIM_COMPLETION), {"now": now, "limit": limit})).all()
+    if not claimed:
+        return []
+    rows = await session.execute(text(_COMPLETE), {"ids": list(claimed), "now": now})
+    return [draft(SupplierOrder, **r._asdict(), status=SupplierOrderStatus.completed) for r in rows]
+
+
+async def event_lines(
+    session: AsyncSession, supplier_order_ids: Sequence[uuid.UUID]
+) -> list[OrderLine]:
+    """These supplier orders' lines, with what their events carry (drafts, in id order)."""
+    rows = await session.execute(
+        text(
+            "SELECT id, supplier_order_id, sku, quantity, returned_quantity, unit_price_minor, "
+            "unit_markup_minor, commission_bps, platform_fee_bps FROM order_lines "
+            "WHERE supplier_order_id = ANY(CAST(:ids AS uuid[])) ORDER BY id"
+        ),
+        {"ids": list(supplier_order_ids)},
+    )
+    return [draft(OrderLine, **r._asdict()) for r in rows]
+
+
+async def count_sales(
+    session: AsyncSession, order_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, int]:
+    """Mark these orders counted as completed sales, those not counted already; returns how
+    many were newly counted per shop. The status test in the UPDATE makes each count once,
+    whoever else counts the same order at the same time."""
+    rows = await session.execute(
+        text(
+            """
+            WITH counted AS (
+                UPDATE orders SET sale_counted_at = :now
+                WHERE id = ANY(CAST(:ids AS uuid[])) AND sale_counted_at IS NULL
+                RETURNING shop_id
+            )
+            SELECT shop_id, count(*)::int FROM counted GROUP BY shop_id
+            """
+        ),
+        {"ids": list(order_ids), "now": now},
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def uncount_sale(session: AsyncSession, order_id: uuid.UUID) -> uuid.UUID | None:
+    """Stop counting the order as a completed sale if none of its completed supplier orders
+    keeps a unit any longer; returns its shop when it stopped counting."""
+    return (
+        await session.execute(
+            text(
+                """
+                UPDATE orders SET sale_counted_at = NULL
+                WHERE id = :id AND sale_counted_at IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM supplier_orders AS so
+                    JOIN order_lines AS l ON l.supplier_order_id = so.id
+                    WHERE so.order_id = :id AND so.status = 'completed'
+                        AND l.returned_quantity < l.quantity
+                )
+                RETURNING shop_id
+                """
+            ),
+            {"id": order_id},
+        )
+    ).scalar_one_or_none()
 
 
 async def page_of_refunds(

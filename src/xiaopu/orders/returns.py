@@ -31,6 +31,7 @@ from xiaopu.orders.schemas import (
     ReturnRequest,
 )
 from xiaopu.orders.service import OrderNotFound, buyer_order
+from xiaopu.shops import service as shops
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
 
@@ -226,6 +227,13 @@ async def _approve(session: AsyncSession, row: Return, restock: bool) -> None:
     row.restock = restock
     if restock:
         await catalogue.give_back_stock(session, {line.variant_id: row.quantity})
+    if part.status is SupplierOrderStatus.completed:
+        # An operator's overrule after completion: if no completed supplier order of the order
+        # keeps a unit any more, the order no longer counts as a completed sale.
+        await session.flush()
+        shop_id = await repository.uncount_sale(session, order.id)
+        if shop_id is not None:
+            await shops.take_back_sale(session, shop_id)
 
 
 async def _decide(

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.db import Read
+from xiaopu.kit.clock import utcnow
 from xiaopu.models import (
     Product,
     ProductStatus,
@@ -73,6 +74,51 @@ async def get(
     session: AsyncSession, shop_id: uuid.UUID, *, for_update: bool = False
 ) -> Shop | None:
     return await session.get(Shop, shop_id, with_for_update=for_update)
+
+
+async def add_completed_sales(
+    session: AsyncSession, sales: dict[uuid.UUID, int], standard_after: int
+) -> int:
+    """Add completed sales per shop, promoting a trial shop that reaches `standard_after`;
+    returns how many shops were found. Locks the shops in id order (several completion
+    batches may count for the same shops)."""
+    result = await session.execute(
+        text(
+            """
+            UPDATE shops SET completed_sales = shops.completed_sales + c.sales,
+                level = CASE WHEN shops.level = 'trial'
+                    AND shops.completed_sales + c.sales >= :after THEN 'standard'
+                    ELSE shops.level END,
+                updated_at = :now
+            FROM (
+                SELECT s.id, c.sales
+                FROM shops AS s
+                JOIN unnest(CAST(:ids AS uuid[]), CAST(:sales AS int[])) AS c (id, sales)
+                    ON s.id = c.id
+                ORDER BY s.id
+                FOR UPDATE OF s
+            ) AS c
+            WHERE shops.id = c.id
+            """
+        ),
+        {
+            "ids": list(sales),
+            "sales": list(sales.values()),
+            "after": standard_after,
+            "now": utcnow(),
+        },
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def take_back_sale(session: AsyncSession, shop_id: uuid.UUID) -> None:
+    await session.execute(
+        text(
+            "UPDATE shops SET completed_sales = completed_sales - 1, updated_at = :now "
+            "WHERE id = :id AND completed_sales > 0"
+        ),
+        {"id": shop_id, "now": utcnow()},
+    )
 
 
 async def public_selections(

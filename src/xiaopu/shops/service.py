@@ -154,14 +154,27 @@ async def update_shop(
 async def record_completed_sale(
     session: AsyncSession, settings: Settings, shop_id: uuid.UUID
 ) -> None:
-    """Count one completed sale; the orders issue calls this when a supplier order completes."""
-    shop = await repository.get(session, shop_id, for_update=True)
-    if shop is None:
+    """Count one completed sale of the shop (see record_completed_sales)."""
+    if not await repository.add_completed_sales(
+        session, {shop_id: 1}, settings.standard_shop_after_sales
+    ):
         raise ShopNotFound()
-    shop.completed_sales += 1
-    if shop.level is ShopLevel.trial and shop.completed_sales >= settings.standard_shop_after_sales:
-        shop.level = ShopLevel.standard
-    await session.flush()
+
+
+async def record_completed_sales(
+    session: AsyncSession, settings: Settings, sales: dict[uuid.UUID, int]
+) -> None:
+    """Count completed sales, per shop (one UPDATE however many shops); a trial shop reaching
+    `standard_shop_after_sales` becomes standard. A sale is a buyer order: the orders domain
+    says when one counts (orders.sale_counted_at) and calls this."""
+    if sales:
+        await repository.add_completed_sales(session, sales, settings.standard_shop_after_sales)
+
+
+async def take_back_sale(session: AsyncSession, shop_id: uuid.UUID) -> None:
+    """A counted sale no longer counts (its units all came back after completion). The level
+    stays: like Taoxiaopu, a shop that became standard is never demoted."""
+    await repository.take_back_sale(session, shop_id)
 
 
 def _selection_out(selection: ShopProduct, product: Product, on_sale: bool) -> SelectionOut:

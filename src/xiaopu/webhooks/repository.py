@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select, update
@@ -79,6 +80,37 @@ async def record_event_later(
     await defer(
         session, Deferred((_INSERT_EVENT,), _event_params(event, data_json), _SUBSCRIBED, then)
     )
+
+
+_RECORD_EVENTS = """
+WITH inserted AS (
+    INSERT INTO events (id, type, owner_id, data, created_at)
+    SELECT e.id, $2, e.owner_id, e.data::jsonb, $5
+    FROM unnest($1::uuid[], $3::uuid[], $4::text[]) AS e (id, owner_id, data)
+)
+SELECT e.id, w.id
+FROM unnest($1::uuid[], $3::uuid[]) AS e (id, owner_id)
+JOIN webhook_endpoints AS w ON w.owner_id = e.owner_id
+WHERE w.status = 'enabled' AND w.event_types @> ARRAY[$2::varchar]
+ORDER BY e.id, w.id
+"""
+
+
+async def record_events(
+    session: AsyncSession,
+    event_type: str,
+    ids: Sequence[uuid.UUID],
+    owner_ids: Sequence[uuid.UUID],
+    data_json: Sequence[str],
+    created_at: datetime,
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """record_event for many events of one type in one statement: returns (event, endpoint)
+    for each enabled endpoint of an event's owner subscribed to the type."""
+    raw = await raw_connection(session)
+    rows = await raw.fetch(
+        _RECORD_EVENTS, list(ids), event_type, list(owner_ids), list(data_json), created_at
+    )
+    return [(row[0], row[1]) for row in rows]
 
 
 async def subscribed_endpoints(

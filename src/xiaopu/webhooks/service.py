@@ -7,6 +7,7 @@ import json
 import random
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -229,6 +230,45 @@ async def emit(
     else:
         await deliver(await repository.record_event(session, event, data_json))
     return event
+
+
+async def emit_many(
+    session: AsyncSession,
+    event_type: EventType,
+    events: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+) -> None:
+    """emit() for many events of one type, each (owner, data): a job's batch. The events are
+    written by one statement however many there are, and the deliveries of those with
+    subscribers by two more."""
+    if not events:
+        return
+    created_at = utcnow()
+    envelope = len(sender.payload(str(event_type), created_at, {}).encode()) - 2
+    ids, owners, payloads = [], [], []
+    for owner_id, data in events:
+        data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        size = envelope + len(data_json.encode())
+        if size > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLargeForWebhook(f"{event_type} payload is {size} bytes")
+        ids.append(new_id())
+        owners.append(owner_id)
+        payloads.append(data_json)
+    subscribed = await repository.record_events(
+        session, str(event_type), ids, owners, payloads, created_at
+    )
+    if not subscribed:
+        return
+    deliveries = [
+        WebhookDelivery(event_id=event_id, endpoint_id=endpoint_id, next_attempt_at=created_at)
+        for event_id, endpoint_id in subscribed
+    ]
+    session.add_all(deliveries)
+    await session.flush()
+    await queue.enqueue_many(
+        session,
+        DELIVER_JOB,
+        [json.dumps({"delivery_id": str(d.id), "attempt": 1}).encode() for d in deliveries],
+    )
 
 
 async def _new_delivery(
