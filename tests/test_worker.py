@@ -1,4 +1,5 @@
-"""The worker: killing it (SIGKILL) mid-delivery and starting it again loses no event."""
+"""The worker: killing it (SIGKILL) mid-delivery and starting it again loses no event; it runs
+as many jobs at once as XIAOPU_WORKER_CONCURRENCY says."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ import signal
 import subprocess
 import sys
 
+import asyncpg
 import httpx
 import pytest
+from pgqueuer import Queries
+from pgqueuer.db import AsyncpgDriver
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import TEST_ATTRIBUTION_SECRET, TEST_JWT_SECRET, make_settings
 from tests.factories import api_key, supplier
 from tests.webhooks.receiver import Receiver, receiver
+from xiaopu import worker
 from xiaopu.db import create_engine, create_sessionmaker
-from xiaopu.jobs import schedules
+from xiaopu.jobs import JobContext, schedules
 from xiaopu.models import DeliveryStatus, Event, WebhookDelivery
 
 EVENTS = 30
@@ -107,3 +113,49 @@ def test_schedules_are_declared_once_with_valid_cron() -> None:
     for schedule in declared:
         assert len(schedule.cron.split()) in (5, 6), schedule
         assert schedule.description
+
+
+@pytest.mark.concurrent
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_the_worker_runs_as_many_jobs_at_once_as_configured(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch, concurrency: int
+) -> None:
+    running = 0
+    peak = 0
+    ran = 0
+
+    async def slow(session: AsyncSession, ctx: JobContext, payload: bytes) -> None:
+        nonlocal running, peak, ran
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.2)
+        running -= 1
+        ran += 1
+
+    monkeypatch.setattr(worker, "entrypoints", lambda: {"test.slow": slow})
+    monkeypatch.setattr(worker, "schedules", list)
+    jobs = 3 * concurrency + 1
+    connection = await asyncpg.connect(fresh_db_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await Queries(AsyncpgDriver(connection)).enqueue(
+            ["test.slow"] * jobs, [None] * jobs, [0] * jobs
+        )
+    finally:
+        await connection.close()
+
+    settings = make_settings(fresh_db_url, worker_concurrency=concurrency)
+    await asyncio.wait_for(worker.run_worker(settings, drain=True), timeout=60)
+
+    assert ran == jobs
+    assert peak == concurrency
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "limits"), [(1, (1, 2)), (2, (1, 2)), (5, (2, 5)), (20, (10, 20))]
+)
+def test_pgqueuer_is_asked_for_no_more_jobs_than_the_setting(
+    concurrency: int, limits: tuple[int, int]
+) -> None:
+    batch_size, max_picked = worker.dequeue_limits(concurrency)
+    assert (batch_size, max_picked) == limits
+    assert max_picked >= 2 * batch_size  # what pgqueuer requires

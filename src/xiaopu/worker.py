@@ -28,6 +28,14 @@ def _plain_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+def dequeue_limits(concurrency: int) -> tuple[int, int]:
+    """pgqueuer's batch size and cap on the jobs it holds at once, for running `concurrency`
+    jobs at once. It refuses a cap under twice the batch size, so the batch is half the cap;
+    and a cap of 1 it cannot take at all: it holds 2 then, and the worker's own semaphore keeps
+    the second waiting."""
+    return max(1, concurrency // 2), max(2, concurrency)
+
+
 async def run_worker(
     settings: Settings,
     *,
@@ -42,12 +50,15 @@ async def run_worker(
     ctx = JobContext(settings=settings, http=http)
     pgq = PgQueuer.from_asyncpg_connection(connection)
 
+    running = asyncio.Semaphore(settings.worker_concurrency)
+    batch_size, max_picked = dequeue_limits(settings.worker_concurrency)
+
     def register(name: str, handler: JobHandler) -> None:
         async def run(job: Job) -> None:
             try:
                 # One unit of work per job: the handler's writes and any jobs it queues commit
                 # together, after it returns.
-                async with sessionmaker() as session, session.begin():
+                async with running, sessionmaker() as session, session.begin():
                     await handler(session, ctx, job.payload or b"")
             except Exception as exc:
                 log.exception("job_failed", entrypoint=name, job_id=job.id, attempts=job.attempts)
@@ -78,15 +89,15 @@ async def run_worker(
         if drain:
             await pgq.qm.run(
                 mode=QueueExecutionMode.drain,
-                batch_size=10,
-                max_concurrent_tasks=max(settings.worker_concurrency, 20),
+                batch_size=batch_size,
+                max_concurrent_tasks=max_picked,
                 heartbeat_timeout=heartbeat_timeout,
                 dequeue_timeout=timedelta(seconds=1),
             )
         else:
             await pgq.run(
-                batch_size=10,
-                max_concurrent_tasks=max(settings.worker_concurrency, 20),
+                batch_size=batch_size,
+                max_concurrent_tasks=max_picked,
                 heartbeat_timeout=heartbeat_timeout,
                 # Jobs of a dead worker are only picked up again on a dequeue pass.
                 dequeue_timeout=min(heartbeat_timeout, timedelta(seconds=30)),
