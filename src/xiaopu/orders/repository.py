@@ -395,7 +395,9 @@ async def set_callback_outcome(
 
 # The scheduled jobs: set-based, a handful of statements per batch whatever its size. A batch
 # claims its rows with SKIP LOCKED (two workers never take the same ones) and changes them only
-# from the status it found (a row that moved on meanwhile is left alone).
+# from the status it found (a row that moved on meanwhile is left alone). Rows are found by
+# `= ANY(ARRAY(...))` of the batch's ids, probing the indexes: joined to the batch instead, the
+# planner hashes every due order or scans every supplier order, once per batch.
 
 _EXPIRE = """
 WITH due AS (
@@ -406,14 +408,11 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 ), expired AS (
     UPDATE orders SET status = 'expired', expired_at = :now, updated_at = :now
-    FROM due
-    WHERE orders.id = due.id AND orders.status = 'pending_payment'
-    RETURNING orders.id, orders.shop_id, orders.currency, orders.total_minor,
-        orders.attribution, orders.self_purchase, orders.expired_at
+    WHERE id = ANY(ARRAY(SELECT id FROM due)) AND status = 'pending_payment'
+    RETURNING id, shop_id, currency, total_minor, attribution, self_purchase, expired_at
 ), parts AS (
     UPDATE supplier_orders SET status = 'expired', updated_at = :now
-    FROM expired
-    WHERE supplier_orders.order_id = expired.id
+    WHERE order_id = ANY(ARRAY(SELECT id FROM expired))
 )
 SELECT * FROM expired
 """
