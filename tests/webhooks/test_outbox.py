@@ -184,3 +184,50 @@ async def test_an_event_emitted_later_gets_its_deliveries_and_jobs_when_it_is_se
     assert str(delivery.endpoint_id) == subscribed["id"]
     assert [j.delivery_id for j in await queued_jobs(session)][before["jobs"] :] == [delivery.id]
     assert await count(session, "events") == before["events"] + 1
+
+
+async def test_events_emitted_together_are_each_delivered_to_their_owners_subscribers(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    supplier_id, owner = await supplier(client)
+    subscribed = await new_endpoint(client, supplier_id, owner, event_types=[CREATED])
+    await new_endpoint(client, supplier_id, owner, event_types=[REVOKED])
+    quiet_id, _ = await supplier(client)  # no endpoint: its events are only kept
+    before = await snapshot(session)
+
+    emitted = [(uuid.UUID(supplier_id), {"n": n}) for n in range(3)]
+    emitted.append((uuid.UUID(quiet_id), {"n": 3}))
+    await service.emit_many(session, EventType.api_key_created, emitted)
+
+    events = (
+        await session.scalars(
+            select(Event).where(Event.type == CREATED).execution_options(populate_existing=True)
+        )
+    ).all()
+    written = sorted((str(e.owner_id), e.data["n"]) for e in events if "n" in e.data)
+    assert written == [(supplier_id, 0), (supplier_id, 1), (supplier_id, 2), (quiet_id, 3)]
+    made = await deliveries(session, endpoint_id=subscribed["id"])
+    by_event = {e.id: e.data["n"] for e in events if "n" in e.data}
+    assert sorted(by_event[d.event_id] for d in made) == [0, 1, 2]
+    jobs = await queued_jobs(session)
+    assert sorted((j.delivery_id, j.attempt) for j in jobs[before["jobs"] :]) == sorted(
+        (d.id, 1) for d in made
+    )
+    after = await snapshot(session)
+    assert after["events"] == before["events"] + 4
+    assert after["webhook_deliveries"] == before["webhook_deliveries"] + 3
+
+
+async def test_events_emitted_together_are_refused_whole_if_one_is_too_large(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    supplier_id, _ = await supplier(client)
+    before = await snapshot(session)
+    too_large = {"blob": "x" * service.MAX_PAYLOAD_BYTES}
+    with pytest.raises(service.PayloadTooLargeForWebhook):
+        await service.emit_many(
+            session,
+            EventType.api_key_created,
+            [(uuid.UUID(supplier_id), {"n": 0}), (uuid.UUID(supplier_id), too_large)],
+        )
+    assert await snapshot(session) == before
