@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/redirect.py
 	$(BIN)/python bench/checkout.py
 	$(BIN)/python bench/completion.py
+	$(BIN)/python bench/expiry.py
 
 migrate: $(STAMP)
 	$(BIN)/xiaopu migrate
