@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -46,3 +48,92 @@ def test_one_head_and_dated_file_names() -> None:
         name = Path(revision.path).name
         # YYYY-MM-DD-HHMM_slug.py
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{4}_[a-z0-9_]+\.py", name), name
+
+
+# Before orders counted once: shop A's order kept a unit of one of its two completed supplier
+# orders, its second order came back whole, and each counted supplier order was a sale (3).
+_BEFORE_COUNTING_ORDERS = [
+    "INSERT INTO accounts (id, email, password_hash, status, created_at, updated_at) "
+    "VALUES ('00000000-0000-0000-0000-0000000000a1', 'a@example.com', 'x', 'active', now(), "
+    "now())",
+    "INSERT INTO shops (id, owner_account_id, name, slug, level, completed_sales, created_at, "
+    "updated_at) VALUES ('00000000-0000-0000-0000-0000000000b1', "
+    "'00000000-0000-0000-0000-0000000000a1', 'A', 'a', 'trial', 3, now(), now())",
+    "INSERT INTO suppliers (id, name, status, created_at, updated_at) SELECT "
+    "('00000000-0000-0000-0000-0000000000c' || g)::uuid, 'S' || g, 'active', now(), now() "
+    "FROM generate_series(1, 2) g",
+    "INSERT INTO products (id, supplier_id, ref, title, description, image_urls, category_id, "
+    "return_window_days, commission_bps, markup_ceiling_bps, status, search_terms, "
+    "max_commission_bps, min_price_minor, created_at, updated_at) SELECT "
+    "('00000000-0000-0000-0000-0000000000d' || g)::uuid, "
+    "('00000000-0000-0000-0000-0000000000c' || g)::uuid, 'P', 't', '', ARRAY[]::varchar[], "
+    "'food.tea', 7, 1000, 0, 'active', '', 1000, 100, now(), now() FROM generate_series(1, 2) g",
+    "INSERT INTO variants (id, product_id, supplier_id, sku, options, price_minor, currency, "
+    "stock, low_stock_threshold, created_at, updated_at) SELECT "
+    "('00000000-0000-0000-0000-0000000000e' || g)::uuid, "
+    "('00000000-0000-0000-0000-0000000000d' || g)::uuid, "
+    "('00000000-0000-0000-0000-0000000000c' || g)::uuid, 'S', '{}', 100, 'CNY', 9, 0, now(), "
+    "now() FROM generate_series(1, 2) g",
+    # Orders 1 (two supplier orders) and 2 (one), all completed.
+    "INSERT INTO orders (id, shop_id, buyer_phone, address, status, currency, items_minor, "
+    "shipping_minor, total_minor, refunded_minor, attribution, self_purchase, expires_at, "
+    "paid_at, access_token_hash, created_at, updated_at) SELECT "
+    "('00000000-0000-0000-0000-0000000000f' || g)::uuid, "
+    "'00000000-0000-0000-0000-0000000000b1', '+8613800138000', '{}', 'paid', 'CNY', 200, 0, "
+    "200, 0, 'none', false, now(), now(), decode(md5(g::text), 'hex') || "
+    "decode(md5(g::text), 'hex'), now(), now() FROM generate_series(1, 2) g",
+    "INSERT INTO supplier_orders (id, order_id, supplier_id, shop_id, status, currency, "
+    "items_minor, shipping_minor, total_minor, refunded_minor, shipping_refunded, "
+    "completed_at, created_at, updated_at) SELECT "
+    "('00000000-0000-0000-0000-00000000010' || p)::uuid, "
+    "('00000000-0000-0000-0000-0000000000f' || o)::uuid, "
+    "('00000000-0000-0000-0000-0000000000c' || s)::uuid, "
+    "'00000000-0000-0000-0000-0000000000b1', 'completed', 'CNY', 100, 0, 100, 0, false, "
+    "TIMESTAMPTZ '2026-12-01 00:00+00' + p * interval '1 hour', now(), now() "
+    "FROM (VALUES (1, 1, 1), (2, 1, 2), (3, 2, 1)) AS x (p, o, s)",
+    # Order 1's first supplier order kept its unit, its second came back; order 2 came back.
+    "INSERT INTO order_lines (id, order_id, supplier_order_id, product_id, variant_id, sku, "
+    "title, options, quantity, currency, unit_price_minor, unit_markup_minor, base_minor, "
+    "markup_minor, commission_bps, platform_fee_bps, return_window_days, returned_quantity, "
+    "created_at) SELECT gen_random_uuid(), "
+    "('00000000-0000-0000-0000-0000000000f' || o)::uuid, "
+    "('00000000-0000-0000-0000-00000000010' || p)::uuid, "
+    "('00000000-0000-0000-0000-0000000000d' || s)::uuid, "
+    "('00000000-0000-0000-0000-0000000000e' || s)::uuid, 'S', 't', '{}', 1, 'CNY', 100, 0, "
+    "100, 0, 1000, 500, 7, r, now() "
+    "FROM (VALUES (1, 1, 1, 0), (2, 1, 2, 1), (3, 2, 1, 1)) AS x (p, o, s, r)",
+]
+
+
+def test_counting_orders_once_marks_and_recounts_past_sales(scratch_url: str) -> None:
+    cfg = alembic_config(scratch_url, configure_logger=False)
+    _blocking(command.upgrade, cfg, "3a7d5e0c1b20")
+
+    async def arrange() -> None:
+        conn = await asyncpg.connect(scratch_url)
+        try:
+            for statement in _BEFORE_COUNTING_ORDERS:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    async def counted() -> tuple[list[tuple[str, object]], int]:
+        conn = await asyncpg.connect(scratch_url)
+        try:
+            orders = await conn.fetch("SELECT id::text, sale_counted_at FROM orders ORDER BY id")
+            sales = await conn.fetchval("SELECT completed_sales FROM shops")
+        finally:
+            await conn.close()
+        return [(r[0], r[1]) for r in orders], int(sales)
+
+    _blocking(asyncio.run, arrange())
+    _blocking(command.upgrade, cfg, "6e2b8f4a1c37")
+    orders, sales = _blocking(asyncio.run, counted())
+
+    # Order 1 counts from its first supplier order's completion; order 2 kept nothing.
+    assert orders == [
+        ("00000000-0000-0000-0000-0000000000f1", datetime(2026, 12, 1, 1, tzinfo=UTC)),
+        ("00000000-0000-0000-0000-0000000000f2", None),
+    ]
+    assert sales == 1
+    _blocking(command.downgrade, cfg, "3a7d5e0c1b20")
