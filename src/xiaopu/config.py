@@ -6,8 +6,9 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -183,6 +184,30 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="JSON logs (false: human-readable console).")
 
+    time_zone: str = Field(
+        default="Asia/Shanghai",
+        description=(
+            "IANA time zone of the days, weeks and months people read (statements, settlement "
+            "periods); stored times stay UTC."
+        ),
+    )
+    settlement_period: Literal["daily", "weekly", "monthly"] = Field(
+        default="weekly",
+        description=(
+            "Length of a supplier settlement period, in local days of `time_zone`: weeks run "
+            "Monday to Sunday."
+        ),
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone") from exc
+        return value
+
     @model_validator(mode="after")
     def _secrets_required_outside_development(self) -> Self:
         development = self.env is Environment.development
@@ -212,6 +237,10 @@ class Settings(BaseSettings):
                     "set XIAOPU_PAYMENT_CALLBACK_SECRET and XIAOPU_CARRIER_CALLBACK_SECRET"
                 )
         return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     @property
     def attribution_key(self) -> bytes:

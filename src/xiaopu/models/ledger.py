@@ -39,6 +39,7 @@ class Purpose(enum.StrEnum):
     earnings_withdrawing = "earnings_withdrawing"  # asked for, not yet paid out
     payable_pending = "payable_pending"
     payable = "payable"
+    payable_settling = "payable_settling"  # frozen into a settlement, awaiting its payout
     fees_pending = "fees_pending"
     fees = "fees"
     clearing = "clearing"
