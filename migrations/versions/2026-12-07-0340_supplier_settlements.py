@@ -191,17 +191,9 @@ def upgrade() -> None:
             name=op.f("ck_settlement_lines_net_adds_up"),
         ),
         sa.ForeignKeyConstraint(
-            ["order_id"], ["orders.id"], name=op.f("fk_settlement_lines_order_id_orders")
-        ),
-        sa.ForeignKeyConstraint(
             ["settlement_id"],
             ["settlements.id"],
             name=op.f("fk_settlement_lines_settlement_id_settlements"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["supplier_order_id"],
-            ["supplier_orders.id"],
-            name=op.f("fk_settlement_lines_supplier_order_id_supplier_orders"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_settlement_lines")),
         sa.UniqueConstraint("source", name=op.f("uq_settlement_lines_source")),

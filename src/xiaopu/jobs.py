@@ -44,6 +44,7 @@ def schedules() -> list[Schedule]:
     from xiaopu.links import partitions
     from xiaopu.orders import jobs as order_jobs
     from xiaopu.payouts import jobs as payout_jobs
+    from xiaopu.settlements import jobs as settlement_jobs
 
     return [
         Schedule(
@@ -75,6 +76,20 @@ def schedules() -> list[Schedule]:
             "30 * * * *",
             payout_jobs.run,
             "Pay requested withdrawals in batches, one per currency, through the payout provider.",
+        ),
+        Schedule(
+            "settlements.close",
+            "5 * * * *",
+            settlement_jobs.close,
+            "Close the latest ended settlement period (local days of `time_zone`) into each "
+            "supplier's numbered statement and payout; a closed period is skipped at once.",
+        ),
+        Schedule(
+            "settlements.pay",
+            "*/10 * * * *",
+            settlement_jobs.pay,
+            "Pay supplier payouts through the payout provider: claim, call, record; finish "
+            "payouts a dead worker left processing.",
         ),
         Schedule(
             "ledger.reconcile",

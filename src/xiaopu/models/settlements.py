@@ -92,8 +92,11 @@ class SettlementLine(IdMixin, Base):
     )
     source: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime]
-    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"))
-    supplier_order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("supplier_orders.id"))
+    # No foreign keys to the orders: a close holds the supplier's ledger accounts while it
+    # writes lines, and a refund holds its supplier order while it waits for those accounts;
+    # the key-share lock a foreign key takes on the supplier order would close that cycle.
+    order_id: Mapped[uuid.UUID | None]
+    supplier_order_id: Mapped[uuid.UUID | None]
     sales_minor: Mapped[int] = mapped_column(BigInteger)
     commission_minor: Mapped[int] = mapped_column(BigInteger)
     platform_fee_minor: Mapped[int] = mapped_column(BigInteger)
