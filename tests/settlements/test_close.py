@@ -8,8 +8,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import structlog.testing
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import supplier
@@ -124,3 +126,22 @@ async def test_a_supplier_whose_books_do_not_add_up_is_left_out_and_retried(
     assert not again.skipped
     assert again.failed_suppliers == 1
     assert await ledger.reconcile(session) == 0
+
+
+async def test_a_statement_is_frozen(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, test_clock: Clock
+) -> None:
+    test_clock.freeze(MONDAY)
+    supplier_id, _ = await supplier(client)
+    await _credit(session, supplier_id, 1_000)
+    await service.close_due(session, settings, _after_week(0))
+    await session.commit()
+    for statement in (
+        "UPDATE settlements SET net_minor = 0, payout_minor = 0 WHERE supplier_id = :s",
+        "DELETE FROM settlement_lines WHERE settlement_id IN "
+        "(SELECT id FROM settlements WHERE supplier_id = :s)",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with session.begin_nested():
+                await session.execute(text(statement), {"s": supplier_id})
+    assert await _statements(session, supplier_id) == [(1, "CNY", 1_000)]

@@ -27,6 +27,18 @@ MONDAY = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 NEXT_MONDAY = MONDAY + timedelta(weeks=1)
 
 
+class Unreachable:
+    """A provider whose every call fails on the way (a network outage)."""
+
+    name = "unreachable"
+
+    async def pay(self, key: str, payee: Payee, amount_minor: int, currency: str) -> PayoutOutcome:
+        raise ConnectionError("provider unreachable")
+
+    async def lookup(self, key: str) -> PayoutOutcome | None:
+        raise ConnectionError("provider unreachable")
+
+
 @dataclass
 class CountingProvider:
     """The sandbox, counting what it is asked; refuses the keys in `refuse` (as a bank would
@@ -202,4 +214,26 @@ async def test_a_failed_payout_waits_in_settlement_and_an_owner_retries_it(
     assert provider.paid == [first_key, payouts.payout_key(payout_id, 2)]
     assert await _status(session, payout_id) == ("paid", 2)
     assert await supplier_balance(session, supplier_id, Purpose.payable_settling) == 0
+    assert await ledger.reconcile(session) == 0
+
+
+async def test_a_provider_outage_leaves_the_payout_processing_until_a_later_run(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    test_clock: Clock,
+) -> None:
+    test_clock.freeze(MONDAY)
+    supplier_id, _, payout_id = await _settled(client, session, settings, 3_000)
+    run = await payouts.pay_supplier_payouts(sessionmaker, settings, provider=Unreachable())
+    assert (run.paid, run.failed, run.unanswered) == (0, 0, 1)
+    assert await _status(session, payout_id) == ("processing", 1)
+    assert await sandbox_keys(session, supplier_id) == []
+
+    test_clock.advance(payouts.CLAIM_LEASE + timedelta(seconds=1))
+    provider = CountingProvider(settings)
+    run = await payouts.pay_supplier_payouts(sessionmaker, settings, provider=provider)
+    assert (run.recovered, run.paid) == (1, 1)
+    assert await sandbox_keys(session, supplier_id) == [payouts.payout_key(payout_id, 1)]
     assert await ledger.reconcile(session) == 0
