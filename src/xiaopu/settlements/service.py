@@ -110,11 +110,8 @@ class _Line:
     other_minor: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        self.balance()
-
-    def balance(self) -> None:
-        """Whatever the breakdown does not explain of the ledger's net shows as `other`
-        (nothing, when the commission lines and the ledger agree, as they are built to)."""
+        # The net is the ledger's; whatever the breakdown does not explain of it shows as
+        # `other` (nothing, when the commission lines and the ledger agree, as they are built to).
         explained = (
             self.sales_minor - self.commission_minor - self.platform_fee_minor + self.shipping_minor
         )
@@ -124,37 +121,24 @@ class _Line:
 def _completion_line(
     done: repository.Completion,
     parts: Sequence[Commission],
-    events: Sequence[repository.PartEvent],
+    events: dict[uuid.UUID, list[repository.PartEvent]],
 ) -> _Line:
     """A completed supplier order as the supplier reads it: what each part held when it
     completed (refunds after completion are lines of their own), and the net its completion
-    made payable, exactly as the completion posting credited it."""
+    made payable, exactly as the completion posting credited it. `events` are by part."""
     source = f"completion:{done.supplier_order_id}"
-    mine = {p.id for p in parts}
-    by_part = defaultdict(list)
-    for event in events:
-        if event.commission_id in mine:
-            by_part[event.commission_id].append(event)
+    mine = [e for part in parts for e in events.get(part.id, [])]
     # Refunds after completion found the parts available: their reversals are not in here.
-    later = {
-        e.cause
-        for e in events
-        if e.commission_id in mine and e.action == "reversed" and e.status in _COMPLETED
-    }
+    later = {e.cause for e in mine if e.action == "reversed" and e.status in _COMPLETED}
     held: dict[tuple[Beneficiary, PartKind], int] = defaultdict(int)
     released = 0
     for part in parts:
-        before = sum(
-            e.amount_minor
-            for e in by_part[part.id]
-            if e.action == "reversed" and e.cause not in later
-        )
+        own = events.get(part.id, [])
+        before = sum(e.amount_minor for e in own if e.action == "reversed" and e.cause not in later)
         held[(part.beneficiary, part.kind)] += part.accrued_minor - before
         if part.beneficiary is Beneficiary.supplier:
             released += sum(
-                e.amount_minor
-                for e in by_part[part.id]
-                if e.action == "released" and e.cause == source
+                e.amount_minor for e in own if e.action == "released" and e.cause == source
             )
     share = held[(Beneficiary.supplier, PartKind.supplier_share)]
     commission = held[(Beneficiary.shop, PartKind.commission)]
@@ -195,8 +179,11 @@ async def _posting_lines(
     held_orders = await repository.orders_of(session, supplier_id, held_parts)
     refunded_parts = [so for so, _ in refunds.values() if so is not None]
     parts = await repository.parts_of(session, refunded_parts)
-    events = await repository.part_events(session, [p.id for p in parts])
     part_of = {p.id: p for p in parts}
+    reversals: dict[str, list[repository.PartEvent]] = defaultdict(list)
+    for event in await repository.part_events(session, list(part_of)):
+        if event.action == "reversed":
+            reversals[event.cause].append(event)
     lines = []
     for posting in postings:
         net = -posting.amount_minor  # a credit to `payable` is owed to the supplier
@@ -204,10 +191,9 @@ async def _posting_lines(
         if posting.kind == "refund" and target in refunds:
             supplier_order_id, order_id = refunds[target]
             taken: dict[tuple[Beneficiary, PartKind], int] = defaultdict(int)
-            for event in events:
+            for event in reversals.get(posting.cause, []):
                 part = part_of[event.commission_id]
-                if event.cause == posting.cause and event.action == "reversed":
-                    taken[(part.beneficiary, part.kind)] += event.amount_minor
+                taken[(part.beneficiary, part.kind)] += event.amount_minor
             commission = taken[(Beneficiary.shop, PartKind.commission)]
             fee = taken[(Beneficiary.platform, PartKind.platform_fee)]
             share = taken[(Beneficiary.supplier, PartKind.supplier_share)]
@@ -252,7 +238,9 @@ async def _unsettled(session: AsyncSession, supplier_id: uuid.UUID, currency: st
     """Every movement of the supplier's `payable` in `currency` no settlement holds yet."""
     completions = await repository.unsettled_completions(session, supplier_id, currency)
     parts = await repository.parts_of(session, [c.supplier_order_id for c in completions])
-    events = await repository.part_events(session, [p.id for p in parts])
+    events: dict[uuid.UUID, list[repository.PartEvent]] = defaultdict(list)
+    for event in await repository.part_events(session, [p.id for p in parts]):
+        events[event.commission_id].append(event)
     by_order: dict[uuid.UUID, list[Commission]] = defaultdict(list)
     for part in parts:
         by_order[part.supplier_order_id].append(part)
