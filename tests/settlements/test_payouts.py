@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.auth.helpers import assert_problem
+from tests.catalogue.helpers import operator
 from tests.factories import supplier
 from tests.orders.helpers import events, key
 from tests.settlements.helpers import sandbox_keys, supplier_balance
@@ -173,7 +174,7 @@ async def test_a_worker_that_died_after_the_provider_paid_does_not_pay_twice(
     assert await ledger.reconcile(session) == 0
 
 
-async def test_a_failed_payout_waits_in_settlement_and_an_owner_retries_it(
+async def test_a_failed_payout_waits_in_settlement_and_is_retried(
     client: httpx.AsyncClient,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -189,6 +190,7 @@ async def test_a_failed_payout_waits_in_settlement_and_an_owner_retries_it(
     (failed,) = await events(session, "supplier_payout.failed")
     assert (failed["supplier_payout_id"], failed["attempt"]) == (str(payout_id), 1)
     assert failed["failure_reason"] == "the account was closed"
+    assert (failed["settlement_number"], failed["first_day"]) == (1, "2026-11-30")
     # The money waits in settlement; nothing else moved.
     assert await supplier_balance(session, supplier_id, Purpose.payable_settling) == 6_000
     assert await supplier_balance(session, supplier_id, Purpose.payable) == 0
@@ -209,10 +211,27 @@ async def test_a_failed_payout_waits_in_settlement_and_an_owner_retries_it(
     )
     assert_problem(foreign, 404, "supplier_payout_not_found")
 
+    # The account is still closed: the second attempt fails too, and an operator sends it
+    # a third time (an operator may retry anyone's; a supplier's owner only its own).
+    second_key = payouts.payout_key(payout_id, 2)
+    provider.refuse.add(second_key)
+    run = await payouts.pay_supplier_payouts(sessionmaker, settings, provider=provider)
+    assert (run.paid, run.failed) == (0, 1)
+    assert await _status(session, payout_id) == ("failed", 2)
+    op_path = f"/v1/operator/settlement-payouts/{payout_id}/retry"
+    not_operator = await client.post(op_path, headers={**owner, **key()})
+    assert_problem(not_operator, 403, "forbidden")
+    op = await operator(client, session)
+    by_operator = await client.post(op_path, headers={**op.headers, **key()})
+    assert by_operator.status_code == 200, by_operator.text
+
     run = await payouts.pay_supplier_payouts(sessionmaker, settings, provider=provider)
     assert run.paid == 1
-    assert provider.paid == [first_key, payouts.payout_key(payout_id, 2)]
-    assert await _status(session, payout_id) == ("paid", 2)
+    third_key = payouts.payout_key(payout_id, 3)
+    assert provider.paid == [first_key, second_key, third_key]
+    assert await sandbox_keys(session, supplier_id) == [third_key]  # refusals left no payment
+    assert await _status(session, payout_id) == ("paid", 3)
+    assert len(await events(session, "supplier_payout.failed")) == 2
     assert await supplier_balance(session, supplier_id, Purpose.payable_settling) == 0
     assert await ledger.reconcile(session) == 0
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 
+from xiaopu.auth.auth import CurrentOperator
 from xiaopu.db import DbSession
 from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import RequiredIdempotency
@@ -21,6 +22,7 @@ from xiaopu.settlements.schemas import (
 )
 
 router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["settlements"])
+operator_router = APIRouter(prefix="/v1/operator/settlement-payouts", tags=["operator"])
 
 
 @router.get("/balance")
@@ -89,3 +91,14 @@ async def retry_settlement_payout(
     return await idempotency.once(
         lambda: service.retry_payout(session, caller.supplier_id, payout_id)
     )
+
+
+@operator_router.post("/{payout_id}/retry")
+async def retry_supplier_payout(
+    payout_id: uuid.UUID,
+    operator: CurrentOperator,
+    session: DbSession,
+    idempotency: RequiredIdempotency,
+) -> SupplierPayoutOut:
+    """Send any supplier's failed payout again: the next payout run pays it."""
+    return await idempotency.once(lambda: service.retry_payout(session, None, payout_id))

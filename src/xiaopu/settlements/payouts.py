@@ -16,7 +16,7 @@ from xiaopu.kit.clock import utcnow
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
 from xiaopu.models.ledger import PLATFORM_ID, OwnerKind, Purpose
-from xiaopu.models.settlements import SupplierPayout, SupplierPayoutStatus
+from xiaopu.models.settlements import Settlement, SupplierPayout, SupplierPayoutStatus
 from xiaopu.payouts.providers import (
     Payee,
     PayeeKind,
@@ -98,11 +98,14 @@ async def send(provider: PayoutProvider, item: Claim) -> PayoutOutcome:
     return await provider.pay(item.key, payee, item.amount_minor, item.currency)
 
 
-def _event(payout: SupplierPayout) -> dict[str, object]:
+def _event(payout: SupplierPayout, settlement: Settlement) -> dict[str, object]:
     return {
         "supplier_payout_id": str(payout.id),
         "supplier_id": str(payout.supplier_id),
         "settlement_id": str(payout.settlement_id),
+        "settlement_number": settlement.number,
+        "first_day": settlement.first_day.isoformat(),
+        "last_day": settlement.last_day.isoformat(),
         "currency": payout.currency,
         "amount_minor": payout.amount_minor,
         "status": str(payout.status),
@@ -148,7 +151,9 @@ async def record(session: AsyncSession, item: Claim, outcome: PayoutOutcome) -> 
         payout.failure_reason = (outcome.failure_reason or "refused")[:500]
         event = EventType.supplier_payout_failed
     await session.flush()
-    await webhooks.emit(session, event, payout.supplier_id, _event(payout))
+    settlement = await session.get(Settlement, payout.settlement_id)
+    assert settlement is not None  # a payout's settlement is never deleted
+    await webhooks.emit(session, event, payout.supplier_id, _event(payout, settlement))
     return True
 
 

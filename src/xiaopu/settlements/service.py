@@ -524,10 +524,10 @@ def as_csv(detail: SettlementDetail, settings: Settings) -> str:
 
 
 async def retry_payout(
-    session: AsyncSession, supplier_id: uuid.UUID, payout_id: uuid.UUID
+    session: AsyncSession, supplier_id: uuid.UUID | None, payout_id: uuid.UUID
 ) -> SupplierPayoutOut:
     """Send a failed payout again (its money waited in `payable_settling`): the next payout
-    run pays it under a new attempt's key."""
+    run pays it under a new attempt's key. `supplier_id` None: an operator, for anyone's."""
     payout = await repository.payout(session, payout_id, supplier_id=supplier_id, lock=True)
     if payout is None:
         raise SupplierPayoutNotFound()
