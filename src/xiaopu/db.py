@@ -251,6 +251,16 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
+async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+# For the rare request that must commit before it calls out and again after (claim, commit,
+# call, record: opening a payment): it runs its own units of work, each with unit_of_work.
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
+
+
 async def raw_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session, inside the session's transaction, for what
     SQLAlchemy does not do (COPY, pgqueuer's queries). SQLAlchemy begins lazily, so the
