@@ -228,7 +228,8 @@ class ShareLinks:
             await self._send(send, 302, None, b"", method, location=location)
             return
         headers = self._click(scope, target, code)
-        assert headers is not None  # a person's GET, as checked above
+        if headers is None:
+            raise RuntimeError("a person's GET always makes a click")  # as checked above
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send(_EMPTY_BODY)
 

@@ -81,6 +81,11 @@ class PaymentOpening(Conflict):
         super().__init__(headers={"Retry-After": "1"})
 
 
+class OrderNotPaid(Conflict):
+    code = "order_not_paid"
+    title = "The order is not paid, so nothing of it can be refunded"
+
+
 class SandboxDisabled(NotFound):
     code = "sandbox_disabled"
     title = "The sandbox payment provider is not available here"
@@ -227,9 +232,9 @@ async def _apply(
         )
     # Lock order, then payment: the order every other writer of both takes.
     order = await repository.one(session, repository.any_orders(), payment.order_id, lock=True)
-    payment = await repository.payment_of(session, payment.order_id)
-    assert order is not None  # payments.order_id is a foreign key
-    assert payment is not None
+    if order is None:
+        raise RuntimeError(f"payment {payment.id} has no order")  # a foreign key
+    payment = await _payment_of(session, order.id)
     if callback.kind is CallbackKind.failed:
         if payment.status is PaymentStatus.paid:
             return payment.id, "ignored_already_paid"
@@ -344,9 +349,9 @@ async def refund_part(
     earned on them. Order, supplier order and lines are locked by the caller, and the lines
     already count the refunded units as returned."""
     amount = sum(a for _, a in lines.values()) + shipping_minor
-    payment = await repository.payment_of(session, order.id)
-    assert payment is not None
-    assert payment.status is PaymentStatus.paid
+    payment = await _payment_of(session, order.id)
+    if payment.status is not PaymentStatus.paid:
+        raise OrderNotPaid(extra={"payment_status": str(payment.status)})
     part.refunded_minor += amount
     order.refunded_minor += amount
     if shipping_minor:
@@ -378,10 +383,12 @@ async def _refund_succeeded(session: AsyncSession, refund: Refund, provider_ref:
 async def _refund_owner(session: AsyncSession, refund: Refund) -> uuid.UUID:
     if refund.supplier_order_id is not None:
         part = await session.get(SupplierOrder, refund.supplier_order_id)
-        assert part is not None
+        if part is None:
+            raise RuntimeError(f"refund {refund.id} has no supplier order")  # a foreign key
         return part.supplier_id
     order = await session.get(Order, refund.order_id)
-    assert order is not None
+    if order is None:
+        raise RuntimeError(f"refund {refund.id} has no order")  # a foreign key
     return order.shop_id
 
 
@@ -415,7 +422,8 @@ async def send_refund(
     if refund is None or refund.status is not RefundStatus.pending:
         return None if refund is None else refund.status
     payment = await session.get(Payment, refund.payment_id)
-    assert payment is not None
+    if payment is None:
+        raise RuntimeError(f"refund {refund.id} has no payment")  # a foreign key
     provider = provider_for(settings, payment.provider)
     outcome = await provider.refund(
         payment.provider_ref, refund.id, refund.amount_minor, refund.currency
