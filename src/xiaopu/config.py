@@ -244,12 +244,14 @@ class Settings(BaseSettings):
 
     @property
     def attribution_key(self) -> bytes:
-        assert self.attribution_secret is not None  # set by the validator
+        if self.attribution_secret is None:
+            raise RuntimeError("attribution_secret is set by the validator")
         return self.attribution_secret.get_secret_value().encode()
 
     @property
     def jwt_key(self) -> str:
-        assert self.jwt_secret is not None  # set by the validator
+        if self.jwt_secret is None:
+            raise RuntimeError("jwt_secret is set by the validator")
         return self.jwt_secret.get_secret_value()
 
 

@@ -34,7 +34,8 @@ async def run_worker(
     drain: bool = False,
     heartbeat_timeout: timedelta = timedelta(seconds=30),
 ) -> None:
-    assert settings.database_url is not None
+    if settings.database_url is None:
+        raise RuntimeError("the worker needs XIAOPU_DATABASE_URL")
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
     connection = await asyncpg.connect(_plain_dsn(settings.database_url))

@@ -85,7 +85,8 @@ class SandboxPayouts:
             )
         finally:
             await conn.close()
-        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
+        if row is None:
+            raise RuntimeError("INSERT ... ON CONFLICT DO UPDATE returned no row")
         return PayoutOutcome(row["succeeded"], row["provider_ref"], row["failure_reason"])
 
     async def lookup(self, key: str) -> PayoutOutcome | None:
@@ -104,7 +105,8 @@ class SandboxPayouts:
 
 
 def payout_provider(settings: Settings) -> PayoutProvider:
-    assert settings.database_url is not None  # set before anything pays out
+    if settings.database_url is None:
+        raise RuntimeError("the sandbox payout provider needs XIAOPU_DATABASE_URL")
     return SandboxPayouts(
         settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     )
