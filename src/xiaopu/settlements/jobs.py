@@ -28,7 +28,8 @@ async def pay(session: AsyncSession, ctx: JobContext, _: bytes) -> None:
     # Paying commits between its steps, so it cannot run in the job's one unit of work: it
     # opens its own sessions on the same engine (and leaves `session` unused).
     engine = session.bind
-    assert isinstance(engine, AsyncEngine)
+    if not isinstance(engine, AsyncEngine):
+        raise RuntimeError("the job's session is not bound to an engine")
     run = await payouts.pay_supplier_payouts(create_sessionmaker(engine), ctx.settings)
     if run.paid or run.failed or run.unanswered:
         log.info(

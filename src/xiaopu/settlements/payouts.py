@@ -152,7 +152,8 @@ async def record(session: AsyncSession, item: Claim, outcome: PayoutOutcome) -> 
         event = EventType.supplier_payout_failed
     await session.flush()
     settlement = await session.get(Settlement, payout.settlement_id)
-    assert settlement is not None  # a payout's settlement is never deleted
+    if settlement is None:  # a payout's settlement is frozen: never deleted
+        raise RuntimeError(f"supplier payout {payout.id} has no settlement")
     await webhooks.emit(session, event, payout.supplier_id, _event(payout, settlement))
     return True
 
