@@ -92,4 +92,4 @@ async def sandbox_keys(
         ),
         {"ids": [str(i) for i in withdrawal_ids]},
     )
-    return dict(rows.tuples().all())
+    return {row.key: row.succeeded for row in rows}
