@@ -359,11 +359,13 @@ async def _settle(
     claims: list[Claim],
     after_step: StepHook,
 ) -> int:
-    """Ask the provider about every claim, a bounded number at once and outside any
-    transaction, and record each answer as it comes. Returns how many got no answer."""
+    """Settle every claim, `payout_concurrency` at a time: ask the provider outside any
+    transaction, then record its answer. Returns how many got no answer."""
     gate = asyncio.Semaphore(settings.payout_concurrency)
+    # Records take turns: `sessions` may hand out sessions of one connection.
+    recording = asyncio.Lock()
 
-    async def ask(claim: Claim) -> tuple[Claim, PayoutOutcome | None]:
+    async def settle(claim: Claim) -> bool:
         async with gate:
             try:
                 outcome = await provider.lookup(claim.key) if claim.taken_over else None
@@ -375,28 +377,25 @@ async def _settle(
             except Exception:
                 # Unknown whether it was paid: the claim stays for a later run to look up.
                 log.exception("payouts.provider_error", key=claim.key)
-                return claim, None
-        return claim, outcome
-
-    unanswered = 0
-    tasks = [asyncio.create_task(ask(claim)) for claim in claims]
-    try:
-        for answered in asyncio.as_completed(tasks):
-            claim, outcome = await answered
-            if outcome is None:
-                unanswered += 1
-                continue
+                return False
             after_step("called")
-            await _record(sessions, claim, outcome)
+            async with recording:
+                await record(sessions, claim, outcome)
             after_step("recorded")
+            return True
+
+    tasks = [asyncio.create_task(settle(claim)) for claim in claims]
+    try:
+        settled = await asyncio.gather(*tasks)
     finally:
+        # A failed record (or a crash at a step) stops the others; their claims stay claimed.
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return unanswered
+    return settled.count(False)
 
 
-async def _record(
+async def record(
     sessions: async_sessionmaker[AsyncSession], claim: Claim, outcome: PayoutOutcome
 ) -> bool:
     """Record the provider's answer for a claim and commit; False if another run recorded it
