@@ -16,6 +16,7 @@ from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
 from xiaopu.models import PayoutBatch, Withdrawal
 from xiaopu.models.ledger import PLATFORM_ID, OwnerKind, Purpose
+from xiaopu.payouts.providers import Payee, PayoutOutcome, SandboxPayouts, payout_provider
 from xiaopu.payouts.service import RUN_JOB
 
 
@@ -93,3 +94,32 @@ async def sandbox_keys(
         {"ids": [str(i) for i in withdrawal_ids]},
     )
     return {row.key: row.succeeded for row in rows}
+
+
+class Recording:
+    """The sandbox, counting what it is asked; it can lose the answer to a pay it made (a
+    timeout after the provider paid) or fail before the request leaves."""
+
+    name = "recording"
+
+    def __init__(self, settings: Settings) -> None:
+        provider = payout_provider(settings)
+        assert isinstance(provider, SandboxPayouts)
+        self.inner = provider
+        self.paid: list[str] = []
+        self.looked_up: list[str] = []
+        self.lose_answer_for: set[str] = set()
+        self.unreachable_for: set[str] = set()
+
+    async def pay(self, key: str, payee: Payee, amount_minor: int, currency: str) -> PayoutOutcome:
+        if key in self.unreachable_for:
+            raise ConnectionError("provider unreachable")
+        self.paid.append(key)
+        outcome = await self.inner.pay(key, payee, amount_minor, currency)
+        if key in self.lose_answer_for:
+            raise TimeoutError("the answer was lost")
+        return outcome
+
+    async def lookup(self, key: str) -> PayoutOutcome | None:
+        self.looked_up.append(key)
+        return await self.inner.lookup(key)

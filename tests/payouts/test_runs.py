@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import make_settings
 from tests.orders.helpers import key
-from tests.payouts.helpers import batches_of, sandbox_keys, shop_with_available
+from tests.payouts.helpers import Recording, batches_of, sandbox_keys, shop_with_available
 from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
 from xiaopu.ledger import service as ledger
@@ -22,9 +22,6 @@ from xiaopu.payouts import service as payouts
 from xiaopu.payouts.providers import (
     Payee,
     PayeeKind,
-    PayoutOutcome,
-    SandboxPayouts,
-    payout_provider,
 )
 from xiaopu.payouts.service import Claim, Step, StepHook
 
@@ -43,35 +40,6 @@ def crash_at(step: Step) -> StepHook:
             raise Crash(step)
 
     return hook
-
-
-class Recording:
-    """The sandbox, counting what it is asked; it can lose the answer to a pay it made (a
-    timeout after the provider paid) or fail before the request leaves."""
-
-    name = "recording"
-
-    def __init__(self, settings: Settings) -> None:
-        provider = payout_provider(settings)
-        assert isinstance(provider, SandboxPayouts)
-        self.inner = provider
-        self.paid: list[str] = []
-        self.looked_up: list[str] = []
-        self.lose_answer_for: set[str] = set()
-        self.unreachable_for: set[str] = set()
-
-    async def pay(self, key: str, payee: Payee, amount_minor: int, currency: str) -> PayoutOutcome:
-        if key in self.unreachable_for:
-            raise ConnectionError("provider unreachable")
-        self.paid.append(key)
-        outcome = await self.inner.pay(key, payee, amount_minor, currency)
-        if key in self.lose_answer_for:
-            raise TimeoutError("the answer was lost")
-        return outcome
-
-    async def lookup(self, key: str) -> PayoutOutcome | None:
-        self.looked_up.append(key)
-        return await self.inner.lookup(key)
 
 
 async def _withdrawals(

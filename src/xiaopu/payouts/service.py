@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Literal
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from xiaopu.commissions import service as commissions
 from xiaopu.config import Settings
@@ -275,8 +275,8 @@ async def run_payouts(
 
     Claims older than `payout_claim_timeout_seconds` belong to a run that died: this run takes
     them over and asks the provider `lookup(key)` first, recording what it says or paying the
-    key if the provider never received it. Every database step runs on one session at a time,
-    so `sessions` may hand out sessions of a single connection (as tests do).
+    key if the provider never received it. `sessions` may be bound to a single connection (as
+    tests bind it); its steps then run one at a time.
 
     `after_step` is called after each step commits or answers (tests crash the run there)."""
     provider = provider or payout_provider(settings)
@@ -362,8 +362,11 @@ async def _settle(
     """Settle every claim, `payout_concurrency` at a time: ask the provider outside any
     transaction, then record its answer. Returns how many got no answer."""
     gate = asyncio.Semaphore(settings.payout_concurrency)
-    # Records take turns: `sessions` may hand out sessions of one connection.
-    recording = asyncio.Lock()
+    # Sessions of one connection (tests join an outer transaction that way) cannot run side by
+    # side, so their records take turns; a pool's records run in parallel, a shop's queued by
+    # its payout lock.
+    one_connection = isinstance(sessions.kw.get("bind"), AsyncConnection)
+    recording = asyncio.Semaphore(1 if one_connection else settings.payout_concurrency)
 
     async def settle(claim: Claim) -> bool:
         async with gate:
@@ -440,7 +443,8 @@ async def record(
             session, OwnerKind.shop, w.shop_id, Purpose.earnings_available, w.currency
         )
         await ledger.post(session, kind=kind, cause=cause, currency=w.currency, legs=legs)
-        await repository.count_outcome(session, w.batch_id, paid=outcome.succeeded)
         await session.flush()
         await webhooks.emit(session, event, w.shop_id, _event(w))
+        # Last: every record of a batch counts on its row, held from here to the commit.
+        await repository.count_outcome(session, w.batch_id, paid=outcome.succeeded)
     return True
