@@ -79,7 +79,9 @@ def schedules() -> list[Schedule]:
         ),
         Schedule(
             payout_jobs.RUN_JOB,
-            "30 * * * *",
+            # Often, because a run is cheap when nothing waits and it is also what takes over
+            # the claims of a worker that died (once `payout_claim_timeout_seconds` passed).
+            "*/5 * * * *",
             payout_jobs.run,
             "Pay every requested withdrawal through the payout provider: claim a chunk and "
             "commit, ask the provider outside any transaction, record each outcome and commit; "

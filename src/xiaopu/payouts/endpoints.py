@@ -62,6 +62,7 @@ async def retry_withdrawal(
 
 @operator_router.post("/run", status_code=status.HTTP_202_ACCEPTED)
 async def run_payouts(operator: CurrentOperator, session: DbSession) -> PayoutRunQueued:
-    """Queue a payout run now (the `payouts.run` schedule runs one hourly). The worker pays:
-    a payout is claimed, asked of the provider outside any transaction, and recorded."""
+    """Queue a payout run now (the `payouts.run` schedule runs one every 5 minutes). The
+    worker pays: each payout is claimed, asked of the provider outside any transaction, and
+    recorded."""
     return await service.queue_run(session)

@@ -238,9 +238,8 @@ class PayoutRun:
 
 
 def _claim(withdrawal: Withdrawal, *, taken_over: bool) -> Claim:
-    assert (
-        withdrawal.payout_key is not None
-    )  # a claimed row has one (ck_withdrawals_claimed_has_key)
+    # A claimed row has its key (ck_withdrawals_claimed_has_key).
+    assert withdrawal.payout_key is not None
     return Claim(
         withdrawal.id,
         withdrawal.shop_id,
