@@ -22,9 +22,11 @@ from tests.factories import make_operator
 from tests.orders.helpers import key
 from tests.payouts.helpers import fund
 from xiaopu.db import create_engine, create_sessionmaker
+from xiaopu.jobs import schedules
 from xiaopu.ledger import service as ledger
 from xiaopu.models import PayoutBatch, Withdrawal, WithdrawalStatus
 from xiaopu.models.ledger import OwnerKind, Purpose
+from xiaopu.payouts.service import RUN_JOB
 
 CLAIM_SIZE = 5
 # (currency, amounts): the sandbox refuses amounts ending in 13 minor units.
@@ -100,6 +102,17 @@ async def test_sigkilled_payout_worker_pays_each_withdrawal_once(
         op = await new_actor(client)
         async with sessions() as session:
             await make_operator(session, op.account_id)
+            # The payout schedule's next run a day away, so no scheduled run joins the one
+            # queued below and every death lands where it is expected.
+            (schedule,) = [s for s in schedules() if s.name == RUN_JOB]
+            await session.execute(
+                text(
+                    "INSERT INTO pgqueuer_schedules (expression, entrypoint, next_run) "
+                    "VALUES (:cron, :job, now() + interval '1 day')"
+                ),
+                {"cron": schedule.cron, "job": RUN_JOB},
+            )
+            await session.commit()
         queued = await client.post("/v1/operator/payouts/run", headers=op.headers)
         assert queued.status_code == 202, queued.text
 
