@@ -2,7 +2,7 @@
 purpose `payable_settling`
 
 Revision ID: 5e77e1a0c0de
-Revises: 5b8e2d4f6a13
+Revises: 6e2b9d4f7a13
 Create Date: 2026-12-07 03:40:00.000000+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5e77e1a0c0de"
-down_revision: str | None = "5b8e2d4f6a13"
+down_revision: str | None = "6e2b9d4f7a13"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

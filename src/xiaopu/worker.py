@@ -40,12 +40,17 @@ async def run_worker(
     sessionmaker = create_sessionmaker(engine)
     connection = await asyncpg.connect(_plain_dsn(settings.database_url))
     http = httpx.AsyncClient(follow_redirects=False)
-    ctx = JobContext(settings=settings, http=http)
+    ctx = JobContext(settings=settings, http=http, sessionmaker=sessionmaker)
     pgq = PgQueuer.from_asyncpg_connection(connection)
 
-    def register(name: str, handler: JobHandler) -> None:
+    def register(name: str, handler: JobHandler, *, own_transactions: bool = False) -> None:
         async def run(job: Job) -> None:
             try:
+                if own_transactions:
+                    # The handler commits its own steps through ctx.sessionmaker.
+                    async with sessionmaker() as session:
+                        await handler(session, ctx, job.payload or b"")
+                    return
                 # One unit of work per job: the handler's writes and any jobs it queues commit
                 # together, after it returns.
                 async with sessionmaker() as session, session.begin():
@@ -63,7 +68,7 @@ async def run_worker(
     for name, handler in entrypoints().items():
         register(name, handler)
     for schedule in schedules():
-        register(schedule.name, schedule.handler)
+        register(schedule.name, schedule.handler, own_transactions=schedule.own_transactions)
 
         async def trigger(_: Schedule, name: str = schedule.name) -> None:
             # A schedule only queues the job, so it gets the same retries as any other.

@@ -399,7 +399,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.rig = rig
         self.world = rig.world
         self.settings = rig.settings["earn"]
-        self.threshold = self.settings.payout_threshold_minor
+        self.threshold = self.settings.payout_threshold("CNY")
         self.conn = rig.loop.run_until_complete(rig.engine.connect())
         self.trans = rig.loop.run_until_complete(self.conn.begin())
         # Each step is one request or job: its commit releases a savepoint in the example's
@@ -798,7 +798,9 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule()
     def run_payouts(self) -> None:
         waiting = self._withdrawals("requested")
-        batches = self._run(lambda s: payouts.run_batches(s, self.settings))
+        batches = self.rig.loop.run_until_complete(
+            payouts.run_payouts(self.sessions, self.settings)
+        ).batches
         by_currency: dict[str, list[Withdrawal]] = defaultdict(list)
         for w in waiting:
             by_currency[w.currency].append(w)

@@ -63,12 +63,10 @@ async def test_two_closes_at_once_freeze_one_statement_and_one_payout_pays_once(
         assert await supplier_balance(session, supply.id, Purpose.payable_settling) == 3 * 8_500
 
     async def pay() -> None:
-        async with (
-            live.sessionmaker() as session,
-            session.begin(),
-            httpx.AsyncClient() as http,
-        ):
-            await settlement_jobs.pay(session, JobContext(settings=live.settings, http=http), b"")
+        # As the worker runs an own_transactions job: a session outside any transaction.
+        async with live.sessionmaker() as session, httpx.AsyncClient() as http:
+            ctx = JobContext(settings=live.settings, http=http, sessionmaker=live.sessionmaker)
+            await settlement_jobs.pay(session, ctx, b"")
 
     await asyncio.gather(pay(), pay())
     async with live.sessionmaker() as session:

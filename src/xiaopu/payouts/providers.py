@@ -105,6 +105,10 @@ class SandboxPayouts:
 
 
 def payout_provider(settings: Settings) -> PayoutProvider:
+    """The provider `settings.payout_provider` names (config refuses the sandbox in production
+    unless allowed)."""
+    if settings.payout_provider != SandboxPayouts.name:
+        raise RuntimeError(f"no payout provider called {settings.payout_provider!r}")
     if settings.database_url is None:
         raise RuntimeError("the sandbox payout provider needs XIAOPU_DATABASE_URL")
     return SandboxPayouts(

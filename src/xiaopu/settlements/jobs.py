@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.db import create_sessionmaker
 from xiaopu.jobs import JobContext
 from xiaopu.settlements import payouts, service
 
@@ -25,12 +24,11 @@ async def close(session: AsyncSession, ctx: JobContext, _: bytes) -> None:
 
 
 async def pay(session: AsyncSession, ctx: JobContext, _: bytes) -> None:
-    # Paying commits between its steps, so it cannot run in the job's one unit of work: it
-    # opens its own sessions on the same engine (and leaves `session` unused).
-    engine = session.bind
-    if not isinstance(engine, AsyncEngine):
-        raise RuntimeError("the job's session is not bound to an engine")
-    run = await payouts.pay_supplier_payouts(create_sessionmaker(engine), ctx.settings)
+    # Paying commits between its steps (Schedule.own_transactions): it opens its own units of
+    # work and leaves `session` unused.
+    if ctx.sessionmaker is None:
+        raise RuntimeError("settlements.pay needs JobContext.sessionmaker")
+    run = await payouts.pay_supplier_payouts(ctx.sessionmaker, ctx.settings)
     if run.paid or run.failed or run.unanswered:
         log.info(
             "supplier_payouts.run",
