@@ -1,7 +1,7 @@
 """commission actions and forfeits: a fixed vocabulary of history actions, and where a refused
 hold's money went
 
-Revision ID: 6e2b9d4f7a13
+Revision ID: a41c0f9e2d37
 Revises: 3a7d5e0c1b20
 Create Date: 2026-12-07 03:10:00.000000+00:00
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "6e2b9d4f7a13"
+revision: str = "a41c0f9e2d37"
 down_revision: str | None = "3a7d5e0c1b20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """payments opened on request: the claim, the time opened and the pay URL, recorded after the call
 
 Revision ID: 5b8e2d4f6a13
-Revises: 3a7d5e0c1b20
+Revises: a41c0f9e2d37
 Create Date: 2026-12-07 03:20:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5b8e2d4f6a13"
-down_revision: str | None = "3a7d5e0c1b20"
+down_revision: str | None = "a41c0f9e2d37"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
