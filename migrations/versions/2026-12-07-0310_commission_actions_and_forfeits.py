@@ -16,7 +16,15 @@ down_revision: str | None = "3a7d5e0c1b20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ACTIONS = ("accrued", "reversed", "released", "paid", "held_released", "forfeited")
+ACTIONS = (
+    "accrued",
+    "reversed",
+    "released",
+    "paid",
+    "held_released",
+    "forfeited",
+    "forfeit_completed",
+)
 PURPOSES = (
     "earnings_pending",
     "earnings_held",
@@ -91,6 +99,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table, name, _ in reversed(CHECKS):
         op.drop_constraint(op.f(name), table, type_="check")
+    # The old schema has no word for completion moving a refused hold's money on.
+    op.execute("DELETE FROM commission_events WHERE action = 'forfeit_completed'")
     op.execute("UPDATE commission_events SET action = 'released' WHERE action = 'held_released'")
     op.execute("UPDATE commission_events SET action = 'forfeitd' WHERE action = 'forfeited'")
     op.drop_column("commissions", "forfeited_to")

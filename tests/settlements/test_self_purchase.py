@@ -133,3 +133,33 @@ async def test_under_none_the_supplier_keeps_the_commission(
     assert (sale["sales_minor"], sale["commission_minor"]) == (10_000, 0)
     assert (sale["platform_fee_minor"], sale["other_minor"]) == (500, 0)
     assert sale["net_minor"] == statement["payout_minor"] == owed
+
+
+async def test_a_hold_forfeited_before_completion_is_settled_with_the_sale(
+    holding: httpx.AsyncClient,
+    session: AsyncSession,
+    holding_settings: Settings,
+    test_clock: Clock,
+) -> None:
+    test_clock.freeze(MONDAY)
+    m = await market(holding, session, price=10_000, commission_bps=1000, return_window_days=1)
+    supply = m.suppliers[0]
+    order = await checkout(holding, m.slug, [(m.variant, 1)], headers=m.keeper.headers)
+    await pay(holding, order)
+    (part,) = order["supplier_orders"]
+    await commissions.decide_held(session, uuid.UUID(part["id"]), HeldDecision(decision="forfeit"))
+    await session.commit()
+    tracking = {"carrier": "SF", "tracking_number": f"SF-SELF-{uuid.uuid4().hex[:8]}"}
+    assert (await supplier_act(holding, supply, part["id"], "ship", tracking)).status_code == 200
+    assert (await supplier_act(holding, supply, part["id"], "deliver")).status_code == 200
+    test_clock.advance(timedelta(days=1, seconds=1))
+    assert await fulfilment.complete_due(session, holding_settings) == 1
+    await session.commit()
+    owed = await supplier_balance(session, supply.id, Purpose.payable)
+    assert owed == 8_500 + 1_000  # its share, and the commission the forfeit gave it
+    assert await supplier_balance(session, supply.id, Purpose.payable_pending) == 0
+
+    statement = await _statement(holding, session, holding_settings, supply)
+    assert statement["net_minor"] == statement["payout_minor"] == owed
+    assert sum(ln["other_minor"] for ln in statement["lines"]) == 0
+    assert await supplier_balance(session, supply.id, Purpose.payable) == 0

@@ -118,9 +118,10 @@ async def release_pending(
     available stage, in one statement that keeps the rows in the database; returns what moved
     summed per (currency, beneficiary, owner): the legs of the completion postings.
 
-    A forfeited line's history is the shopkeeper's account of what they lost, and completion
-    changes nothing of that: only its `forfeited_to` moves (once: the update is its own guard),
-    with the money in the ledger."""
+    A refused hold's line stays forfeited: its `forfeited_to` moves on (once: the update is its
+    own guard) with the money in the ledger, and its history says so (`forfeit_completed`, the
+    supplier order's completion as cause), which is how a settlement finds that money in the
+    supplier order's completion."""
     rows = await session.execute(
         text(
             """
@@ -140,9 +141,16 @@ async def release_pending(
                     CASE forfeited_to WHEN 'payable_pending' THEN 'payable' ELSE 'fees' END
                 WHERE supplier_order_id = ANY(CAST(:ids AS uuid[])) AND status = 'forfeited'
                     AND forfeited_to IN ('payable_pending', 'fees_pending')
-                RETURNING CASE forfeited_to WHEN 'payable' THEN 'supplier' ELSE 'platform' END
+                RETURNING id, supplier_order_id,
+                    CASE forfeited_to WHEN 'payable' THEN 'supplier' ELSE 'platform' END
                     AS beneficiary, supplier_id, currency, accrued_minor - reversed_minor
                     AS remaining
+            ), forfeit_history AS (
+                INSERT INTO commission_events (id, commission_id, action, status, amount_minor,
+                    cause, at)
+                SELECT gen_random_uuid(), id, :forfeit_completed, 'forfeited', remaining,
+                    'completion:' || supplier_order_id, :now
+                FROM forfeits
             )
             SELECT currency, beneficiary,
                 CASE beneficiary WHEN 'shop' THEN shop_id WHEN 'supplier' THEN supplier_id
@@ -161,6 +169,7 @@ async def release_pending(
             "now": now,
             "platform": PLATFORM_ID,
             "released": CommissionAction.released.value,
+            "forfeit_completed": CommissionAction.forfeit_completed.value,
         },
     )
     return rows.all()

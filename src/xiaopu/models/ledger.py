@@ -121,6 +121,9 @@ class CommissionAction(enum.StrEnum):
     paid = "paid"  # a payout to the shop covered it
     held_released = "held_released"  # an operator let a held self-purchase earn
     forfeited = "forfeited"  # an operator refused a held self-purchase: see `forfeited_to`
+    # Completion moved a refused hold's money on to the available stage (the supplier's
+    # payable, the platform's fees), where it is settled with the supplier order.
+    forfeit_completed = "forfeit_completed"
 
 
 # Where a refused hold's money goes: the commission back to the supplier, the markup to the

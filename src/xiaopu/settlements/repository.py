@@ -148,14 +148,15 @@ async def parts_of(
 async def part_events(
     session: AsyncSession, commission_ids: Sequence[uuid.UUID]
 ) -> list[PartEvent]:
-    """Reversals and releases of these commission lines (with the line's status then)."""
+    """Reversals and releases of these commission lines (with the line's status then), and the
+    money of refused holds that completion moved on."""
     if not commission_ids:
         return []
     rows = await session.execute(
         text(
             "SELECT commission_id, action, status, cause, amount_minor FROM commission_events "
             "WHERE commission_id = ANY(CAST(:ids AS uuid[])) "
-            "AND action IN ('reversed', 'released')"
+            "AND action IN ('reversed', 'released', 'forfeit_completed')"
         ),
         {"ids": list(commission_ids)},
     )

@@ -132,6 +132,7 @@ def _completion_line(
     later = {e.cause for e in mine if e.action == "reversed" and e.status in _COMPLETED}
     held: dict[tuple[Beneficiary, PartKind], int] = defaultdict(int)
     released = 0
+    given_back = 0
     for part in parts:
         own = events.get(part.id, [])
         before = sum(e.amount_minor for e in own if e.action == "reversed" and e.cause not in later)
@@ -140,8 +141,16 @@ def _completion_line(
             released += sum(
                 e.amount_minor for e in own if e.action == "released" and e.cause == source
             )
+        elif part.kind is PartKind.commission:
+            # A hold refused before completion: its commission came back to the supplier and
+            # became payable with the rest of the order (the markup went to the platform).
+            given_back += sum(
+                e.amount_minor for e in own if e.action == "forfeit_completed" and e.cause == source
+            )
     share = held[(Beneficiary.supplier, PartKind.supplier_share)]
-    commission = held[(Beneficiary.shop, PartKind.commission)]
+    sold_commission = held[(Beneficiary.shop, PartKind.commission)]
+    commission = sold_commission - given_back
+    released += given_back
     fee = held[(Beneficiary.platform, PartKind.platform_fee)]
     return _Line(
         kind=SettlementLineKind.sale,
@@ -150,7 +159,7 @@ def _completion_line(
         order_id=done.order_id,
         supplier_order_id=done.supplier_order_id,
         net_minor=released,
-        sales_minor=share + commission + fee,
+        sales_minor=share + sold_commission + fee,
         commission_minor=commission,
         platform_fee_minor=fee,
         shipping_minor=held[(Beneficiary.supplier, PartKind.shipping)],
