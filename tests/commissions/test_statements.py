@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -104,6 +105,9 @@ async def test_a_statement_lists_sales_and_refunds_and_matches_the_ledger(
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert len(rows) == len(body["lines"])
     assert sum(int(r["net_payable_minor"]) + int(r["shipping_minor"]) for r in rows) == owed
+    for r in rows:  # amounts for people, in yuan with two decimals, beside the exact fen
+        assert Decimal(r["net_payable"]) * 100 == int(r["net_payable_minor"])
+        assert len(r["sales"].rpartition(".")[2]) == 2
 
     stranger = await new_supply(client, m.op)
     foreign = await client.get(

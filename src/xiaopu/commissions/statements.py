@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu.commissions import repository
 from xiaopu.commissions.schemas import Statement, StatementLine, StatementTotals
 from xiaopu.errors import AppError
+from xiaopu.kit.money import major_units
 from xiaopu.models.ledger import Beneficiary, CommissionAction, PartKind, PartStatus
 
 # The columns a statement line fills from each part.
@@ -109,11 +110,18 @@ async def statement(
 
 
 def as_csv(result: Statement) -> str:
+    """Each line's fields, then its amounts again in major units (`sales` beside
+    `sales_minor`): a spreadsheet reader sees 12.34 CNY, 1234 JPY and 1.234 KWD as they are,
+    by the currency's ISO 4217 exponent, while the minor units stay exact for machines."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     columns = list(StatementLine.model_fields)
-    writer.writerow(columns)
+    amounts = [c for c in columns if c.endswith("_minor")]
+    writer.writerow(columns + [c.removesuffix("_minor") for c in amounts])
     for line in result.lines:
         data = line.model_dump(mode="json")
-        writer.writerow(["" if data[c] is None else data[c] for c in columns])
+        writer.writerow(
+            ["" if data[c] is None else data[c] for c in columns]
+            + [major_units(int(data[c]), line.currency) for c in amounts]
+        )
     return buffer.getvalue()
