@@ -40,12 +40,6 @@ async def _owed(session: AsyncSession, owner: str, purpose: str) -> int:
     return -int(value or 0)  # credits: what the platform owes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="completion moves only `pending` lines to payable: a commission forfeited to the "
-    "supplier before completion stays in payable_pending for good (and a forfeited markup in "
-    "the platform's fees_pending)",
-)
 async def test_a_commission_forfeited_before_completion_becomes_payable_with_the_order(
     holding: httpx.AsyncClient, session: AsyncSession, settings: Settings, test_clock: Clock
 ) -> None:

@@ -65,7 +65,7 @@ from xiaopu.orders.schemas import (
     Shipment,
 )
 from xiaopu.payouts import service as payouts
-from xiaopu.payouts.schemas import WithdrawalIn
+from xiaopu.payouts.schemas import BatchOut, WithdrawalIn
 from xiaopu.payouts.service import BelowThreshold, InsufficientFunds, NegativeBalance
 
 T = TypeVar("T")
@@ -871,6 +871,7 @@ class MoneyMachine(RuleBasedStateMachine):
             refund = self.refunds[refund_id]
             refund.status = "failed" if _fails_at_sandbox(refund.amount) else "succeeded"
             assert status == refund.status
+            event(f"refund {refund.status}{' on retry' if refund.retried else ''}")
             if refund.status == "succeeded":
                 for ret in refund.returns:
                     ret.status = "refunded"
@@ -909,7 +910,7 @@ class MoneyMachine(RuleBasedStateMachine):
         assert len(out) == 2 * len(part.lines)
         assert {c.status for c in out} == {expected}
         # The shopkeeper reads the decision in each line's history.
-        action = "forfeited" if forfeit else "released"
+        action = "forfeited" if forfeit else "held_released"
         cause = f"held-{decision}:{part.id}"
         for line in out:
             (step,) = [h for h in line.history if h.cause == cause]
@@ -948,8 +949,14 @@ class MoneyMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._withdrawals("requested"))
     @rule()
     def run_payouts(self) -> None:
+        """The payout job pays every waiting withdrawal."""
         waiting = self._withdrawals("requested")
         batches = self._run(lambda s: payouts.run_batches(s, self.settings))
+        self._paid_out(waiting, batches)
+
+    def _paid_out(self, waiting: list[Withdrawal], batches: list[BatchOut]) -> None:
+        """A payout run's batches: one per currency waiting, each withdrawal paid unless the
+        sandbox refuses its amount."""
         by_currency: dict[str, list[Withdrawal]] = defaultdict(list)
         for w in waiting:
             by_currency[w.currency].append(w)
@@ -961,6 +968,7 @@ class MoneyMachine(RuleBasedStateMachine):
             assert batch.paid_count == len(items) - len(failing)
             for w in items:
                 w.status = "failed" if _fails_at_sandbox(w.amount) else "paid"
+                event(f"payout {w.status}{' on retry' if w.retried else ''}")
 
     @precondition(lambda self: self._retryable_withdrawals())
     @rule(data=st.data())
@@ -1141,8 +1149,10 @@ def _check_totals(lines: list[StatementLine], totals: list[StatementTotals]) -> 
         t = sums[line.currency]
         if line.kind == "sale":
             t["sales_minor"] += line.sales_minor
-        else:
+        elif line.kind == "refund":
             t["refunds_minor"] -= line.sales_minor  # a refund line's sales are negative
+        else:  # a refused hold: the commission goes back to the supplier, nothing is sold
+            assert (line.kind, line.sales_minor) == ("forfeit", 0), line
         for column in ("commission_minor", "platform_fee_minor", "shipping_minor"):
             t[column] += getattr(line, column)
         t["net_payable_minor"] += line.net_payable_minor + line.shipping_minor
