@@ -4,7 +4,12 @@ refund leaves every party's accounts where they started."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
+from alembic import command
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.commissions.stories import (
@@ -27,9 +32,12 @@ from tests.commissions.stories import (
     return_the_rest,
     story,
 )
+from tests.conftest import make_settings
 from xiaopu.config import Settings
+from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.kit.clock import Clock
 from xiaopu.ledger import service as ledger
+from xiaopu.migrate import alembic_config, upgrade
 from xiaopu.models.ledger import PLATFORM_ID
 
 
@@ -143,3 +151,84 @@ async def test_a_self_purchase_under_none_can_always_be_refunded(
 ) -> None:
     async for client in app_client(settings, sessionmaker, "none"):
         await _run(await story(client, session, settings, test_clock), steps)
+
+
+@pytest.mark.concurrent
+async def test_the_migration_finds_where_earlier_refusals_sent_their_money(
+    fresh_db_url: str, test_clock: Clock
+) -> None:
+    """Holds decided before forfeited_to existed (history said 'forfeitd', and 'released' for
+    an operator's release too): going down and up again finds each refusal's stage from its
+    posting, and refunds after it still balance."""
+    settings = make_settings(fresh_db_url, self_purchase_policy="hold")
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        async with sessionmaker() as session:
+            async for client in app_client(settings, sessionmaker, "hold"):
+                before = await story(client, session, settings, test_clock)
+                await forfeit(before)
+                after = await story(client, session, settings, test_clock)
+                await deliver(after)
+                await refuse_the_rest(after)
+                await complete(after)
+                await forfeit(after)
+                released = await story(client, session, settings, test_clock)
+                await release(released)
+            await session.commit()
+            old_revision = "3a7d5e0c1b20"
+            await session.close()
+            await engine.dispose()
+
+            await asyncio.to_thread(
+                command.downgrade,
+                alembic_config(fresh_db_url, configure_logger=False),
+                old_revision,
+            )
+            conn = await asyncpg.connect(fresh_db_url)
+            try:
+                actions = {r[0] for r in await conn.fetch("SELECT action FROM commission_events")}
+                assert {"forfeitd", "released"} <= actions  # what the old code wrote
+            finally:
+                await conn.close()
+            await asyncio.to_thread(upgrade, fresh_db_url, "head", quiet=True)
+
+            engine = create_engine(settings)
+            sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker() as session:
+            rows = await session.execute(
+                text(
+                    "SELECT CAST(supplier_order_id AS text), kind, forfeited_to FROM commissions "
+                    "WHERE status = 'forfeited'"
+                )
+            )
+            found = {(p, k, to) for p, k, to in rows}
+            assert found == {
+                (before.part_id, "commission", "payable_pending"),
+                (before.part_id, "markup", "fees_pending"),
+                (after.part_id, "commission", "payable"),
+                (after.part_id, "markup", "fees"),
+            }
+            history = await session.execute(
+                text(
+                    "SELECT c.supplier_order_id, e.action FROM commission_events e "
+                    "JOIN commissions c ON c.id = e.commission_id WHERE c.beneficiary = 'shop'"
+                )
+            )
+            actions_by_part: dict[str, set[str]] = {}
+            for part, action in history:
+                actions_by_part.setdefault(str(part), set()).add(action)
+            assert actions_by_part == {
+                before.part_id: {"accrued", "forfeited"},
+                after.part_id: {"accrued", "forfeited"},
+                released.part_id: {"accrued", "held_released"},
+            }
+            async for client in app_client(settings, sessionmaker, "hold"):
+                before.client, before.session = client, session
+                after.client, after.session = client, session
+                await cancel(before)
+                await overrule(after)
+            await session.commit()
+            assert await ledger.reconcile(session) == 0
+    finally:
+        await engine.dispose()

@@ -84,14 +84,14 @@ def _leg(row: Commission, amount: int, status: PartStatus | None = None) -> Leg:
     return Leg(_OWNER_KIND[row.beneficiary], _owner(row, row.beneficiary), purpose, amount)
 
 
-def _holder_leg(row: Commission, amount: int) -> Leg | None:
+def _holder_leg(row: Commission, amount: int) -> Leg:
     """A leg on the account that holds this line's money now: its beneficiary's, by status, or
-    once forfeited, whoever the operator's refusal sent it to. None for a line forfeited at
-    accrual (policy `none`): it never held anything."""
+    once forfeited, whoever the operator's refusal sent it to."""
     if row.status is not PartStatus.forfeited:
         return _leg(row, amount)
     if row.forfeited_to is None:
-        return None
+        # Forfeited at accrual (policy `none`): its parts are 0, so nothing is ever taken back.
+        raise ledger.UnbalancedPosting(f"commission {row.id} never held money to move")
     holder = _FORFEIT_HOLDER[row.forfeited_to]
     return Leg(_OWNER_KIND[holder], _owner(row, holder), row.forfeited_to, amount)
 
@@ -277,9 +277,7 @@ async def reverse(
             if row is None or amount == 0:
                 continue
             row.reversed_minor += amount
-            leg = _holder_leg(row, amount)
-            if leg is not None:
-                legs.append(leg)
+            legs.append(_holder_leg(row, amount))
             session.add(_history(row, CommissionAction.reversed, amount, cause, now))
     if shipping_minor:
         row = by_part.get((None, Beneficiary.supplier, PartKind.shipping))
@@ -361,9 +359,7 @@ async def decide_held(
             row.status = PartStatus.forfeited
             row.forfeited_to = _PURPOSE[(to, stage)]
             action = CommissionAction.forfeited
-        leg = _holder_leg(row, -remaining)
-        assert leg is not None  # a forfeit always names where the money went
-        legs.append(leg)
+        legs.append(_holder_leg(row, -remaining))  # into where the decision put it
         session.add(_history(row, action, remaining, cause, now))
     await ledger.post(
         session, kind="held_decision", cause=cause, currency=held[0].currency, legs=legs
