@@ -505,11 +505,12 @@ class MoneyMachine(RuleBasedStateMachine):
         self.available: dict[str, int] = {}
         self.unseen = self.world.history.ids  # rows in the database the machine doesn't track
         self.tracking = 0
-        # The suppliers' statements, by (supplier, currency, cause), and the count of commission
-        # events and ledger entries they were read at: both tables are append-only, so while
-        # the counts stand the statements cannot have changed and are not read again.
-        self.statement_causes: dict[tuple[uuid.UUID, str, str], int] = {}
-        self.statement_read_at: tuple[int, int] | None = None
+        # Each supplier's statement as (currency, cause) -> amount, and how many commission
+        # events of its lines there were when it was read. A statement is made of those events
+        # (append-only, stamped with the clock, never ahead of it) and of what they point at,
+        # which never changes: while the count stands, it is not read again.
+        self.statement_causes: dict[uuid.UUID, dict[tuple[str, str], int]] = {}
+        self.statement_read_at: dict[uuid.UUID, int] = {}
 
     @initialize(funded=st.booleans())
     def pick_shop(self, funded: bool) -> None:
@@ -1042,32 +1043,33 @@ class MoneyMachine(RuleBasedStateMachine):
                 assert await ledger.reconcile(s) == 0  # 2. balances are sums of entries
                 (found,) = await _all(s, CHECKS, {"shop": self.keeper.shop_id})
                 found = dict(found._mapping)
-                read_at = (found["events"], found["entries"])
-                if read_at != self.statement_read_at:
-                    self.statement_causes = await self._statements(s)
-                    self.statement_read_at = read_at
+                for supplier_id in self.world.suppliers:
+                    read_at = int(found["supplier_events"].get(str(supplier_id), 0))
+                    if read_at != self.statement_read_at.get(supplier_id):
+                        self.statement_causes[supplier_id] = await self._statement(s, supplier_id)
+                        self.statement_read_at[supplier_id] = read_at
             self._judge(found)
 
         self.rig.loop.run_until_complete(check())
 
-    async def _statements(self, s: AsyncSession) -> dict[tuple[uuid.UUID, str, str], int]:
-        """Each supplier's statement over all time (in periods as long as a statement may
-        be), as what it says each cause made payable: (supplier, currency, cause) -> amount."""
-        out: dict[tuple[uuid.UUID, str, str], int] = defaultdict(int)
+    async def _statement(
+        self, s: AsyncSession, supplier_id: uuid.UUID
+    ) -> dict[tuple[str, str], int]:
+        """A supplier's statement over all time (in periods as long as a statement may be),
+        as what it says each cause made payable: (currency, cause) -> amount."""
+        out: dict[tuple[str, str], int] = defaultdict(int)
         # Events happen at the clock's time, which is frozen: a period ending at it would
         # leave out this step's.
         end = clock.now() + timedelta(seconds=1)
         longest = timedelta(days=statements.MAX_PERIOD_DAYS)
-        for supplier_id in self.world.suppliers:
-            since = self.rig.origin
-            while since < end:
-                until = min(since + longest, end)
-                statement = await statements.statement(s, supplier_id, since, until)
-                _check_totals(statement.lines, statement.totals)
-                for line in statement.lines:
-                    payable = line.net_payable_minor + line.shipping_minor
-                    out[(supplier_id, line.currency, line.cause)] += payable
-                since = until
+        since = self.rig.origin
+        while since < end:
+            until = min(since + longest, end)
+            statement = await statements.statement(s, supplier_id, since, until)
+            _check_totals(statement.lines, statement.totals)
+            for line in statement.lines:
+                out[(line.currency, line.cause)] += line.net_payable_minor + line.shipping_minor
+            since = until
         return {key: amount for key, amount in out.items() if amount}
 
     def _judge(self, found: dict[str, Any]) -> None:
@@ -1093,7 +1095,12 @@ class MoneyMachine(RuleBasedStateMachine):
             (uuid.UUID(r["supplier_id"]), r["currency"], r["cause"]): -int(r["total"])
             for r in found["supplier_causes"]
         }
-        unstated = _differences(self.statement_causes, moved)
+        stated = {
+            (supplier_id, currency, cause): amount
+            for supplier_id, causes in self.statement_causes.items()
+            for (currency, cause), amount in causes.items()
+        }
+        unstated = _differences(stated, moved)
         assert not unstated, unstated
         # The machine's record agrees with the database, or its expectations mean nothing.
         mine = {p.id: p.status for o in self.orders for p in o.parts}
@@ -1268,9 +1275,11 @@ SELECT
      JOIN ledger_transactions t ON t.id = e.transaction_id
      WHERE a.owner_kind = 'supplier' GROUP BY 1, 2, 3 HAVING sum(e.amount_minor) <> 0
   ) t) AS supplier_causes,
-  -- The statements read the first two (append-only): unchanged counts, unchanged statements.
-  (SELECT count(*) FROM commission_events) AS events,
-  (SELECT count(*) FROM ledger_entries) AS entries,
+  -- A supplier's statement is read again when its lines have new events.
+  (SELECT coalesce(json_object_agg(supplier_id, n), '{}') FROM (
+     SELECT c.supplier_id, count(*) AS n
+     FROM commission_events e JOIN commissions c ON c.id = e.commission_id GROUP BY 1
+  ) t) AS supplier_events,
   (SELECT coalesce(json_object_agg(id, status), '{}') FROM (
      SELECT id, status FROM supplier_orders UNION ALL SELECT id, status FROM refunds
      UNION ALL SELECT id, status FROM returns UNION ALL SELECT id, status FROM withdrawals
