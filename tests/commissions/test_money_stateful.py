@@ -480,7 +480,7 @@ class MoneyMachine(RuleBasedStateMachine):
         super().__init__()
         self.rig = rig
         self.world = rig.world
-        # The platform's self-purchase policy: one per example (pick_policy), as in service.
+        # The self-purchase policy, a platform setting: one per example (pick_policy).
         self.policy = "earn"
         self.settings = rig.settings[self.policy]
         self.threshold = self.settings.payout_threshold_minor
