@@ -57,3 +57,80 @@ def test_production_refuses_the_development_callback_secrets() -> None:
             attribution_secret="y" * 40,
             database_url="postgresql://d/x",
         )
+
+
+def _production(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": Environment.production,
+        "jwt_secret": "x" * 40,
+        "attribution_secret": "y" * 40,
+        "database_url": "postgresql://d/x",
+        "payment_callback_secret": "whsec_" + "p" * 40,
+        "carrier_callback_secret": "whsec_" + "c" * 40,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_production_refuses_the_sandbox_payout_provider() -> None:
+    with pytest.raises(ValidationError, match="XIAOPU_ALLOW_SANDBOX_PAYOUTS"):
+        _production()
+    with pytest.raises(ValidationError, match="XIAOPU_ALLOW_SANDBOX_PAYOUTS"):
+        _production(payout_provider="sandbox", allow_sandbox_payouts=False)
+
+
+def test_production_runs_the_sandbox_payout_provider_only_when_allowed() -> None:
+    settings = _production(allow_sandbox_payouts=True)
+    assert (settings.payout_provider, settings.allow_sandbox_payouts) == ("sandbox", True)
+
+
+@pytest.mark.parametrize("env", [Environment.development, Environment.test])
+def test_development_and_test_pay_out_with_the_sandbox(env: Environment) -> None:
+    settings = Settings(env=env, jwt_secret="x" * 40, attribution_secret="y" * 40)
+    assert (settings.payout_provider, settings.allow_sandbox_payouts) == ("sandbox", False)
+
+
+def test_an_unknown_payout_provider_is_refused() -> None:
+    with pytest.raises(ValidationError, match="payout_provider"):
+        Settings(env=Environment.development, payout_provider="paypal")  # type: ignore[arg-type]
+
+
+def test_the_payout_crash_step_is_refused_outside_tests() -> None:
+    with pytest.raises(ValidationError, match="XIAOPU_PAYOUT_CRASH_AT is for tests only"):
+        Settings(env=Environment.development, payout_crash_at="claimed")
+    with pytest.raises(ValidationError, match="XIAOPU_PAYOUT_CRASH_AT is for tests only"):
+        _production(allow_sandbox_payouts=True, payout_crash_at="claimed")
+    test = Settings(
+        env=Environment.test,
+        jwt_secret="x" * 40,
+        attribution_secret="y" * 40,
+        payout_crash_at="called",
+    )
+    assert test.payout_crash_at == "called"
+
+
+def test_payout_thresholds_are_ten_major_units_scaled_by_each_currency() -> None:
+    settings = Settings(env=Environment.development)
+    assert settings.payout_threshold("CNY") == 1_000  # ¥10.00
+    assert settings.payout_threshold("USD") == 1_000  # 10.00 USD
+    assert settings.payout_threshold("JPY") == 10  # 10 yen: JPY has no minor unit
+    assert settings.payout_threshold("KWD") == 10_000  # 10.000 KWD
+
+
+def test_payout_thresholds_are_overridden_per_currency_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XIAOPU_PAYOUT_THRESHOLDS_MINOR", '{"JPY": 1000, "CNY": 500}')
+    monkeypatch.setenv("XIAOPU_PAYOUT_THRESHOLD_MAJOR", "20")
+    settings = Settings(env=Environment.development)
+    assert settings.payout_threshold("JPY") == 1_000
+    assert settings.payout_threshold("CNY") == 500
+    assert settings.payout_threshold("USD") == 2_000
+
+
+@pytest.mark.parametrize("thresholds", [{"XYZ": 100}, {"cny": 100}, {"CNY": 0}])
+def test_payout_thresholds_need_currency_codes_and_positive_amounts(
+    thresholds: dict[str, int],
+) -> None:
+    with pytest.raises(ValidationError, match="payout_thresholds_minor"):
+        Settings(env=Environment.development, payout_thresholds_minor=thresholds)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ with a completed supplier order that kept a unit are marked counted, and each sh
 recounted under the new rule (levels stay: a shop is never demoted).
 
 Revision ID: 6e2b8f4a1c37
-Revises: 3a7d5e0c1b20
+Revises: 5e77e1a0c0de
 Create Date: 2026-12-07 03:50:00.000000+00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "6e2b8f4a1c37"
-down_revision: str | None = "3a7d5e0c1b20"
+down_revision: str | None = "5e77e1a0c0de"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

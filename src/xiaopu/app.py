@@ -37,6 +37,8 @@ from xiaopu.orders.endpoints import shop_router as shop_orders_router
 from xiaopu.orders.endpoints import supplier_router as fulfilment_router
 from xiaopu.payouts.endpoints import operator_router as operator_payouts_router
 from xiaopu.payouts.endpoints import router as payouts_router
+from xiaopu.settlements.endpoints import operator_router as operator_settlements_router
+from xiaopu.settlements.endpoints import router as settlements_router
 from xiaopu.shops.endpoints import router as shops_router
 from xiaopu.suppliers.endpoints import operator_router as operator_suppliers_router
 from xiaopu.suppliers.endpoints import router as suppliers_router
@@ -132,6 +134,8 @@ def create_app(
     app.include_router(shop_orders_router)
     app.include_router(wallet_router)
     app.include_router(statements_router)
+    app.include_router(settlements_router)
+    app.include_router(operator_settlements_router)
     app.include_router(operator_commissions_router)
     app.include_router(payouts_router)
     app.include_router(operator_payouts_router)

@@ -41,7 +41,8 @@ def _settings() -> Settings:
 def _migrate(settings: Settings) -> None:
     from xiaopu.migrate import upgrade
 
-    assert settings.database_url is not None
+    if settings.database_url is None:
+        raise RuntimeError("set XIAOPU_DATABASE_URL")
     upgrade(settings.database_url)
 
 
@@ -105,7 +106,8 @@ def dev(
     _migrate(settings)
     if asyncio.run(_seed(settings)):
         typer.echo("Loaded the demo data.", err=True)
-    assert settings.database_url is not None
+    if settings.database_url is None:
+        raise RuntimeError("the try-out's database URL was not set up")
     # The worker runs as its own process, as in production; it shares our process group, so
     # Ctrl-C reaches it too.
     worker_process = subprocess.Popen(

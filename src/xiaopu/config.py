@@ -5,10 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from xiaopu.kit.money import CurrencyCode, exponent
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,8 +160,52 @@ class Settings(BaseSettings):
             "earnings for an operator's review."
         ),
     )
-    payout_threshold_minor: int = Field(
-        default=1_000, ge=1, description="Smallest withdrawal, in minor units of its currency."
+    payout_threshold_major: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Smallest withdrawal in major units of its currency (10: ¥10.00, 10.00 USD, 10 JPY), "
+            "for currencies `payout_thresholds_minor` does not name."
+        ),
+    )
+    payout_thresholds_minor: dict[CurrencyCode, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description=(
+            'Smallest withdrawal per currency in its minor units, as JSON: {"JPY": 1000} '
+            "makes it 1,000 yen. Overrides `payout_threshold_major`."
+        ),
+    )
+    payout_provider: Literal["sandbox"] = Field(
+        default="sandbox",
+        description=(
+            "Payout provider for withdrawals. Only `sandbox` ships, and it pays nobody: refused "
+            "outside development and test unless `allow_sandbox_payouts`."
+        ),
+    )
+    allow_sandbox_payouts: bool = Field(
+        default=False,
+        description="Let a production deployment run the sandbox payout provider (a staging site).",
+    )
+    payout_concurrency: int = Field(
+        default=8, ge=1, le=100, description="Payouts one run asks of the provider at once."
+    )
+    payout_claim_size: int = Field(
+        default=200, ge=1, le=10_000, description="Withdrawals a payout run claims per commit."
+    )
+    payout_claim_timeout_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "A payout claimed this long ago and still unrecorded is taken over by the next run "
+            "(its worker died), which asks the provider what became of it before paying."
+        ),
+    )
+    payout_crash_at: Literal["claimed", "called", "recorded"] | None = Field(
+        default=None,
+        description=(
+            "Tests only (refused elsewhere): the payout job SIGKILLs its own process the first "
+            "time it reaches this step, to prove a dead worker pays nobody twice."
+        ),
     )
     max_line_quantity: int = Field(
         default=99, ge=1, le=10_000, description="Most units of one variant in one order."
@@ -182,6 +229,30 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="JSON logs (false: human-readable console).")
+
+    time_zone: str = Field(
+        default="Asia/Shanghai",
+        description=(
+            "IANA time zone of the days, weeks and months people read (statements, settlement "
+            "periods); stored times stay UTC."
+        ),
+    )
+    settlement_period: Literal["daily", "weekly", "monthly"] = Field(
+        default="weekly",
+        description=(
+            "Length of a supplier settlement period, in local days of `time_zone`: weeks run "
+            "Monday to Sunday."
+        ),
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone") from exc
+        return value
 
     @model_validator(mode="after")
     def _secrets_required_outside_development(self) -> Self:
@@ -211,16 +282,38 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "set XIAOPU_PAYMENT_CALLBACK_SECRET and XIAOPU_CARRIER_CALLBACK_SECRET"
                 )
+        if self.payout_crash_at is not None and self.env is not Environment.test:
+            raise ValueError("XIAOPU_PAYOUT_CRASH_AT is for tests only")
+        rehearsal = self.env in (Environment.development, Environment.test)
+        if self.payout_provider == "sandbox" and not rehearsal and not self.allow_sandbox_payouts:
+            raise ValueError(
+                "XIAOPU_PAYOUT_PROVIDER=sandbox pays nobody: refused outside development and "
+                "test unless XIAOPU_ALLOW_SANDBOX_PAYOUTS=true"
+            )
         return self
+
+    def payout_threshold(self, currency: str) -> int:
+        """The smallest withdrawal in `currency`, in its minor units."""
+        override = self.payout_thresholds_minor.get(currency)
+        if override is not None:
+            return override
+        scale: int = 10 ** exponent(currency)
+        return self.payout_threshold_major * scale
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     @property
     def attribution_key(self) -> bytes:
-        assert self.attribution_secret is not None  # set by the validator
+        if self.attribution_secret is None:
+            raise RuntimeError("attribution_secret is set by the validator")
         return self.attribution_secret.get_secret_value().encode()
 
     @property
     def jwt_key(self) -> str:
-        assert self.jwt_secret is not None  # set by the validator
+        if self.jwt_secret is None:
+            raise RuntimeError("jwt_secret is set by the validator")
         return self.jwt_secret.get_secret_value()
 
 

@@ -174,7 +174,8 @@ async def light_unit_of_work(
         return
     pooled = await engine.raw_connection()
     raw = pooled.driver_connection
-    assert raw is not None
+    if raw is None:
+        raise RuntimeError("a pooled connection without its driver connection")
     try:
         session = cast(AsyncSession, _LightSession(raw))
         try:
@@ -251,6 +252,16 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
+async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+# For the rare request that must commit before it calls out and again after (claim, commit,
+# call, record: opening a payment): it runs its own units of work, each with unit_of_work.
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
+
+
 async def raw_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session, inside the session's transaction, for what
     SQLAlchemy does not do (COPY, pgqueuer's queries). SQLAlchemy begins lazily, so the
@@ -299,7 +310,8 @@ async def _driver(
         connection = await session.connection()
         adapted = (await connection.get_raw_connection()).dbapi_connection
         raw = adapted.driver_connection if adapted is not None else None
-        assert raw is not None
+        if raw is None:
+            raise RuntimeError("a session's connection without its driver connection")
         # Remembered for the session's (root) transaction, begun or not: the writes sent as a
         # savepoint opens must reach its connection without asking for the savepoint's.
         session.info[_RAW] = (sync.get_transaction(), raw, connection, adapted)
@@ -617,7 +629,8 @@ def _send_first(session: Session) -> None:
     if not (session.info.get(_AHEAD) or _pending(session)):
         return
     owner = async_session(session)
-    assert owner is not None, "deferred work is only queued through an AsyncSession"
+    if owner is None:
+        raise RuntimeError("deferred work is only queued through an AsyncSession")
     if session.info.get(_AHEAD):
         await_(send_ahead(owner))
     if _pending(session):

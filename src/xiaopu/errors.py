@@ -255,7 +255,8 @@ def render(exc: AppError) -> JSONResponse:
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+    if not isinstance(exc, AppError):
+        raise exc  # registered for AppError: Starlette hands it nothing else
     return render(exc)
 
 
@@ -270,7 +271,8 @@ def _jsonable(value: Any) -> Any:
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        raise exc  # registered for RequestValidationError alone
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return render(InvalidJson("The request body could not be parsed as JSON."))
@@ -287,7 +289,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc  # registered for HTTPException alone
     status = exc.status_code
     code = _HTTP_CODES.get(status, "http_error")
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"

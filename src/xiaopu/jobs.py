@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from xiaopu.config import Settings
 
@@ -15,6 +15,9 @@ from xiaopu.config import Settings
 class JobContext:
     settings: Settings
     http: httpx.AsyncClient
+    # For a job that commits between its steps (`Schedule.own_transactions`): each step opens
+    # its own unit of work with it. The worker always sets it.
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
 
 JobHandler = Callable[[AsyncSession, JobContext, bytes], Awaitable[None]]
@@ -26,6 +29,10 @@ class Schedule:
     cron: str
     handler: JobHandler
     description: str
+    # The handler commits its own units of work through `JobContext.sessionmaker` (it calls an
+    # outside provider between them), so the worker hands it a session outside any transaction
+    # instead of wrapping it in one.
+    own_transactions: bool = False
 
 
 def entrypoints() -> dict[str, JobHandler]:
@@ -44,6 +51,7 @@ def schedules() -> list[Schedule]:
     from xiaopu.links import partitions
     from xiaopu.orders import jobs as order_jobs
     from xiaopu.payouts import jobs as payout_jobs
+    from xiaopu.settlements import jobs as settlement_jobs
 
     return [
         Schedule(
@@ -71,10 +79,30 @@ def schedules() -> list[Schedule]:
             "Complete delivered supplier orders whose return window closed with no open return.",
         ),
         Schedule(
-            "payouts.run",
-            "30 * * * *",
+            payout_jobs.RUN_JOB,
+            # Often, because a run is cheap when nothing waits and it is also what takes over
+            # the claims of a worker that died (once `payout_claim_timeout_seconds` passed).
+            "*/5 * * * *",
             payout_jobs.run,
-            "Pay requested withdrawals in batches, one per currency, through the payout provider.",
+            "Pay every requested withdrawal through the payout provider: claim a chunk and "
+            "commit, ask the provider outside any transaction, record each outcome and commit; "
+            "payouts a dead worker left claimed are looked up at the provider first.",
+            own_transactions=True,
+        ),
+        Schedule(
+            "settlements.close",
+            "5 * * * *",
+            settlement_jobs.close,
+            "Close the latest ended settlement period (local days of `time_zone`) into each "
+            "supplier's numbered statement and payout; a closed period is skipped at once.",
+        ),
+        Schedule(
+            "settlements.pay",
+            "*/10 * * * *",
+            settlement_jobs.pay,
+            "Pay supplier payouts through the payout provider: claim, call, record; finish "
+            "payouts a dead worker left processing.",
+            own_transactions=True,
         ),
         Schedule(
             "ledger.reconcile",

@@ -42,20 +42,26 @@ async def run_worker(
     drain: bool = False,
     heartbeat_timeout: timedelta = timedelta(seconds=30),
 ) -> None:
-    assert settings.database_url is not None
+    if settings.database_url is None:
+        raise RuntimeError("the worker needs XIAOPU_DATABASE_URL")
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
     connection = await asyncpg.connect(_plain_dsn(settings.database_url))
     http = httpx.AsyncClient(follow_redirects=False)
-    ctx = JobContext(settings=settings, http=http)
+    ctx = JobContext(settings=settings, http=http, sessionmaker=sessionmaker)
     pgq = PgQueuer.from_asyncpg_connection(connection)
 
     running = asyncio.Semaphore(settings.worker_concurrency)
     batch_size, max_picked = dequeue_limits(settings.worker_concurrency)
 
-    def register(name: str, handler: JobHandler) -> None:
+    def register(name: str, handler: JobHandler, *, own_transactions: bool = False) -> None:
         async def run(job: Job) -> None:
             try:
+                if own_transactions:
+                    # The handler commits its own steps through ctx.sessionmaker.
+                    async with running, sessionmaker() as session:
+                        await handler(session, ctx, job.payload or b"")
+                    return
                 # One unit of work per job: the handler's writes and any jobs it queues commit
                 # together, after it returns.
                 async with running, sessionmaker() as session, session.begin():
@@ -73,7 +79,7 @@ async def run_worker(
     for name, handler in entrypoints().items():
         register(name, handler)
     for schedule in schedules():
-        register(schedule.name, schedule.handler)
+        register(schedule.name, schedule.handler, own_transactions=schedule.own_transactions)
 
         async def trigger(_: Schedule, name: str = schedule.name) -> None:
             # A schedule only queues the job, so it gets the same retries as any other.

@@ -311,7 +311,7 @@ class Plan:
 
 
 def _plan(w: World, rng: random.Random, index: int, available: int) -> Plan:
-    threshold = w.settings.payout_threshold_minor
+    threshold = w.settings.payout_threshold(CURRENCY)
     chosen = [action for action, odds in ODDS.items() if rng.random() < odds]
     window_passed = rng.random() < 0.75
     offset = timedelta(seconds=rng.randint(1, 3_600))
@@ -399,11 +399,12 @@ def _actions(
         await payouts.request_withdrawal(session, w.settings, w.keeper_account_id, data)
         return "ok"
 
-    async def pay_out(session: AsyncSession) -> str:
-        batches = await payouts.run_batches(session, w.settings)
-        if any(b.failed_count for b in batches):
+    async def pay_out(_: AsyncSession) -> str:
+        # A payout run commits its own steps (claim, provider call, record) on sessions of its own.
+        run = await payouts.run_payouts(w.sessions, w.settings)
+        if any(b.failed_count for b in run.batches):
             return "failed"
-        return "paid" if batches else "nothing waiting"
+        return "paid" if run.batches else "nothing waiting"
 
     async def refund(session: AsyncSession) -> str:
         return "sent" if await _send_queued_refunds(session, w.settings) else "nothing queued"
@@ -788,8 +789,7 @@ async def _drain(w: World) -> None:
         await session.commit()
         await fulfilment.complete_due(session, w.settings)
         await session.commit()
-        await payouts.run_batches(session, w.settings)
-        await session.commit()
+    await payouts.run_payouts(w.sessions, w.settings)
 
 
 # The tests ------------------------------------------------------------------------------------

@@ -9,12 +9,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.orders.helpers import Market, checkout, key, market, pay
 from xiaopu.app import create_app
 from xiaopu.config import Settings
 from xiaopu.ledger import service as ledger
+from xiaopu.models.ledger import CommissionAction
 
 
 async def _client(
@@ -92,6 +94,9 @@ async def test_held_earnings_wait_for_an_operator_who_may_forfeit_them(
     )
     assert decided.status_code == 200, decided.text
     assert {c["status"] for c in decided.json()} == {"forfeited"}
+    assert {tuple(h["action"] for h in c["history"]) for c in decided.json()} == {
+        ("accrued", "forfeited")
+    }
     assert await _balance(session, shop_id, "earnings_held") == 0
     # The commission goes back to the supplier; the markup to the platform.
     assert await _balance(session, supplier_id, "payable_pending") == before + 1_000
@@ -116,6 +121,10 @@ async def test_released_earnings_become_pending(
         headers=m.op.headers | key(),
     )
     assert {c["status"] for c in decided.json()} == {"pending"}
+    # Not "released": that is completion's word, for pending becoming available.
+    assert {tuple(h["action"] for h in c["history"]) for c in decided.json()} == {
+        ("accrued", "held_released")
+    }
     (wallet,) = (await holding.get("/v1/shops/mine/wallet", headers=m.keeper.headers)).json()
     assert (wallet["held_minor"], wallet["pending_minor"]) == (0, 2_000)
     assert await ledger.reconcile(session) == 0
@@ -137,3 +146,29 @@ async def test_policy_none_earns_the_shop_nothing(
         ("markup", "forfeited", "self_purchase_none"),
     }
     assert await ledger.reconcile(session) == 0
+
+
+async def test_history_actions_are_a_fixed_vocabulary(
+    holding: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, order = await _self_purchase(holding, session)
+    (part,) = order["supplier_orders"]
+    # The API documents every action a line's history can show, and no others.
+    schema = (await holding.get("/openapi.json")).json()["components"]["schemas"]
+    action = schema["CommissionHistoryOut"]["properties"]["action"]
+    assert schema[action["$ref"].rsplit("/", 1)[1]]["enum"] == [a.value for a in CommissionAction]
+    # The database refuses any other word, from the ORM or from raw SQL alike.
+    commission_id = await session.scalar(
+        text("SELECT id FROM commissions WHERE supplier_order_id = CAST(:p AS uuid) LIMIT 1"),
+        {"p": part["id"]},
+    )
+    with pytest.raises(IntegrityError, match="ck_commission_events_commission_action"):
+        async with session.begin_nested():
+            await session.execute(
+                text(
+                    "INSERT INTO commission_events (id, commission_id, action, status, "
+                    "amount_minor, cause, at) VALUES (gen_random_uuid(), :c, 'forfeitd', "
+                    "'forfeited', 0, 'test', now())"
+                ),
+                {"c": commission_id},
+            )

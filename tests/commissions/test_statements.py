@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.commissions.stories import (
+    Step,
+    Story,
+    app_client,
+    cancel,
+    complete,
+    deliver,
+    forfeit,
+    overrule,
+    refuse_the_rest,
+    release,
+    return_one,
+    return_the_rest,
+    story,
+)
 from tests.orders.helpers import checkout, key, market, new_supply, pay, supplier_act
+from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
+from xiaopu.ledger import service as ledger
 
 
 async def test_a_statement_lists_sales_and_refunds_and_matches_the_ledger(
@@ -85,6 +105,9 @@ async def test_a_statement_lists_sales_and_refunds_and_matches_the_ledger(
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert len(rows) == len(body["lines"])
     assert sum(int(r["net_payable_minor"]) + int(r["shipping_minor"]) for r in rows) == owed
+    for r in rows:  # amounts for people, in yuan with two decimals, beside the exact fen
+        assert Decimal(r["net_payable"]) * 100 == int(r["net_payable_minor"])
+        assert len(r["sales"].rpartition(".")[2]) == 2
 
     stranger = await new_supply(client, m.op)
     foreign = await client.get(
@@ -105,3 +128,109 @@ async def test_a_statement_lists_sales_and_refunds_and_matches_the_ledger(
     )
     assert naive.status_code == 422  # a time without its offset is ambiguous, never a 500
     assert naive.json()["code"] == "validation_error"
+
+
+# Every policy and decision: the statement is the supplier's ledger -------------------------
+
+STORIES: dict[str, tuple[str, list[Step]]] = {
+    "earn: a partial refund, completion, a clawback": (
+        "earn",
+        [deliver, return_one, refuse_the_rest, complete, overrule],
+    ),
+    "earn: a unit kept through completion": ("earn", [deliver, return_one, complete]),
+    "none: a partial refund, completion, a clawback": (
+        "none",
+        [deliver, return_one, refuse_the_rest, complete, overrule],
+    ),
+    "none: cancelled": ("none", [cancel]),
+    "hold: undecided through completion": ("hold", [deliver, complete]),
+    "hold: released, a partial refund, completion": (
+        "hold",
+        [release, deliver, return_one, complete],
+    ),
+    "hold: released after completion, a clawback": (
+        "hold",
+        [deliver, refuse_the_rest, complete, release, overrule],
+    ),
+    "hold: forfeited, a partial refund, completion": (
+        "hold",
+        [deliver, forfeit, return_one, complete],
+    ),
+    "hold: a partial refund, forfeited, the rest returned": (
+        "hold",
+        [deliver, return_one, forfeit, return_the_rest],
+    ),
+    "hold: forfeited after completion": ("hold", [deliver, complete, forfeit]),
+    "hold: a partial refund, forfeited after completion, a clawback": (
+        "hold",
+        [deliver, return_one, refuse_the_rest, complete, forfeit, overrule],
+    ),
+}
+
+
+async def _ledger_owes(s: Story, since: datetime, until: datetime) -> int:
+    """What the supplier's own accounts (payable_pending and payable) gained in the period."""
+    value = await s.session.scalar(
+        text(
+            "SELECT coalesce(sum(e.amount_minor), 0) FROM ledger_entries e "
+            "JOIN ledger_accounts a ON a.id = e.account_id WHERE a.owner_id = CAST(:s AS uuid) "
+            "AND a.purpose IN ('payable_pending', 'payable') "
+            "AND e.created_at >= :since AND e.created_at < :until"
+        ),
+        {"s": s.supplier_id, "since": since, "until": until},
+    )
+    return -int(value or 0)
+
+
+async def _statement(s: Story, since: datetime, until: datetime) -> dict[str, Any]:
+    response = await s.client.get(
+        f"/v1/suppliers/{s.supplier_id}/statements",
+        params={"since": since.isoformat(), "until": until.isoformat()},
+        headers=s.m.suppliers[0].headers,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.parametrize(("policy", "steps"), STORIES.values(), ids=STORIES.keys())
+async def test_a_statement_matches_the_ledger_under_every_policy_and_decision(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    test_clock: Clock,
+    policy: str,
+    steps: list[Step],
+) -> None:
+    async for client in app_client(settings, sessionmaker, policy):
+        s = await story(client, session, settings, test_clock)
+        for step in steps:
+            await step(s)
+        # The whole story, and the story cut at a day after it began (completion, and what
+        # follows it, are a week later).
+        cut = s.start + timedelta(days=1)
+        start, end = s.start - timedelta(minutes=1), max(test_clock.now(), cut) + timedelta(hours=1)
+        for since, until in ((start, end), (start, cut), (cut, end)):
+            body = await _statement(s, since, until)
+            owed = await _ledger_owes(s, since, until)
+            net = sum(t["net_payable_minor"] for t in body["totals"])
+            assert net == owed, (since, until, body)
+            assert net == sum(
+                ln["net_payable_minor"] + ln["shipping_minor"] for ln in body["lines"]
+            )
+            for t in body["totals"]:
+                # Each column adds up: what the supplier is owed is what it sold, less refunds,
+                # the commissions and fees it pays, plus shipping.
+                assert t["net_payable_minor"] == (
+                    t["sales_minor"]
+                    - t["refunds_minor"]
+                    - t["commission_minor"]
+                    - t["platform_fee_minor"]
+                    + t["shipping_minor"]
+                )
+        whole = await _statement(s, start, end)
+        if forfeit in steps:
+            (refused,) = [ln for ln in whole["lines"] if ln["kind"] == "forfeit"]
+            assert refused["commission_minor"] == -refused["net_payable_minor"] < 0
+            assert refused["sales_minor"] == 0
+        assert await ledger.reconcile(session) == 0

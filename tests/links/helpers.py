@@ -22,7 +22,12 @@ PRODUCT = {
 
 
 async def shop_with_product(
-    client: httpx.AsyncClient, session: AsyncSession, keeper: dict[str, str]
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    keeper: dict[str, str],
+    *,
+    price_minor: int = 12800,
+    currency: str = "CNY",
 ) -> tuple[str, str]:
     """(shop slug, product id) of the keeper's new shop carrying one product at 10% markup."""
     supplier_id, owner = await supplier(client)
@@ -36,7 +41,9 @@ async def shop_with_product(
     product = {
         **PRODUCT,
         "ref": ref,
-        "variants": [{"sku": f"{ref}-A", "price_minor": 12800, "currency": "CNY", "stock": 5}],
+        "variants": [
+            {"sku": f"{ref}-A", "price_minor": price_minor, "currency": currency, "stock": 5}
+        ],
     }
     created = await client.post(
         f"/v1/suppliers/{supplier_id}/products", json=product, headers=owner

@@ -51,7 +51,7 @@ async def test_landing_page_renders(
     assert process.returncode == 0
     rendered = dom.decode()
     assert "<h1>云南普洱茶饼 357g</h1>" in rendered
-    assert "140.80 CNY" in rendered
+    assert "¥140.80" in rendered
     shot = tmp_path / "shot.png"
     assert shot.exists()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

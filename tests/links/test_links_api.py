@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import person
@@ -31,6 +32,30 @@ async def test_share_kit_and_qr_codes(client: httpx.AsyncClient, session: AsyncS
     assert png.status_code == 200
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert (await client.get("/v1/links/zzzzzzzzzz/qr.png")).json()["code"] == "link_not_found"
+
+
+@pytest.mark.parametrize(
+    ("price_minor", "currency", "shown"),
+    [(1000, "JPY", "仅需 1100 JPY，"), (12345, "KWD", "仅需 13.580 KWD，")],
+)
+async def test_the_share_message_reads_the_price_in_the_currencys_minor_units(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    price_minor: int,
+    currency: str,
+    shown: str,
+) -> None:
+    keeper = await person(client)
+    _, product_id = await shop_with_product(
+        client, session, keeper, price_minor=price_minor, currency=currency
+    )
+    link = (
+        await client.post("/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper)
+    ).json()
+    kit = await client.get(f"/v1/shops/mine/links/{link['id']}/kit", headers=keeper)
+    assert kit.status_code == 200, kit.text
+    assert shown in kit.json()["message"]
+    assert "¥" not in kit.json()["message"]
 
 
 async def test_whole_shop_link_and_product_not_in_shop(

@@ -95,10 +95,39 @@ async def test_previews_and_bots_get_the_open_graph_page_and_no_click(
     page = response.text
     assert '<meta property="og:title" content="云南普洱茶饼' in page
     assert 'property="og:image" content="https://img.example.com/puer.jpg"' in page
-    assert "140.80 CNY" in page  # 128.00 plus the shop's 10% markup
+    assert "¥140.80 · " in page  # 128.00 plus the shop's 10% markup
+    assert '<meta property="product:price:amount" content="140.80">' in page
     assert f'<link rel="canonical" href="http://127.0.0.1:8000/s/{code}">' in page
     await _flush(client)
     assert await session.scalar(select(func.count()).select_from(Click)) == 0
+
+
+@pytest.mark.parametrize(
+    ("price_minor", "currency", "shown", "amount"),
+    [(1000, "JPY", "1100 JPY", "1100"), (12345, "KWD", "13.580 KWD", "13.580")],
+)
+async def test_the_preview_shows_the_price_in_the_currencys_own_minor_units(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    price_minor: int,
+    currency: str,
+    shown: str,
+    amount: str,
+) -> None:
+    """Yen have no minor unit and dinars have three: neither is a hundredth."""
+    keeper = await person(client)
+    _, product_id = await shop_with_product(
+        client, session, keeper, price_minor=price_minor, currency=currency
+    )
+    link = await client.post(
+        "/v1/shops/mine/links", json={"product_id": product_id}, headers=keeper
+    )
+    response = await client.get(f"/s/{link.json()['code']}", headers={"user-agent": PREVIEW})
+    assert response.status_code == 200
+    page = response.text
+    assert f'<meta property="og:description" content="{shown} · ' in page
+    assert f'<meta property="product:price:amount" content="{amount}">' in page
+    assert f'<meta property="product:price:currency" content="{currency}">' in page
 
 
 async def test_head_counts_nothing(client: httpx.AsyncClient, session: AsyncSession) -> None:

@@ -146,9 +146,20 @@ async def checkout(
     return order
 
 
+async def ask_to_pay(
+    client: httpx.AsyncClient, order: dict[str, Any], headers: Headers | None = None
+) -> httpx.Response:
+    """The buyer asks to pay: the provider opens the order's payment."""
+    return await client.post(
+        f"/v1/orders/{order['id']}/payment", headers=buyer_headers(order, headers)
+    )
+
+
 async def pay(
     client: httpx.AsyncClient, order: dict[str, Any], outcome: str = "paid"
 ) -> dict[str, Any]:
+    """The buyer pays at the sandbox (which, unlike a real provider, does not need the payment
+    opened first: see ask_to_pay for that step)."""
     ref = order["payment"]["provider_ref"]
     response = await client.post(f"/v1/sandbox/payments/{ref}/pay", json={"outcome": outcome})
     assert response.status_code == 200, response.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -11,7 +12,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.auth.helpers import assert_problem, assert_validation_error
-from tests.catalogue.helpers import Actor, add_to_shop, new_actor, product_body, variant_body
+from tests.catalogue.helpers import (
+    Actor,
+    add_to_shop,
+    new_actor,
+    open_shop,
+    product_body,
+    variant_body,
+)
+from tests.factories import PASSWORD, bearer
 from tests.orders.helpers import (
     ADDRESS,
     Headers,
@@ -32,6 +41,8 @@ from xiaopu.app import create_app
 from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
 from xiaopu.links import tokens
+from xiaopu.shops import service as shops
+from xiaopu.shops.repository import CheckoutShop
 
 EXPIRY = timedelta(minutes=30)
 
@@ -622,6 +633,51 @@ async def test_a_keeper_buying_in_their_own_shop_is_a_self_purchase(
     shop_orders = (await client.get("/v1/shops/mine/orders", headers=m.keeper.headers)).json()
     flags = {o["id"]: o["self_purchase"] for o in shop_orders["items"]}
     assert flags == {own["id"]: True, bought["id"]: False, guest["id"]: False}
+
+
+async def test_a_keeper_is_known_by_their_phone_signed_in_or_not(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    m = await market(client, session)
+    # A keeper who signed up with a phone number carries the market's product in their shop.
+    number = f"139{secrets.randbelow(10**8):08d}"
+    signed = await client.post("/v1/auth/signup", json={"phone": number, "password": PASSWORD})
+    assert signed.status_code == 201, signed.text
+    keeper = bearer(signed.json()["tokens"]["access_token"])
+    shop = await open_shop(client, keeper)
+    added = await add_to_shop(client, keeper, m.suppliers[0].products[0])
+    assert added.status_code == 201, added.text
+
+    # As a guest, the number written another way (+86, spaces) is still theirs.
+    as_guest = {**ADDRESS, "phone": f"+86 {number[:3]} {number[3:7]} {number[7:]}"}
+    own = await checkout(client, shop["slug"], [(m.variant, 1)], address=as_guest)
+    assert own["access_token"].startswith("xpo_")
+    assert own["self_purchase"] is True
+    # Signed in as someone else, sending it to the keeper's number: the keeper is buying.
+    someone = await new_actor(client)
+    sent = await checkout(
+        client, shop["slug"], [(m.variant, 1)], headers=someone.headers, address=as_guest
+    )
+    assert sent["self_purchase"] is True
+    # Another guest's number is a sale like any other.
+    other = await checkout(client, shop["slug"], [(m.variant, 1)])
+    assert other["self_purchase"] is False
+
+    shop_orders = (await client.get("/v1/shops/mine/orders", headers=keeper)).json()
+    flags = {o["id"]: o["self_purchase"] for o in shop_orders["items"]}
+    assert flags == {own["id"]: True, sent["id"]: True, other["id"]: False}
+
+
+def test_an_owner_is_matched_by_account_phone_or_email() -> None:
+    owner = uuid.uuid4()
+    shop = CheckoutShop(uuid.uuid4(), owner, "+8613912345678", "keeper@example.com", {})
+    assert shops.bought_by_owner(shop, owner, None)
+    assert shops.bought_by_owner(shop, None, "+8613912345678")
+    assert shops.bought_by_owner(shop, uuid.uuid4(), None, "keeper@example.com")
+    assert not shops.bought_by_owner(shop, uuid.uuid4(), "+8613800138000", "buyer@example.com")
+    assert not shops.bought_by_owner(shop, None, None)
+    nobody = CheckoutShop(uuid.uuid4(), owner, None, None, {})
+    assert not shops.bought_by_owner(nobody, None, None, None)
 
 
 # Retries -----------------------------------------------------------------------------------

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.orders.helpers import (
+    ask_to_pay,
     buyer_headers,
     checkout,
     events,
     key,
     market,
-    pay,
     run_queued,
     run_schedule,
     supplier_act,
@@ -47,10 +48,21 @@ async def test_checkout_to_completion_with_a_partial_return(
     assert part["status"] == "pending_payment"
     (line,) = part["lines"]
     assert line["unit_price_minor"] == 11_000
-    assert order["payment"]["pay_url"].endswith("/pay")
+    # The provider is asked only once the buyer asks to pay, and opens the payment filed
+    # under our reference.
+    assert order["payment"]["pay_url"] is None
+    asked = await ask_to_pay(client, order)
+    assert asked.status_code == 200, asked.text
+    payment = asked.json()
+    assert (
+        payment["provider_ref"] == order["payment"]["provider_ref"] == order["id"].replace("-", "")
+    )
+    pay_url = urlsplit(payment["pay_url"])
+    assert pay_url.path == f"/v1/sandbox/payments/{payment['provider_ref']}/pay"
 
-    paid = await pay(client, order)
-    assert paid["result"]["outcome"] == "applied"
+    paid = await client.post(pay_url.path, json={"outcome": "paid"})
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["result"]["outcome"] == "applied"
     guest = buyer_headers(order)
     seen = (await client.get(f"/v1/orders/{order['id']}", headers=guest)).json()
     assert seen["status"] == "paid"

@@ -168,6 +168,14 @@ async def test_a_buyers_order_is_not_found_by_anyone_else(
         response = await client.get(url, headers=headers)
         assert_problem(response, 404, "order_not_found")
         assert_private(response)
+        # Nor can they ask to pay for it (and learn whether it is paid).
+        asked = await client.post(f"{url}/payment", headers=headers)
+        assert_problem(asked, 404, "order_not_found")
+        assert_private(asked)
+    # The buyers themselves learn it is paid already.
+    for url, headers in ((alice_url, w.alice.headers), (guest_url, guest)):
+        asked = await client.post(f"{url}/payment", headers=headers)
+        assert_problem(asked, 409, "order_not_payable")
 
     # A supplier's API key is not a person: refused, with nothing of the order.
     by_key = await client.get(alice_url, headers=w.a.headers)
@@ -578,6 +586,7 @@ COVERED = {
     ("POST", "/v1/orders"),
     ("GET", "/v1/orders"),
     ("GET", "/v1/orders/{order_id}"),
+    ("POST", "/v1/orders/{order_id}/payment"),
     ("POST", "/v1/orders/{order_id}/returns"),
     ("GET", "/v1/orders/{order_id}/returns"),
     ("GET", "/v1/shops/mine/orders"),

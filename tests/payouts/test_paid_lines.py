@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.orders.helpers import checkout, market, pay, run_schedule, supplier_act
 from xiaopu.config import Settings
@@ -19,7 +19,11 @@ from xiaopu.payouts.schemas import WithdrawalIn
 
 
 async def test_payouts_mark_the_oldest_covered_lines_paid(
-    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, test_clock: Clock
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    test_clock: Clock,
 ) -> None:
     m = await market(client, session, price=30_000, commission_bps=1000, markup_bps=500)
     supply = m.suppliers[0]
@@ -50,13 +54,13 @@ async def test_payouts_mark_the_oldest_covered_lines_paid(
     await payouts.request_withdrawal(
         session, settings, keeper, WithdrawalIn(amount_minor=3_200, currency="CNY")
     )
-    await payouts.run_batches(session, settings)
+    await payouts.run_payouts(sessionmaker, settings)
     # 3,200 covers one line (3,000 or 1,500, whichever is older) but not both.
     assert sorted((await lines()).values()) == ["available", "paid"]
     await payouts.request_withdrawal(
         session, settings, keeper, WithdrawalIn(amount_minor=1_300, currency="CNY")
     )
-    await payouts.run_batches(session, settings)
+    await payouts.run_payouts(sessionmaker, settings)
     assert await lines() == {"commission": "paid", "markup": "paid"}
     (wallet,) = await payouts.wallet(session, keeper)
     assert (wallet.available_minor, wallet.paid_minor) == (0, 4_500)

@@ -6,35 +6,17 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.auth.helpers import assert_problem
-from tests.catalogue.helpers import Actor, new_actor, open_shop, operator
+from tests.catalogue.helpers import Actor, operator
 from tests.orders.helpers import events, key
+from tests.payouts.helpers import batches_of, run_queued_payouts, sandbox_keys, shop_with_available
+from xiaopu.config import Settings
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
 from xiaopu.models.ledger import PLATFORM_ID, OwnerKind, Purpose
-
-
-async def _shop_with_available(
-    client: httpx.AsyncClient, session: AsyncSession, amount: int
-) -> tuple[Actor, str]:
-    """A shopkeeper whose shop has `amount` CNY available (posted straight to the ledger, as a
-    completed order would)."""
-    keeper = await new_actor(client)
-    shop = await open_shop(client, keeper.headers)
-    await ledger.post(
-        session,
-        kind="test",
-        cause=f"test:{uuid.uuid4()}",
-        currency="CNY",
-        legs=[
-            Leg(OwnerKind.platform, PLATFORM_ID, Purpose.clearing, amount),
-            Leg(OwnerKind.shop, uuid.UUID(shop["id"]), Purpose.earnings_available, -amount),
-        ],
-    )
-    await session.commit()
-    return keeper, shop["id"]
+from xiaopu.payouts import service as payouts
 
 
 async def _wallet(client: httpx.AsyncClient, keeper: Actor) -> dict[str, Any]:
@@ -54,9 +36,12 @@ async def _withdraw(client: httpx.AsyncClient, keeper: Actor, amount: int) -> ht
 
 
 async def test_a_withdrawal_is_checked_then_paid_in_a_batch(
-    client: httpx.AsyncClient, session: AsyncSession
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> None:
-    keeper, _ = await _shop_with_available(client, session, 5_000)
+    keeper, _ = await shop_with_available(client, session, 5_000)
     assert_problem(await _withdraw(client, keeper, 999), 422, "below_payout_threshold")
     assert_problem(await _withdraw(client, keeper, 5_001), 409, "insufficient_funds")
     no_key = await client.post(
@@ -74,9 +59,21 @@ async def test_a_withdrawal_is_checked_then_paid_in_a_batch(
 
     op = await operator(client, session)
     run = await client.post("/v1/operator/payouts/run", headers=op.headers)
-    assert run.status_code == 200, run.text
-    (batch,) = run.json()
-    assert (batch["item_count"], batch["paid_count"], batch["failed_count"]) == (1, 1, 0)
+    assert run.status_code == 202, run.text
+    assert run.json() == {
+        "job": "payouts.run",
+        "queued": [{"currency": "CNY", "status": "requested", "count": 1, "total_minor": 2_000}],
+    }
+    # Queued, not paid: the request does not call the provider.
+    assert (await _wallet(client, keeper))["withdrawing_minor"] == 2_000
+    assert await run_queued_payouts(session, sessionmaker, settings) == 1
+    (listed,) = (await client.get("/v1/shops/mine/withdrawals", headers=keeper.headers)).json()[
+        "items"
+    ]
+    assert (listed["status"], listed["attempts"]) == ("paid", 1)
+    (batch,) = await batches_of(session, [uuid.UUID(listed["id"])])
+    assert (batch.item_count, batch.paid_count, batch.failed_count) == (1, 1, 0)
+    assert batch.completed_at is not None
     wallet = await _wallet(client, keeper)
     assert (wallet["available_minor"], wallet["withdrawing_minor"], wallet["paid_minor"]) == (
         3_000,
@@ -89,15 +86,20 @@ async def test_a_withdrawal_is_checked_then_paid_in_a_batch(
 
 
 async def test_a_failed_payout_returns_the_funds_and_can_be_retried(
-    client: httpx.AsyncClient, session: AsyncSession
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> None:
-    keeper, _ = await _shop_with_available(client, session, 5_000)
+    keeper, _ = await shop_with_available(client, session, 5_000)
     # The sandbox refuses amounts ending in 13 minor units.
     asked = await _withdraw(client, keeper, 1_013)
     withdrawal_id = asked.json()["id"]
     op = await operator(client, session)
-    (batch,) = (await client.post("/v1/operator/payouts/run", headers=op.headers)).json()
-    assert batch["failed_count"] == 1
+    assert (await client.post("/v1/operator/payouts/run", headers=op.headers)).status_code == 202
+    assert await run_queued_payouts(session, sessionmaker, settings) == 1
+    (batch,) = await batches_of(session, [uuid.UUID(withdrawal_id)])
+    assert (batch.paid_count, batch.failed_count) == (0, 1)
     listed = (await client.get("/v1/shops/mine/withdrawals", headers=keeper.headers)).json()
     assert listed["items"][0]["status"] == "failed"
     assert listed["items"][0]["failure_reason"]
@@ -115,13 +117,19 @@ async def test_a_failed_payout_returns_the_funds_and_can_be_retried(
         f"/v1/shops/mine/withdrawals/{withdrawal_id}/retry", headers={**keeper.headers, **key()}
     )
     assert_problem(again, 409, "withdrawal_not_retryable")
+    # The retry is a new attempt under a new provider key (refused again: the same amount).
+    await payouts.run_payouts(sessionmaker, settings)
+    listed = (await client.get("/v1/shops/mine/withdrawals", headers=keeper.headers)).json()
+    assert (listed["items"][0]["status"], listed["items"][0]["attempts"]) == ("failed", 2)
+    keys = await sandbox_keys(session, [uuid.UUID(withdrawal_id)])
+    assert keys == {f"withdrawal:{withdrawal_id}:0": False, f"withdrawal:{withdrawal_id}:1": False}
     assert await ledger.reconcile(session) == 0
 
 
 async def test_a_negative_balance_blocks_withdrawals(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    keeper, shop_id = await _shop_with_available(client, session, 1_000)
+    keeper, shop_id = await shop_with_available(client, session, 1_000)
     await ledger.post(  # a clawback larger than the balance
         session,
         kind="test",
@@ -141,9 +149,9 @@ async def test_a_negative_balance_blocks_withdrawals(
 async def test_another_shopkeeper_cannot_retry_my_withdrawal(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    keeper, _ = await _shop_with_available(client, session, 5_000)
+    keeper, _ = await shop_with_available(client, session, 5_000)
     mine = (await _withdraw(client, keeper, 2_000)).json()
-    other, _ = await _shop_with_available(client, session, 5_000)
+    other, _ = await shop_with_available(client, session, 5_000)
     response = await client.post(
         f"/v1/shops/mine/withdrawals/{mine['id']}/retry", headers={**other.headers, **key()}
     )

@@ -63,7 +63,9 @@ async def me(person: CurrentPerson, session: DbSession) -> AccountOut:
 async def create_api_key(
     supplier_id: uuid.UUID, body: ApiKeyCreate, caller: SupplierOwner, session: DbSession
 ) -> ApiKeyCreated:
-    assert caller.account_id is not None  # owner-only: always a member's login
+    if caller.account_id is None:
+        # SupplierOwner admits members' logins only; an API key never gets here.
+        raise RuntimeError("an owner-only route was reached without a member's login")
     return await service.create_api_key(session, caller.supplier_id, caller.account_id, body)
 
 

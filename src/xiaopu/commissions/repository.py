@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import OrderLine
-from xiaopu.models.ledger import PLATFORM_ID, Beneficiary, Commission, CommissionEvent, PartStatus
+from xiaopu.models.ledger import (
+    PLATFORM_ID,
+    Beneficiary,
+    Commission,
+    CommissionAction,
+    CommissionEvent,
+    PartStatus,
+)
 
 
 async def has_lines(session: AsyncSession, supplier_order_id: uuid.UUID) -> bool:
@@ -79,14 +86,17 @@ async def history(
 async def supplier_movements(
     session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime
 ) -> Sequence[tuple[CommissionEvent, Commission, str | None]]:
-    """Accruals and reversals of a supplier's order lines in [since, until), oldest first."""
+    """What moved a supplier's money on its order lines in [since, until), oldest first:
+    accruals, reversals and refused holds (whose commission comes back to the supplier)."""
     stmt = (
         select(CommissionEvent, Commission, OrderLine.sku)
         .join(Commission, Commission.id == CommissionEvent.commission_id)
         .outerjoin(OrderLine, OrderLine.id == Commission.order_line_id)
         .where(
             Commission.supplier_id == supplier_id,
-            CommissionEvent.action.in_(["accrued", "reversed"]),
+            CommissionEvent.action.in_(
+                [CommissionAction.accrued, CommissionAction.reversed, CommissionAction.forfeited]
+            ),
             CommissionEvent.at >= since,
             CommissionEvent.at < until,
         )
@@ -104,8 +114,14 @@ async def release_pending(
     session: AsyncSession, supplier_order_ids: Sequence[uuid.UUID], now: datetime
 ) -> Sequence[Any]:
     """Make the pending parts of these supplier orders available and record that in their
-    history, in one statement that keeps the rows in the database; returns what moved summed
-    per (supplier order, currency, beneficiary, owner): the legs of the completion postings."""
+    history, and move the money of their refused holds (forfeited before completion) on to the
+    available stage, in one statement that keeps the rows in the database; returns what moved
+    summed per (currency, beneficiary, owner): the legs of the completion postings.
+
+    A refused hold's line stays forfeited: its `forfeited_to` moves on (once: the update is its
+    own guard) with the money in the ledger, and its history says so (`forfeit_completed`, the
+    supplier order's completion as cause), which is how a settlement finds that money in the
+    supplier order's completion."""
     rows = await session.execute(
         text(
             """
@@ -117,25 +133,52 @@ async def release_pending(
             ), history AS (
                 INSERT INTO commission_events (id, commission_id, action, status, amount_minor,
                     cause, at)
-                SELECT gen_random_uuid(), id, 'released', 'available', remaining,
+                SELECT gen_random_uuid(), id, :released, 'available', remaining,
                     'completion:' || supplier_order_id, :now
                 FROM moved
+            ), forfeits AS (
+                UPDATE commissions SET updated_at = :now, forfeited_to =
+                    CASE forfeited_to WHEN 'payable_pending' THEN 'payable' ELSE 'fees' END
+                WHERE supplier_order_id = ANY(CAST(:ids AS uuid[])) AND status = 'forfeited'
+                    AND forfeited_to IN ('payable_pending', 'fees_pending')
+                RETURNING id, supplier_order_id,
+                    CASE forfeited_to WHEN 'payable' THEN 'supplier' ELSE 'platform' END
+                    AS beneficiary, supplier_id, currency, accrued_minor - reversed_minor
+                    AS remaining
+            ), forfeit_history AS (
+                INSERT INTO commission_events (id, commission_id, action, status, amount_minor,
+                    cause, at)
+                SELECT gen_random_uuid(), id, :forfeit_completed, 'forfeited', remaining,
+                    'completion:' || supplier_order_id, :now
+                FROM forfeits
             )
             SELECT currency, beneficiary,
                 CASE beneficiary WHEN 'shop' THEN shop_id WHEN 'supplier' THEN supplier_id
                     ELSE CAST(:platform AS uuid) END AS owner_id,
                 sum(remaining)::bigint AS amount, count(*) AS lines
-            FROM moved
+            FROM (
+                SELECT currency, beneficiary, shop_id, supplier_id, remaining FROM moved
+                UNION ALL
+                SELECT currency, beneficiary, NULL, supplier_id, remaining FROM forfeits
+            ) AS released
             GROUP BY 1, 2, 3
             """
         ),
-        {"ids": list(supplier_order_ids), "now": now, "platform": PLATFORM_ID},
+        {
+            "ids": list(supplier_order_ids),
+            "now": now,
+            "platform": PLATFORM_ID,
+            "released": CommissionAction.released.value,
+            "forfeit_completed": CommissionAction.forfeit_completed.value,
+        },
     )
     return rows.all()
 
 
 async def add_history_many(
-    session: AsyncSession, rows: Sequence[tuple[uuid.UUID, str, str, int, str]], at: datetime
+    session: AsyncSession,
+    rows: Sequence[tuple[uuid.UUID, CommissionAction, PartStatus, int, str]],
+    at: datetime,
 ) -> None:
     """(commission, action, status, amount, cause) rows in one statement."""
     if not rows:
@@ -150,8 +193,8 @@ async def add_history_many(
         {
             "ids": [new_id() for _ in rows],
             "commissions": [r[0] for r in rows],
-            "actions": [r[1] for r in rows],
-            "statuses": [r[2] for r in rows],
+            "actions": [r[1].value for r in rows],
+            "statuses": [r[2].value for r in rows],
             "amounts": [r[3] for r in rows],
             "causes": [r[4] for r in rows],
             "at": at,

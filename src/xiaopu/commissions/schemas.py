@@ -9,11 +9,11 @@ from typing import Literal
 from pydantic import Field
 
 from xiaopu.kit.schema import RequestModel, ResponseModel
-from xiaopu.models.ledger import PartKind, PartStatus, Rule
+from xiaopu.models.ledger import CommissionAction, PartKind, PartStatus, Rule
 
 
 class CommissionHistoryOut(ResponseModel):
-    action: str
+    action: CommissionAction
     status: PartStatus
     amount_minor: int
     cause: str
@@ -43,7 +43,10 @@ class CommissionOut(ResponseModel):
 
 class StatementLine(ResponseModel):
     at: datetime
-    kind: str = Field(description="sale or refund")
+    kind: Literal["sale", "refund", "forfeit"] = Field(
+        description="sale, refund, or forfeit: a held self-purchase's commission that an "
+        "operator refused the shop, back with the supplier (commission down, net payable up)."
+    )
     cause: str
     order_id: uuid.UUID
     supplier_order_id: uuid.UUID

@@ -25,6 +25,7 @@ from xiaopu.models.ledger import (
     PLATFORM_ID,
     Beneficiary,
     Commission,
+    CommissionAction,
     CommissionEvent,
     OwnerKind,
     PartKind,
@@ -51,6 +52,13 @@ _PURPOSE = {
     (Beneficiary.supplier, PartStatus.pending): Purpose.payable_pending,
     (Beneficiary.supplier, PartStatus.available): Purpose.payable,
 }
+# Who holds a refused hold's money, by the account it sits in (Commission.forfeited_to).
+_FORFEIT_HOLDER = {
+    Purpose.payable_pending: Beneficiary.supplier,
+    Purpose.payable: Beneficiary.supplier,
+    Purpose.fees_pending: Beneficiary.platform,
+    Purpose.fees: Beneficiary.platform,
+}
 
 
 def _rule(settings: Settings, order: Order) -> Rule:
@@ -63,17 +71,29 @@ def _rule(settings: Settings, order: Order) -> Rule:
     }[settings.self_purchase_policy]
 
 
-def _owner(row: Commission) -> uuid.UUID:
-    if row.beneficiary is Beneficiary.shop:
+def _owner(row: Commission, beneficiary: Beneficiary) -> uuid.UUID:
+    if beneficiary is Beneficiary.shop:
         return row.shop_id
-    if row.beneficiary is Beneficiary.supplier:
+    if beneficiary is Beneficiary.supplier:
         return row.supplier_id
     return PLATFORM_ID
 
 
 def _leg(row: Commission, amount: int, status: PartStatus | None = None) -> Leg:
     purpose = _PURPOSE[(row.beneficiary, status or row.status)]
-    return Leg(_OWNER_KIND[row.beneficiary], _owner(row), purpose, amount)
+    return Leg(_OWNER_KIND[row.beneficiary], _owner(row, row.beneficiary), purpose, amount)
+
+
+def _holder_leg(row: Commission, amount: int) -> Leg:
+    """A leg on the account that holds this line's money now: its beneficiary's, by status, or
+    once forfeited, whoever the operator's refusal sent it to."""
+    if row.status is not PartStatus.forfeited:
+        return _leg(row, amount)
+    if row.forfeited_to is None:
+        # Forfeited at accrual (policy `none`): its parts are 0, so nothing is ever taken back.
+        raise ledger.UnbalancedPosting(f"commission {row.id} never held money to move")
+    holder = _FORFEIT_HOLDER[row.forfeited_to]
+    return Leg(_OWNER_KIND[holder], _owner(row, holder), row.forfeited_to, amount)
 
 
 def _clearing(amount: int) -> Leg:
@@ -81,7 +101,7 @@ def _clearing(amount: int) -> Leg:
 
 
 def _history(
-    row: Commission, action: str, amount: int, cause: str, at: datetime
+    row: Commission, action: CommissionAction, amount: int, cause: str, at: datetime
 ) -> CommissionEvent:
     return CommissionEvent(
         commission_id=row.id,
@@ -168,7 +188,9 @@ async def accrue(
     legs = [_clearing(sum(r.accrued_minor for r in rows))]
     legs += [_leg(r, -r.accrued_minor) for r in rows if r.status is not PartStatus.forfeited]
     await ledger.post(session, kind="accrual", cause=cause, currency=part.currency, legs=legs)
-    session.add_all(_history(r, "accrued", r.accrued_minor, cause, now) for r in rows)
+    session.add_all(
+        _history(r, CommissionAction.accrued, r.accrued_minor, cause, now) for r in rows
+    )
     await session.flush()
 
 
@@ -192,8 +214,9 @@ async def lock_for(session: AsyncSession, parts: Sequence[SupplierOrder]) -> Non
 
 async def release(session: AsyncSession, parts: Sequence[SupplierOrder]) -> int:
     """On completion: the pending parts of these supplier orders become available to the shop,
-    payable to the supplier and earned by the platform. Held parts wait for an operator;
-    forfeited ones have nothing. Returns how many lines moved.
+    payable to the supplier and earned by the platform, and so does the money of holds an
+    operator refused before completion (now the supplier's and the platform's). Held parts
+    wait for an operator. Returns how many lines moved.
 
     The batch is one journal posting per currency (cause `completion:{batch}`), netted per
     account: a completion run releases thousands of supplier orders, and a transaction each
@@ -254,15 +277,14 @@ async def reverse(
             if row is None or amount == 0:
                 continue
             row.reversed_minor += amount
-            if row.status is not PartStatus.forfeited:
-                legs.append(_leg(row, amount))
-            session.add(_history(row, "reversed", amount, cause, now))
+            legs.append(_holder_leg(row, amount))
+            session.add(_history(row, CommissionAction.reversed, amount, cause, now))
     if shipping_minor:
         row = by_part.get((None, Beneficiary.supplier, PartKind.shipping))
         if row is not None:
             row.reversed_minor += shipping_minor
             legs.append(_leg(row, shipping_minor))
-            session.add(_history(row, "reversed", shipping_minor, cause, now))
+            session.add(_history(row, CommissionAction.reversed, shipping_minor, cause, now))
     # The buyer gets back exactly what the parts give up: they always add up to the refund.
     refunded = sum(
         (line.unit_price_minor + line.unit_markup_minor) * n for line, n in units.values()
@@ -296,7 +318,7 @@ async def mark_paid(
             break
         budget -= net
         row.status = PartStatus.paid
-        session.add(_history(row, "paid", net, cause, now))
+        session.add(_history(row, CommissionAction.paid, net, cause, now))
         marked += 1
     await session.flush()
     return marked
@@ -312,7 +334,9 @@ async def decide_held(
 ) -> list[CommissionOut]:
     """An operator's decision on a self-purchase held for review: release the shop's earnings
     (pending until completion, available after), or forfeit them (the commission back to the
-    supplier, the markup to the platform), wherever the order is in its life."""
+    supplier, the markup to the platform, at the same stage), wherever the order is in its
+    life. A forfeited line records the account its money went to: a later refund takes it
+    back from there, and completion moves it on to the available stage."""
     rows = await repository.of_supplier_order(session, supplier_order_id, lock=True)
     held = [r for r in rows if r.status is PartStatus.held]
     if not held:
@@ -329,14 +353,14 @@ async def decide_held(
         legs.append(_leg(row, remaining))  # out of `held`
         if data.decision == "release":
             row.status = stage
-            legs.append(_leg(row, -remaining))
+            action = CommissionAction.held_released
         else:
-            row.status = PartStatus.forfeited
             to = Beneficiary.supplier if row.kind is PartKind.commission else Beneficiary.platform
-            purpose = _PURPOSE[(to, stage)]
-            owner = row.supplier_id if to is Beneficiary.supplier else PLATFORM_ID
-            legs.append(Leg(_OWNER_KIND[to], owner, purpose, -remaining))
-        session.add(_history(row, f"{data.decision}d", remaining, cause, now))
+            row.status = PartStatus.forfeited
+            row.forfeited_to = _PURPOSE[(to, stage)]
+            action = CommissionAction.forfeited
+        legs.append(_holder_leg(row, -remaining))  # into where the decision put it
+        session.add(_history(row, action, remaining, cause, now))
     await ledger.post(
         session, kind="held_decision", cause=cause, currency=held[0].currency, legs=legs
     )

@@ -1,5 +1,5 @@
-"""Supplier statements: for a period, each sale and refund line by line (sales, commissions,
-platform fees, shipping, net payable) per currency, built from the same rows the ledger posts."""
+"""Supplier statements: for a period, each sale, refund and refused hold line by line (sales,
+commissions, platform fees, shipping, net payable) per currency, from the rows the ledger posts."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu.commissions import repository
 from xiaopu.commissions.schemas import Statement, StatementLine, StatementTotals
 from xiaopu.errors import AppError
-from xiaopu.models.ledger import Beneficiary, PartKind
+from xiaopu.kit.money import major_units
+from xiaopu.models.ledger import Beneficiary, CommissionAction, PartKind, PartStatus
 
 # The columns a statement line fills from each part.
 _COLUMN = {
@@ -24,6 +25,11 @@ _COLUMN = {
     (Beneficiary.platform, PartKind.platform_fee): "platform_fee_minor",
 }
 MAX_PERIOD_DAYS = 93
+_KIND = {
+    CommissionAction.accrued: "sale",
+    CommissionAction.reversed: "refund",
+    CommissionAction.forfeited: "forfeit",
+}
 
 
 class InvalidPeriod(AppError):
@@ -40,8 +46,13 @@ async def statement(
     rows = await repository.supplier_movements(session, supplier_id, since, until)
     lines: dict[tuple[str, uuid.UUID, uuid.UUID | None], dict[str, object]] = {}
     for event, commission, sku in rows:
-        kind = "sale" if event.action == "accrued" else "refund"
-        sign = 1 if kind == "sale" else -1
+        kind = _KIND[event.action]
+        sign = -1 if kind == "refund" else 1
+        column = _COLUMN.get((commission.beneficiary, commission.kind))
+        if column is None or (kind == "forfeit" and not event.amount_minor):
+            # The shop's markup is the buyer's money for the shop (or, refused, the
+            # platform's), never the supplier's; a refusal of nothing moves nothing.
+            continue
         key = (event.cause, commission.supplier_order_id, commission.order_line_id)
         line = lines.setdefault(
             key,
@@ -61,10 +72,14 @@ async def statement(
                 "net_payable_minor": 0,
             },
         )
-        column = _COLUMN.get((commission.beneficiary, commission.kind))
-        if column is None:
-            continue  # the shop's markup is the buyer's money for the shop, not the supplier's
         amount = sign * event.amount_minor
+        if column == "commission_minor" and event.status is PartStatus.forfeited:
+            # A refused hold's commission is the supplier's again: the refusal pays it back
+            # (the commission it gave up goes down as much), and a refund after it takes it
+            # from the supplier's payable like the rest of its share.
+            if kind == "forfeit":
+                line[column] = int(str(line[column])) - amount
+            column = "net_payable_minor"
         line[column] = int(str(line[column])) + amount
     out = [StatementLine.model_validate(v) for v in lines.values()]
     for item in out:
@@ -79,7 +94,7 @@ async def statement(
         t.currency = item.currency
         if item.kind == "sale":
             t.sales_minor += item.sales_minor
-        else:
+        elif item.kind == "refund":
             t.refunds_minor += -item.sales_minor
         t.commission_minor += item.commission_minor
         t.platform_fee_minor += item.platform_fee_minor
@@ -95,11 +110,18 @@ async def statement(
 
 
 def as_csv(result: Statement) -> str:
+    """Each line's fields, then its amounts again in major units (`sales` beside
+    `sales_minor`): a spreadsheet reader sees 12.34 CNY, 1234 JPY and 1.234 KWD as they are,
+    by the currency's ISO 4217 exponent, while the minor units stay exact for machines."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     columns = list(StatementLine.model_fields)
-    writer.writerow(columns)
+    amounts = [c for c in columns if c.endswith("_minor")]
+    writer.writerow(columns + [c.removesuffix("_minor") for c in amounts])
     for line in result.lines:
         data = line.model_dump(mode="json")
-        writer.writerow(["" if data[c] is None else data[c] for c in columns])
+        writer.writerow(
+            ["" if data[c] is None else data[c] for c in columns]
+            + [major_units(int(data[c]), line.currency) for c in amounts]
+        )
     return buffer.getvalue()

@@ -19,7 +19,8 @@ class Limiter:
         if not isinstance(storage, Storage):
             # Sync URLs (memory://, redis://) have async twins under the async+ scheme.
             storage = storage_from_string("async+" + storage_url)
-        assert isinstance(storage, Storage)
+        if not isinstance(storage, Storage):
+            raise ValueError(f"no async rate-limit storage for {storage_url!r}")
         self._storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
 

@@ -19,6 +19,7 @@ from uuid_utils import uuid7
 
 from xiaopu.config import Settings
 from xiaopu.kit.clock import clock
+from xiaopu.kit.money import display, major_units
 from xiaopu.links import repository, tokens
 from xiaopu.links.agents import AgentClass, classify_raw, visitor_hash
 from xiaopu.links.clicks import ClickRecorder, target_ids
@@ -159,10 +160,6 @@ def _visitor_cookie(header: bytes) -> str | None:
     return None
 
 
-def _money(amount: int, currency: str) -> str:
-    return f"{amount / 100:.2f} {currency}"
-
-
 class ShareLinks:
     """Answers /s/{code} at the ASGI level (the app routes those paths here first)."""
 
@@ -231,7 +228,8 @@ class ShareLinks:
             await self._send(send, 302, None, b"", method, location=location)
             return
         headers = self._click(scope, target, code)
-        assert headers is not None  # a person's GET, as checked above
+        if headers is None:
+            raise RuntimeError("a person's GET always makes a click")  # as checked above
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send(_EMPTY_BODY)
 
@@ -291,9 +289,10 @@ class ShareLinks:
 
     def _preview(self, target: LinkTarget, code: str) -> bytes:
         url = f"{self.settings.public_base_url}{PREFIX}{code}"
-        price = ""
+        price = amount = ""
         if target.shop_price_minor is not None and target.currency is not None:
-            price = _money(target.shop_price_minor, target.currency)
+            price = display(target.shop_price_minor, target.currency)
+            amount = major_units(target.shop_price_minor, target.currency)
         description = f"{price} · {target.shop_name}" if price else target.shop_name
         e = html.escape
         tags = [
@@ -308,8 +307,7 @@ class ShareLinks:
         ]
         if target.image_url:
             tags += [("og:image", target.image_url), ("twitter:image", target.image_url)]
-        if price and target.currency:
-            amount = price.split(" ")[0]
+        if amount and target.currency:
             tags += [("product:price:amount", amount), ("product:price:currency", target.currency)]
         meta = "\n".join(
             f'<meta property="{e(name)}" content="{e(value)}">' for name, value in tags

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu.config import Settings
 from xiaopu.errors import NotFound
 from xiaopu.kit.clock import utcnow
+from xiaopu.kit.money import display
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.links import repository, tokens
 from xiaopu.links.redirect import PREFIX, new_code
@@ -101,9 +102,14 @@ async def share_kit(
     link = await _link(session, account_id, link_id)
     url = share_url(settings, link.code)
     target = await repository.target(session, link.code)
-    if target is not None and target.product_id is not None and target.shop_price_minor is not None:
-        price = target.shop_price_minor / 100
-        message = f"【{target.shop_name}】{target.title} 仅需 ¥{price:.2f}，点击购买 👉 {url}"
+    if (
+        target is not None
+        and target.product_id is not None
+        and target.shop_price_minor is not None
+        and target.currency is not None
+    ):
+        price = display(target.shop_price_minor, target.currency)
+        message = f"【{target.shop_name}】{target.title} 仅需 {price}，点击购买 👉 {url}"
     else:
         name = target.shop_name if target else "小铺"
         message = f"来逛逛我的小铺【{name}】，好物推荐 👉 {url}"

@@ -33,6 +33,14 @@ from xiaopu.models.orders import (
     SupplierOrderStatus,
 )
 from xiaopu.models.payouts import PayoutBatch, SandboxPayout, Withdrawal, WithdrawalStatus
+from xiaopu.models.settlements import (
+    Settlement,
+    SettlementClose,
+    SettlementLine,
+    SettlementLineKind,
+    SupplierPayout,
+    SupplierPayoutStatus,
+)
 from xiaopu.models.shops import Shop, ShopLevel, ShopProduct
 from xiaopu.models.suppliers import (
     MemberRole,
@@ -91,6 +99,10 @@ __all__ = [
     "Return",
     "ReturnStatus",
     "SandboxPayout",
+    "Settlement",
+    "SettlementClose",
+    "SettlementLine",
+    "SettlementLineKind",
     "ShareLink",
     "Shop",
     "ShopLevel",
@@ -99,6 +111,8 @@ __all__ = [
     "SupplierMember",
     "SupplierOrder",
     "SupplierOrderStatus",
+    "SupplierPayout",
+    "SupplierPayoutStatus",
     "SupplierStatus",
     "Variant",
     "WebhookAttempt",

@@ -39,6 +39,7 @@ class Purpose(enum.StrEnum):
     earnings_withdrawing = "earnings_withdrawing"  # asked for, not yet paid out
     payable_pending = "payable_pending"
     payable = "payable"
+    payable_settling = "payable_settling"  # frozen into a settlement, awaiting its payout
     fees_pending = "fees_pending"
     fees = "fees"
     clearing = "clearing"
@@ -111,6 +112,25 @@ class PartStatus(enum.StrEnum):
     forfeited = "forfeited"  # not earned (self-purchase policy `none`, or a hold refused)
 
 
+class CommissionAction(enum.StrEnum):
+    """What happened to a commission line, as its history records it."""
+
+    accrued = "accrued"  # the order was paid: the line's money was credited
+    reversed = "reversed"  # a refund took some of it back (a clawback once released or paid)
+    released = "released"  # completion: pending became available (payable, for the supplier)
+    paid = "paid"  # a payout to the shop covered it
+    held_released = "held_released"  # an operator let a held self-purchase earn
+    forfeited = "forfeited"  # an operator refused a held self-purchase: see `forfeited_to`
+    # Completion moved a refused hold's money on to the available stage (the supplier's
+    # payable, the platform's fees), where it is settled with the supplier order.
+    forfeit_completed = "forfeit_completed"
+
+
+# Where a refused hold's money goes: the commission back to the supplier, the markup to the
+# platform, at the stage the order is at (and on to the available stage at completion).
+FORFEIT_PURPOSES = (Purpose.payable_pending, Purpose.payable, Purpose.fees_pending, Purpose.fees)
+
+
 class Rule(enum.StrEnum):
     normal = "normal"
     self_purchase_earn = "self_purchase_earn"
@@ -135,6 +155,12 @@ class Commission(IdMixin, TimestampMixin, Base):
         # Rounding can make one partial refund give a supplier's share back by a minor unit
         # (1-unit prices), so only the upper bound is a law; the total always telescopes.
         CheckConstraint("reversed_minor <= accrued_minor", name="reversed_within_accrued"),
+        CheckConstraint(
+            "forfeited_to IS NULL OR (status = 'forfeited' AND forfeited_to IN ("
+            + ", ".join(f"'{p}'" for p in FORFEIT_PURPOSES)
+            + "))",
+            name="forfeited_to_forfeited",
+        ),
         Index(None, "shop_id", "id"),
         # Room on each page for status changes to stay heap-only (no index touched): completion
         # rewrites every line once.
@@ -157,17 +183,25 @@ class Commission(IdMixin, TimestampMixin, Base):
     accrued_minor: Mapped[int] = mapped_column(BigInteger)
     reversed_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[PartStatus] = mapped_column(text_enum(PartStatus, "commission_status"))
+    # The account a refused hold's money sits in now, so that a refund takes it back from there.
+    # Null on every other line, and on a line forfeited at accrual (policy `none`), which never
+    # held any: its commission stays in the supplier's share and its markup is the platform's.
+    forfeited_to: Mapped[Purpose | None] = mapped_column(
+        text_enum(Purpose, "commission_forfeited_to")
+    )
 
 
 class CommissionEvent(IdMixin, Base):
-    """A change to a commission line: accrued, reversed, released, paid, with cause and time."""
+    """A change to a commission line (one of CommissionAction), with cause and time."""
 
     __tablename__ = "commission_events"
     # The unique key also serves reading a line's history (its leading column).
     __table_args__ = (UniqueConstraint("commission_id", "cause"),)
 
     commission_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("commissions.id"))
-    action: Mapped[str] = mapped_column(String(32))
+    action: Mapped[CommissionAction] = mapped_column(
+        text_enum(CommissionAction, "commission_action")
+    )
     status: Mapped[PartStatus] = mapped_column(text_enum(PartStatus, "commission_event_status"))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     cause: Mapped[str] = mapped_column(String(200))

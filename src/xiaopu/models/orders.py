@@ -226,17 +226,30 @@ class OrderLine(IdMixin, CreatedAtMixin, Base):
 
 
 class Payment(IdMixin, TimestampMixin, Base):
+    """An order's payment: written by checkout, opened at the provider when the buyer asks to
+    pay (orders/payments.py open_payment), marked paid or failed by the provider's callback."""
+
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint("provider", "provider_ref"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        CheckConstraint("opened_at IS NULL OR pay_url IS NOT NULL", name="opened_with_pay_url"),
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("orders.id", ondelete="CASCADE"), unique=True
     )
     provider: Mapped[str] = mapped_column(String(32))
+    # What the provider files the payment under and its callbacks name: our own merchant
+    # reference, made from the order id at checkout (providers.merchant_ref), so it is known
+    # before the provider is asked and a callback finds its payment whatever became of the call.
     provider_ref: Mapped[str] = mapped_column(String(128))
+    # Claim, commit, call, record: a request about to ask the provider to open the payment
+    # claims it first, so that a concurrent ask waits instead of calling too; a claim whose
+    # request died lapses (payments.OPEN_CLAIM). The answer is recorded with opened_at.
+    open_claimed_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    pay_url: Mapped[str | None] = mapped_column(String(2048))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[PaymentStatus] = mapped_column(

@@ -14,7 +14,7 @@ from xiaopu.models.base import Base, IdMixin, TimestampMixin, text_enum
 
 class WithdrawalStatus(enum.StrEnum):
     requested = "requested"  # funds moved out of `available`, waiting for a batch
-    processing = "processing"  # in a batch, sent to the payout provider
+    processing = "processing"  # claimed under `payout_key`: asked of the provider, or about to be
     paid = "paid"
     failed = "failed"  # funds back in `available`; may be retried
 
@@ -26,6 +26,12 @@ class Withdrawal(IdMixin, TimestampMixin, Base):
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         Index(None, "shop_id", "id"),
         Index("ix_withdrawals_queue", "currency", "id", postgresql_where="status = 'requested'"),
+        # A claim names what the provider was asked, so a run after a crash can look it up.
+        CheckConstraint(
+            "status <> 'processing' OR (payout_key IS NOT NULL AND claimed_at IS NOT NULL)",
+            name="claimed_has_key",
+        ),
+        Index("ix_withdrawals_claimed", "claimed_at", postgresql_where="status = 'processing'"),
     )
 
     shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id"))
@@ -36,6 +42,9 @@ class Withdrawal(IdMixin, TimestampMixin, Base):
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payout_batches.id"))
+    # The provider's idempotency key of the latest attempt (`withdrawal:{id}:{attempt}`).
+    payout_key: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
     provider_ref: Mapped[str | None] = mapped_column(String(128))
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     paid_at: Mapped[datetime | None]

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, status
 
 from xiaopu.auth.auth import CurrentOperator, CurrentPerson, OptionalPerson
-from xiaopu.db import DbSession
+from xiaopu.db import DbSession, Sessions
 from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import (
     OptionalIdempotency,
@@ -29,6 +29,7 @@ from xiaopu.orders.schemas import (
     CheckoutOut,
     OperatorReturnDecision,
     OrderOut,
+    PaymentOut,
     RefundOut,
     ReturnDecisionIn,
     ReturnOut,
@@ -68,7 +69,8 @@ async def checkout(
     key: RequiredKey,
 ) -> CheckoutOut:
     """Order from one shop, signed in or as a guest. Prices are frozen, stock is reserved and
-    the order waits for payment (`payment.pay_url`) until it expires."""
+    the order waits for payment until it expires: the buyer pays through
+    `POST /v1/orders/{order_id}/payment`."""
     if person is None:
         # Guests' keys are scoped to their phone, so one guest's key never replays another's.
         set_principal(request, f"guest:{body.address.phone}")
@@ -92,6 +94,21 @@ async def get_order(
     """One of the buyer's orders, with each supplier order's status and tracking."""
     account_id = person.account_id if person else None
     return await service.get_for_buyer(session, order_id, account_id, token)
+
+
+@router.post("/{order_id}/payment")
+async def open_payment(
+    order_id: uuid.UUID,
+    person: OptionalPerson,
+    sessions: Sessions,
+    settings: AppSettings,
+    token: GuestToken = None,
+) -> PaymentOut:
+    """Pay for an order waiting for payment: the provider opens its payment, and `pay_url`
+    says where the buyer completes it. Asking again answers the same payment (no
+    Idempotency-Key needed); a concurrent ask gets 409 `payment_opening`, to retry."""
+    account_id = person.account_id if person else None
+    return await payments.open_payment(sessions, settings, order_id, account_id, token)
 
 
 @router.post("/{order_id}/returns", status_code=status.HTTP_201_CREATED)

@@ -197,7 +197,8 @@ async def cancel(
     and its units go back in stock."""
     part = await _part(session, supplier_id, part_id)
     order = await repository.one(session, repository.any_orders(), part.order_id, lock=True)
-    assert order is not None
+    if order is None:
+        raise RuntimeError(f"supplier order {part.id} has no order")  # a foreign key
     part = await _part(session, supplier_id, part_id, lock=True)  # lock order, then part
     if part.status not in (S.paid, S.accepted):
         raise InvalidTransition(part, "cancel")

@@ -1,16 +1,20 @@
-"""Payment callbacks applied exactly once, refunds through the provider, the sandbox pay step."""
+"""Payments opened at the provider when the buyer asks, callbacks applied exactly once, refunds
+through the provider, the sandbox pay step."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from xiaopu import queue
 from xiaopu.commissions import service as commissions
 from xiaopu.config import Environment, Settings
+from xiaopu.db import unit_of_work
 from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import Page, PageParams, id_page
@@ -31,15 +35,26 @@ from xiaopu.orders import repository
 from xiaopu.orders.events import order_event, supplier_order_event
 from xiaopu.orders.providers import (
     CallbackKind,
+    PaymentIntent,
     ProviderCallback,
     SandboxProvider,
     provider_for,
 )
-from xiaopu.orders.schemas import CallbackResult, RefundOut, SandboxPayResult, SignedCallback
+from xiaopu.orders.schemas import (
+    CallbackResult,
+    PaymentOut,
+    RefundOut,
+    SandboxPayResult,
+    SignedCallback,
+)
+from xiaopu.orders.service import buyer_order, payment_out
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
 
 REFUND_JOB = "orders.refund"
+# A claim to open a payment lapses after this long: longer than any provider call takes (the
+# request that claimed it has died, or given up), so the next ask calls the provider again.
+OPEN_CLAIM = timedelta(seconds=30)
 
 
 class PaymentNotFound(NotFound):
@@ -53,9 +68,132 @@ class PaymentMismatch(AppError):
     title = "The callback's amount or currency differs from the order's"
 
 
+class OrderNotPayable(Conflict):
+    code = "order_not_payable"
+    title = "The order is not waiting for payment"
+
+
+class PaymentOpening(Conflict):
+    code = "payment_opening"
+    title = "The payment is being opened by another request; retry shortly"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
+class OrderNotPaid(Conflict):
+    code = "order_not_paid"
+    title = "The order is not paid, so nothing of it can be refunded"
+
+
 class SandboxDisabled(NotFound):
     code = "sandbox_disabled"
     title = "The sandbox payment provider is not available here"
+
+
+# Opening a payment ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    order_id: uuid.UUID
+    claimed_at: datetime
+    provider: str
+    provider_ref: str
+    amount_minor: int
+    currency: str
+    expires_at: datetime
+
+
+async def open_payment(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    order_id: uuid.UUID,
+    account_id: uuid.UUID | None,
+    access_token: str | None,
+) -> PaymentOut:
+    """The buyer asks to pay: the provider opens the order's payment, once however often they
+    ask. Claim, commit, call, record: the claim commits in a unit of work of its own, so a
+    concurrent ask is told to retry instead of calling too; the call runs outside any
+    transaction; its answer is recorded in another unit of work, and every later ask is
+    answered from the record. Should a request die between its claim and its record, the claim
+    lapses and the next ask calls again, which the provider, idempotent on the reference,
+    answers with the same payment."""
+    async with unit_of_work(sessions) as session:
+        claim = await _claim_opening(session, order_id, account_id, access_token)
+    if not isinstance(claim, _Claim):
+        return claim
+    provider = provider_for(settings, claim.provider)
+    try:
+        intent = await provider.create_payment(
+            claim.provider_ref, claim.amount_minor, claim.currency, claim.expires_at
+        )
+    except Exception:
+        # Nothing is opened that we know of: the next ask need not wait for the claim to lapse.
+        async with unit_of_work(sessions) as session:
+            await _give_up_claim(session, claim)
+        raise
+    async with unit_of_work(sessions) as session:
+        return await _record_opened(session, claim, intent)
+
+
+async def _claim_opening(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    account_id: uuid.UUID | None,
+    access_token: str | None,
+) -> PaymentOut | _Claim:
+    """The payment as recorded when it was opened before; else a claim on opening it."""
+    # Lock order, then payment: the order every other writer of both takes.
+    order = await buyer_order(session, order_id, account_id, access_token, lock=True)
+    if order.status is not OrderStatus.pending_payment:
+        raise OrderNotPayable(extra={"current_status": str(order.status)})
+    payment = await _payment_of(session, order.id)
+    if payment.opened_at is not None:
+        return payment_out(payment)
+    now = utcnow()
+    if payment.open_claimed_at is not None and now - payment.open_claimed_at < OPEN_CLAIM:
+        raise PaymentOpening()
+    payment.open_claimed_at = now
+    await session.flush()
+    return _Claim(
+        order.id,
+        now,
+        payment.provider,
+        payment.provider_ref,
+        payment.amount_minor,
+        payment.currency,
+        order.expires_at,
+    )
+
+
+async def _give_up_claim(session: AsyncSession, claim: _Claim) -> None:
+    payment = await _payment_of(session, claim.order_id)
+    if payment.opened_at is None and payment.open_claimed_at == claim.claimed_at:
+        payment.open_claimed_at = None
+        await session.flush()
+
+
+async def _record_opened(session: AsyncSession, claim: _Claim, intent: PaymentIntent) -> PaymentOut:
+    payment = await _payment_of(session, claim.order_id)
+    # A request whose claim lapsed mid-call may find another's answer recorded: the provider
+    # gave both the same payment, and the first record stands.
+    if payment.opened_at is None:
+        payment.opened_at = utcnow()
+        payment.pay_url = intent.pay_url
+        await session.flush()
+    return payment_out(payment)
+
+
+async def _payment_of(session: AsyncSession, order_id: uuid.UUID) -> Payment:
+    payment = await repository.payment_of(session, order_id)
+    if payment is None:
+        # Checkout writes an order and its payment in one statement.
+        raise RuntimeError(f"order {order_id} has no payment")
+    return payment
+
+
+# Callbacks -----------------------------------------------------------------------------------
 
 
 async def handle_callback(
@@ -94,9 +232,9 @@ async def _apply(
         )
     # Lock order, then payment: the order every other writer of both takes.
     order = await repository.one(session, repository.any_orders(), payment.order_id, lock=True)
-    payment = await repository.payment_of(session, payment.order_id)
-    assert order is not None  # payments.order_id is a foreign key
-    assert payment is not None
+    if order is None:
+        raise RuntimeError(f"payment {payment.id} has no order")  # a foreign key
+    payment = await _payment_of(session, order.id)
     if callback.kind is CallbackKind.failed:
         if payment.status is PaymentStatus.paid:
             return payment.id, "ignored_already_paid"
@@ -211,9 +349,9 @@ async def refund_part(
     earned on them. Order, supplier order and lines are locked by the caller, and the lines
     already count the refunded units as returned."""
     amount = sum(a for _, a in lines.values()) + shipping_minor
-    payment = await repository.payment_of(session, order.id)
-    assert payment is not None
-    assert payment.status is PaymentStatus.paid
+    payment = await _payment_of(session, order.id)
+    if payment.status is not PaymentStatus.paid:
+        raise OrderNotPaid(extra={"payment_status": str(payment.status)})
     part.refunded_minor += amount
     order.refunded_minor += amount
     if shipping_minor:
@@ -245,10 +383,12 @@ async def _refund_succeeded(session: AsyncSession, refund: Refund, provider_ref:
 async def _refund_owner(session: AsyncSession, refund: Refund) -> uuid.UUID:
     if refund.supplier_order_id is not None:
         part = await session.get(SupplierOrder, refund.supplier_order_id)
-        assert part is not None
+        if part is None:
+            raise RuntimeError(f"refund {refund.id} has no supplier order")  # a foreign key
         return part.supplier_id
     order = await session.get(Order, refund.order_id)
-    assert order is not None
+    if order is None:
+        raise RuntimeError(f"refund {refund.id} has no order")  # a foreign key
     return order.shop_id
 
 
@@ -282,7 +422,8 @@ async def send_refund(
     if refund is None or refund.status is not RefundStatus.pending:
         return None if refund is None else refund.status
     payment = await session.get(Payment, refund.payment_id)
-    assert payment is not None
+    if payment is None:
+        raise RuntimeError(f"refund {refund.id} has no payment")  # a foreign key
     provider = provider_for(settings, payment.provider)
     outcome = await provider.refund(
         payment.provider_ref, refund.id, refund.amount_minor, refund.currency

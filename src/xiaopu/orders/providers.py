@@ -28,10 +28,18 @@ class CallbackKind(enum.StrEnum):
     refunded = "refunded"
 
 
+def merchant_ref(order_id: uuid.UUID) -> str:
+    """Our reference for an order's payment, which the provider files it under: the order id's
+    32 hex digits, a merchant order number as WeChat Pay's out_trade_no (at most 32 characters)
+    or Alipay's. Made from the order id, so asking the provider twice names one payment."""
+    return order_id.hex
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentIntent:
-    provider_ref: str
-    pay_url: str | None
+    """A payment the provider opened: where the buyer completes it."""
+
+    pay_url: str
 
 
 class ProviderCallback(BaseModel):
@@ -70,13 +78,28 @@ class UnknownProvider(NotFound):
     title = "No such payment provider"
 
 
+class ProviderUnavailable(AppError):
+    """What a provider raises when it cannot be reached or refuses to open a payment: nothing
+    was recorded, and asking again is safe (the call is idempotent on the reference)."""
+
+    status = 502
+    code = "payment_provider_unavailable"
+    title = "The payment provider did not answer; retry shortly"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
 class PaymentProvider(Protocol):
     name: str
 
-    def create_payment(
-        self, order_id: uuid.UUID, amount_minor: int, currency: str
+    async def create_payment(
+        self, payment_ref: str, amount_minor: int, currency: str, expires_at: datetime
     ) -> PaymentIntent:
-        """Open a payment the buyer completes with the provider."""
+        """Open the payment filed under `payment_ref` (merchant_ref of its order), which the
+        buyer completes with the provider until `expires_at`. Idempotent on `payment_ref`:
+        asking twice opens one payment and answers with it. Never called inside a transaction
+        or inside work that may run again (orders/payments.py open_payment)."""
 
     def parse_callback(self, headers: dict[str, str], body: bytes) -> ProviderCallback:
         """Verify a callback's signature and read it; raises InvalidCallbackSignature."""
@@ -90,7 +113,8 @@ class PaymentProvider(Protocol):
 
 class SandboxProvider:
     """Behaves like a real provider: callbacks are Standard Webhooks-signed and verified;
-    refunds succeed at once."""
+    refunds succeed at once. Unlike one, it keeps no books of its own: it takes payment for any
+    payment we recorded, opened or not (tests pay straight after checkout)."""
 
     name = "sandbox"
 
@@ -98,11 +122,12 @@ class SandboxProvider:
         self._webhook = Webhook(settings.payment_callback_secret.get_secret_value())
         self._base_url = settings.public_base_url.rstrip("/")
 
-    def create_payment(
-        self, order_id: uuid.UUID, amount_minor: int, currency: str
+    async def create_payment(
+        self, payment_ref: str, amount_minor: int, currency: str, expires_at: datetime
     ) -> PaymentIntent:
-        ref = f"sbx_pay_{order_id.hex}"
-        return PaymentIntent(ref, f"{self._base_url}/v1/sandbox/payments/{ref}/pay")
+        # The pay page is made from the reference alone, so a repeat answers the same page.
+        # It takes payment even after expires_at, so a late payment's refund can be played.
+        return PaymentIntent(f"{self._base_url}/v1/sandbox/payments/{payment_ref}/pay")
 
     def sign_callback(self, callback: ProviderCallback) -> tuple[dict[str, str], bytes]:
         """The headers and body the sandbox sends to our callback endpoint."""

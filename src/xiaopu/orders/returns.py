@@ -124,7 +124,8 @@ async def request_return(
     part = await repository.one_supplier_order(
         session, repository.supplier_orders_any(), line.supplier_order_id, lock=True
     )
-    assert part is not None
+    if part is None:
+        raise RuntimeError(f"line {line.id} has no supplier order")  # a foreign key
     if part.status is SupplierOrderStatus.completed:
         raise ReturnWindowClosed("The supplier order has completed: its return window closed.")
     if part.status is not SupplierOrderStatus.delivered or part.delivered_at is None:
@@ -197,12 +198,16 @@ async def _approve(session: AsyncSession, row: Return, restock: bool) -> None:
     """Refund the returned units: line price with markup, plus the supplier order's shipping
     when this return brings every unit of it back."""
     order = await repository.one(session, repository.any_orders(), row.order_id, lock=True)
-    assert order is not None
-    assert order.status is OrderStatus.paid
+    if order is None:
+        raise RuntimeError(f"return {row.id} has no order")  # a foreign key
+    if order.status is not OrderStatus.paid:
+        raise payments.OrderNotPaid(extra={"current_status": str(order.status)})
     part = await repository.one_supplier_order(
         session, repository.supplier_orders(row.supplier_id), row.supplier_order_id, lock=True
     )
-    assert part is not None
+    if part is None:
+        # A foreign key, and a return's supplier is its supplier order's.
+        raise RuntimeError(f"return {row.id} has no supplier order of its supplier")
     lines = await repository.lines_of_supplier_orders(session, [part.id], lock=True)
     line = next(ln for ln in lines if ln.id == row.order_line_id)
     if row.quantity > line.quantity - line.returned_quantity:
@@ -260,7 +265,8 @@ async def _locked(session: AsyncSession, stmt: Select[Return], return_id: uuid.U
     if await repository.one(session, repository.any_orders(), row.order_id, lock=True) is None:
         raise OrderNotFound()
     locked = await repository.one_return(session, stmt, return_id, lock=True)
-    assert locked is not None
+    if locked is None:
+        raise RuntimeError(f"return {return_id} went while its order was locked")  # never deleted
     return locked
 
 

@@ -87,11 +87,17 @@ class SupplierOrderSummary(ResponseModel):
 
 class PaymentOut(ResponseModel):
     provider: str
-    provider_ref: str
+    provider_ref: str = Field(
+        description="The merchant reference the provider files the payment under."
+    )
     status: PaymentStatus
     amount_minor: int
     currency: str
-    pay_url: str | None = None
+    pay_url: str | None = Field(
+        default=None,
+        description="Where the buyer pays: null until they ask to pay "
+        "(POST /v1/orders/{order_id}/payment), which opens the payment at the provider.",
+    )
     paid_at: datetime | None
 
 

@@ -31,7 +31,7 @@ from xiaopu.models import (
 from xiaopu.models.base import draft
 from xiaopu.orders import repository
 from xiaopu.orders.events import order_event
-from xiaopu.orders.providers import provider_for
+from xiaopu.orders.providers import merchant_ref, provider_for
 from xiaopu.orders.schemas import (
     CheckoutIn,
     CheckoutOut,
@@ -223,7 +223,8 @@ async def checkout(
         shipping_minor=0,
         total_minor=0,
         refunded_minor=0,
-        self_purchase=buyer_account_id is not None and buyer_account_id == shop.owner_account_id,
+        # The checkout carries a phone (the address's) and no email of the buyer's.
+        self_purchase=shops.bought_by_owner(shop, buyer_account_id, data.address.phone),
         expires_at=now + timedelta(minutes=settings.order_expiry_minutes),
         created_at=now,
         **attribution,
@@ -277,14 +278,15 @@ async def checkout(
         order.shipping_minor += supplier_order.shipping_minor
         parts.append(supplier_order)
     order.total_minor = order.items_minor + order.shipping_minor
-    provider = provider_for(settings)
-    intent = provider.create_payment(order.id, order.total_minor, currency)
+    # The provider is not asked here: this work may run again (db.run_unit_of_work) and its
+    # writes may be dropped, but a call to a provider cannot be taken back. The payment is filed
+    # under our own reference, and opened when the buyer asks to pay (payments.open_payment).
     payment = draft(
         Payment,
         id=new_id(),
         order_id=order.id,
-        provider=provider.name,
-        provider_ref=intent.provider_ref,
+        provider=provider_for(settings).name,
+        provider_ref=merchant_ref(order.id),
         amount_minor=order.total_minor,
         currency=currency,
         created_at=now,
@@ -294,13 +296,7 @@ async def checkout(
     await repository.insert_placed(session, order, parts, lines, payment)
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order), later=True)
     (out,) = _assemble(
-        [order],
-        parts,
-        lines,
-        [payment],
-        {order.id: intent.pay_url},
-        model=CheckoutOut,
-        access_token=access_token,
+        [order], parts, lines, [payment], model=CheckoutOut, access_token=access_token
     )
     return out
 
@@ -324,12 +320,23 @@ def line_out(line: OrderLine) -> LineOut:
     )
 
 
+def payment_out(payment: Payment) -> PaymentOut:
+    return PaymentOut(
+        provider=payment.provider,
+        provider_ref=payment.provider_ref,
+        status=payment.status,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        paid_at=payment.paid_at,
+        pay_url=payment.pay_url,
+    )
+
+
 def _assemble(
     orders: Sequence[Order],
     parts: Sequence[SupplierOrder],
     lines: Sequence[OrderLine],
     payments: Sequence[Payment],
-    pay_urls: dict[uuid.UUID, str | None] | None = None,
     *,
     model: type[OrderT] = OrderOut,  # type: ignore[assignment]
     **extra: Any,
@@ -345,17 +352,6 @@ def _assemble(
     out = []
     for order in orders:
         payment = payment_of.get(order.id)
-        payment_out = None
-        if payment is not None:
-            payment_out = PaymentOut(
-                provider=payment.provider,
-                provider_ref=payment.provider_ref,
-                status=payment.status,
-                amount_minor=payment.amount_minor,
-                currency=payment.currency,
-                paid_at=payment.paid_at,
-                pay_url=(pay_urls or {}).get(order.id),
-            )
         out.append(
             model(
                 id=order.id,
@@ -374,7 +370,7 @@ def _assemble(
                 paid_at=order.paid_at,
                 created_at=order.created_at,
                 supplier_orders=by_order[order.id],
-                payment=payment_out,
+                payment=payment_out(payment) if payment is not None else None,
                 **extra,
             )
         )

@@ -12,7 +12,7 @@ from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.payouts import service
-from xiaopu.payouts.schemas import BatchOut, WalletBalance, WithdrawalIn, WithdrawalOut
+from xiaopu.payouts.schemas import PayoutRunQueued, WalletBalance, WithdrawalIn, WithdrawalOut
 
 router = APIRouter(prefix="/v1/shops/mine", tags=["wallet"])
 operator_router = APIRouter(prefix="/v1/operator/payouts", tags=["operator"])
@@ -60,9 +60,9 @@ async def retry_withdrawal(
     )
 
 
-@operator_router.post("/run")
-async def run_payouts(
-    operator: CurrentOperator, session: DbSession, settings: AppSettings
-) -> list[BatchOut]:
-    """Pay the waiting withdrawals now (the `payouts.run` schedule does this hourly)."""
-    return await service.run_batches(session, settings)
+@operator_router.post("/run", status_code=status.HTTP_202_ACCEPTED)
+async def run_payouts(operator: CurrentOperator, session: DbSession) -> PayoutRunQueued:
+    """Queue a payout run now (the `payouts.run` schedule runs one every 5 minutes). The
+    worker pays: each payout is claimed, asked of the provider outside any transaction, and
+    recorded."""
+    return await service.queue_run(session)

@@ -85,7 +85,8 @@ class SandboxPayouts:
             )
         finally:
             await conn.close()
-        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
+        if row is None:
+            raise RuntimeError("INSERT ... ON CONFLICT DO UPDATE returned no row")
         return PayoutOutcome(row["succeeded"], row["provider_ref"], row["failure_reason"])
 
     async def lookup(self, key: str) -> PayoutOutcome | None:
@@ -104,7 +105,12 @@ class SandboxPayouts:
 
 
 def payout_provider(settings: Settings) -> PayoutProvider:
-    assert settings.database_url is not None  # set before anything pays out
+    """The provider `settings.payout_provider` names (config refuses the sandbox in production
+    unless allowed)."""
+    if settings.payout_provider != SandboxPayouts.name:
+        raise RuntimeError(f"no payout provider called {settings.payout_provider!r}")
+    if settings.database_url is None:
+        raise RuntimeError("the sandbox payout provider needs XIAOPU_DATABASE_URL")
     return SandboxPayouts(
         settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     )

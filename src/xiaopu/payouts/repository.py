@@ -1,15 +1,17 @@
-"""Queries for withdrawals and payout batches."""
+"""Queries for withdrawals, their payout claims, and payout batches."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import PageParams, newest_first
-from xiaopu.models import Withdrawal, WithdrawalStatus
+from xiaopu.models import PayoutBatch, Withdrawal, WithdrawalStatus
 
 
 async def withdrawal(
@@ -40,7 +42,7 @@ async def paid_totals(session: AsyncSession, shop_id: uuid.UUID) -> dict[str, in
 
 
 async def waiting(session: AsyncSession, limit: int) -> Sequence[Withdrawal]:
-    """Requested withdrawals, oldest first, skipping any another batch run holds."""
+    """Requested withdrawals, oldest first, skipping any another run is claiming."""
     stmt = (
         select(Withdrawal)
         .where(Withdrawal.status == WithdrawalStatus.requested)
@@ -49,3 +51,88 @@ async def waiting(session: AsyncSession, limit: int) -> Sequence[Withdrawal]:
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(stmt)).all()
+
+
+async def abandoned(
+    session: AsyncSession, claimed_before: datetime, after: uuid.UUID | None, limit: int
+) -> Sequence[Withdrawal]:
+    """Claims made at or before `claimed_before` and never recorded, in id order after `after`,
+    skipping any another run is taking over or recording."""
+    stmt = (
+        select(Withdrawal)
+        .where(
+            Withdrawal.status == WithdrawalStatus.processing,
+            Withdrawal.claimed_at <= claimed_before,
+        )
+        .order_by(Withdrawal.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    if after is not None:
+        stmt = stmt.where(Withdrawal.id > after)
+    return (await session.scalars(stmt)).all()
+
+
+async def claimed(session: AsyncSession, withdrawal_id: uuid.UUID) -> Withdrawal | None:
+    stmt = (
+        select(Withdrawal)
+        .where(Withdrawal.id == withdrawal_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def lock_payee(session: AsyncSession, shop_id: uuid.UUID, currency: str) -> None:
+    """Take a shop's payout lock for one currency until the transaction ends. Only payout
+    records take it, each before any other lock, so it queues them without deadlocks."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"payout:{shop_id}:{currency}"},
+    )
+
+
+async def count_outcome(session: AsyncSession, batch_id: uuid.UUID, *, paid: bool) -> None:
+    """Count one recorded payout on its batch; the last one completes it."""
+    counter = PayoutBatch.paid_count if paid else PayoutBatch.failed_count
+    settled = PayoutBatch.paid_count + PayoutBatch.failed_count + 1
+    await session.execute(
+        update(PayoutBatch)
+        .where(PayoutBatch.id == batch_id)
+        .values(
+            {
+                counter: counter + 1,
+                PayoutBatch.completed_at: case(
+                    (settled >= PayoutBatch.item_count, utcnow()),
+                    else_=PayoutBatch.completed_at,
+                ),
+            }
+        )
+    )
+
+
+async def batches(session: AsyncSession, ids: Sequence[uuid.UUID]) -> Sequence[PayoutBatch]:
+    stmt = (
+        select(PayoutBatch)
+        .where(PayoutBatch.id.in_(ids))
+        .order_by(PayoutBatch.id)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def queue_totals(session: AsyncSession) -> list[tuple[str, WithdrawalStatus, int, int]]:
+    """(currency, status, count, total) of withdrawals waiting for or in a payout."""
+    stmt = (
+        select(
+            Withdrawal.currency,
+            Withdrawal.status,
+            func.count(),
+            func.sum(Withdrawal.amount_minor),
+        )
+        .where(Withdrawal.status.in_([WithdrawalStatus.requested, WithdrawalStatus.processing]))
+        .group_by(Withdrawal.currency, Withdrawal.status)
+        .order_by(Withdrawal.currency, Withdrawal.status)
+    )
+    return [(c, s, int(n), int(t)) for c, s, n, t in (await session.execute(stmt)).all()]

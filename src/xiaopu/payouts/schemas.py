@@ -1,4 +1,4 @@
-"""Request and response bodies for the wallet, withdrawals and payout batches."""
+"""Request and response bodies for the wallet, withdrawals, payout batches and payout runs."""
 
 from __future__ import annotations
 
@@ -49,3 +49,19 @@ class BatchOut(ResponseModel):
     failed_count: int
     created_at: datetime
     completed_at: datetime | None
+
+
+class QueuedPayouts(ResponseModel):
+    currency: str
+    status: WithdrawalStatus = Field(
+        description="`requested`: waiting to be claimed; `processing`: claimed by a run."
+    )
+    count: int
+    total_minor: int
+
+
+class PayoutRunQueued(ResponseModel):
+    job: str = Field(description="The queued job; the worker runs it.")
+    queued: list[QueuedPayouts] = Field(
+        description="Withdrawals the run will pay (or finish), per currency and status."
+    )

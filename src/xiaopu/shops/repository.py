@@ -149,16 +149,22 @@ async def public_selections(
 class CheckoutShop:
     id: uuid.UUID
     owner_account_id: uuid.UUID
+    # The owner's login identities (normalised as kit/contact writes them): a buyer who gives
+    # one of them is the owner, signed in or not.
+    owner_phone: str | None
+    owner_email: str | None
     markups: dict[uuid.UUID, int]  # product id -> the shop's markup; absent: not carried
 
 
 # The shop and its markups on the products of these variants: each variant a scalar parameter,
 # so that the statement keeps a generic plan (see catalogue's for_checkout). The products are
 # found first (by the variants' key, once) and the shop's selection probed by (shop, product):
-# a join the planner may start from the selection reads every product the shop carries.
+# a join the planner may start from the selection reads every product the shop carries. The
+# owner's account is one more row by its key, in the same statement: checkout has one read.
 _CHECKOUT_SHOP = """
-SELECT s.id, s.owner_account_id, sp.product_id, sp.markup_bps
+SELECT s.id, s.owner_account_id, o.phone, o.email, sp.product_id, sp.markup_bps
 FROM shops AS s
+JOIN accounts AS o ON o.id = s.owner_account_id
 LEFT JOIN shop_products AS sp ON sp.shop_id = s.id
     AND sp.product_id = ANY (ARRAY(SELECT v.product_id FROM variants AS v WHERE v.id IN ({ids})))
 WHERE s.slug = $1
@@ -171,13 +177,14 @@ def _checkout_shop_sql(count: int) -> str:
 
 
 def checkout_shop(slug: str, variant_ids: Sequence[uuid.UUID]) -> Read[CheckoutShop | None]:
-    """A shop by its slug with its markups on the products of these variants: a read that
-    checkout asks with its others on every order (db.read_together)."""
+    """A shop by its slug with its owner's identities and its markups on the products of these
+    variants: a read that checkout asks with its others on every order (db.read_together)."""
     return Read(_checkout_shop_sql(len(variant_ids)), (slug, *variant_ids), _checkout_shop)
 
 
 def _checkout_shop(rows: Sequence[Any]) -> CheckoutShop | None:
     if not rows:
         return None
-    markups = {r[2]: r[3] for r in rows if r[2] is not None}
-    return CheckoutShop(rows[0][0], rows[0][1], markups)
+    markups = {r[4]: r[5] for r in rows if r[4] is not None}
+    first = rows[0]
+    return CheckoutShop(first[0], first[1], first[2], first[3], markups)

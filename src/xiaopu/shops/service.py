@@ -328,7 +328,23 @@ async def require_selected(
 
 
 def checkout_shop(slug: str, variant_ids: Sequence[uuid.UUID]) -> Read[CheckoutShop | None]:
-    """The shop an order is placed in: its id, its owner (self-purchase is the owner buying)
-    and the markup it picked for each product of these variants it carries. A read to ask with
-    others."""
+    """The shop an order is placed in: its id, its owner and the owner's phone and email
+    (self-purchase is the owner buying), and the markup it picked for each product of these
+    variants it carries. A read to ask with others."""
     return repository.checkout_shop(slug, variant_ids)
+
+
+def bought_by_owner(
+    shop: CheckoutShop,
+    buyer_account_id: uuid.UUID | None,
+    phone: str | None,
+    email: str | None = None,
+) -> bool:
+    """Whether the shop's owner is the buyer: by the signed-in account, or by a phone or email
+    on the order (normalised as kit/contact writes them) that is the owner's login. A keeper
+    checking out as a guest with their own number is still buying in their own shop."""
+    if buyer_account_id is not None and buyer_account_id == shop.owner_account_id:
+        return True
+    if phone is not None and phone == shop.owner_phone:
+        return True
+    return email is not None and email == shop.owner_email

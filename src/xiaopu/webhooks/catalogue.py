@@ -24,3 +24,5 @@ class EventType(enum.StrEnum):
     product_stock_low = "product.stock_low"
     payout_paid = "payout.paid"
     payout_failed = "payout.failed"
+    supplier_payout_paid = "supplier_payout.paid"
+    supplier_payout_failed = "supplier_payout.failed"

@@ -1,0 +1,1 @@
+"""Supplier settlement: balances, periods closed into numbered statements, supplier payouts."""
