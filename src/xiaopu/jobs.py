@@ -35,13 +35,25 @@ class Schedule:
     own_transactions: bool = False
 
 
-def entrypoints() -> dict[str, JobHandler]:
+@dataclass(frozen=True, slots=True)
+class Entrypoint:
+    handler: JobHandler
+    # As Schedule.own_transactions: the handler commits its own steps through
+    # `JobContext.sessionmaker`, and the worker opens no transaction around it.
+    own_transactions: bool = False
+
+
+def entrypoints() -> dict[str, Entrypoint]:
     """Jobs queued by the code (one per change that needs background work)."""
     from xiaopu.orders import jobs as order_jobs
     from xiaopu.orders.payments import REFUND_JOB
     from xiaopu.webhooks import jobs as webhook_jobs
 
-    return {webhook_jobs.DELIVER_JOB: webhook_jobs.deliver, REFUND_JOB: order_jobs.refund}
+    return {
+        webhook_jobs.DELIVER_JOB: Entrypoint(webhook_jobs.deliver),
+        # Claim, commit, ask the payment provider outside any transaction, record, commit.
+        REFUND_JOB: Entrypoint(order_jobs.refund, own_transactions=True),
+    }
 
 
 def schedules() -> list[Schedule]:

@@ -76,8 +76,8 @@ async def run_worker(
 
         pgq.entrypoint(name, on_failure="hold")(run)
 
-    for name, handler in entrypoints().items():
-        register(name, handler)
+    for name, entry in entrypoints().items():
+        register(name, entry.handler, own_transactions=entry.own_transactions)
     for schedule in schedules():
         register(schedule.name, schedule.handler, own_transactions=schedule.own_transactions)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.catalogue.helpers import (
     Actor,
@@ -24,7 +24,7 @@ from tests.catalogue.helpers import (
 )
 from tests.factories import api_key, bearer
 from xiaopu.config import Settings
-from xiaopu.jobs import JobContext
+from xiaopu.jobs import JobContext, entrypoints
 from xiaopu.orders import jobs as order_jobs
 from xiaopu.orders.payments import REFUND_JOB
 
@@ -192,18 +192,33 @@ async def supplier_act(
 async def run_queued(
     session: AsyncSession, settings: Settings, entrypoint: str = REFUND_JOB
 ) -> int:
-    """Run (and remove) the jobs of one kind queued in this test's transaction."""
-    handlers = {REFUND_JOB: order_jobs.refund}
+    """Run (and remove) the jobs of one kind queued in this test's transaction, as the worker
+    runs them: a job that commits its own steps gets sessions of the test's connection, whose
+    commits are savepoints of the test's transaction."""
+    entry = entrypoints()[entrypoint]
     rows = (
         await session.execute(
             text("DELETE FROM pgqueuer WHERE entrypoint = :e RETURNING payload"), {"e": entrypoint}
         )
     ).all()
+    sessions = async_sessionmaker(
+        bind=session.bind,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
     async with httpx.AsyncClient() as http:
-        ctx = JobContext(settings=settings, http=http)
+        ctx = JobContext(settings=settings, http=http, sessionmaker=sessions)
         for (payload,) in rows:
-            await handlers[entrypoint](session, ctx, bytes(payload))
+            if entry.own_transactions:
+                await entry.handler(session, ctx, bytes(payload))
+            else:
+                async with sessions() as job_session:
+                    await entry.handler(job_session, ctx, bytes(payload))
+                    await job_session.commit()
     await session.commit()
+    # The jobs wrote through sessions of their own: what this one holds may be stale.
+    session.expire_all()
     return len(rows)
 
 

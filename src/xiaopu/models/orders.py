@@ -278,6 +278,7 @@ class Refund(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("shipping_minor BETWEEN 0 AND amount_minor", name="shipping_within_amount"),
+        CheckConstraint("claimed_at IS NULL OR status = 'pending'", name="claimed_while_pending"),
         Index(None, "order_id"),
         Index(None, "supplier_order_id"),
     )
@@ -297,6 +298,9 @@ class Refund(IdMixin, TimestampMixin, Base):
     provider_ref: Mapped[str | None] = mapped_column(String(128))
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     succeeded_at: Mapped[datetime | None]
+    # Set while a refund job is asking the provider (orders/payments.py send_refund_in_steps);
+    # a claim older than REFUND_CLAIM was left by a dead worker.
+    claimed_at: Mapped[datetime | None]
 
 
 class RefundLine(IdMixin, Base):

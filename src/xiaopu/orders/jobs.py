@@ -19,9 +19,16 @@ EXPIRE_JOB = "orders.expire"
 COMPLETE_JOB = "orders.complete"
 
 
-async def refund(session: AsyncSession, ctx: JobContext, payload: bytes) -> None:
+async def refund(_: AsyncSession, ctx: JobContext, payload: bytes) -> None:
+    """Commits between its steps, each on its own session from `ctx.sessionmaker`, and asks
+    the provider between them; the session it is handed (outside any transaction) is unused.
+    Raises RefundBeingSent while another run's claim is live, so the worker retries it."""
+    if ctx.sessionmaker is None:
+        raise RuntimeError(
+            "orders.refund commits between steps: give its JobContext a sessionmaker"
+        )
     refund_id = uuid.UUID(json.loads(payload)["refund_id"])
-    status = await payments.send_refund(session, ctx.settings, refund_id)
+    status = await payments.send_refund_in_steps(ctx.sessionmaker, ctx.settings, refund_id)
     log.info("refund.sent", refund_id=str(refund_id), status=str(status))
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from xiaopu import queue
@@ -37,6 +38,7 @@ from xiaopu.orders.providers import (
     CallbackKind,
     PaymentIntent,
     ProviderCallback,
+    RefundOutcome,
     SandboxProvider,
     provider_for,
 )
@@ -50,6 +52,8 @@ from xiaopu.orders.schemas import (
 from xiaopu.orders.service import buyer_order, payment_out
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
+
+log = structlog.get_logger(__name__)
 
 REFUND_JOB = "orders.refund"
 # A claim to open a payment lapses after this long: longer than any provider call takes (the
@@ -367,6 +371,9 @@ async def refund_part(
 
 async def _refund_succeeded(session: AsyncSession, refund: Refund, provider_ref: str) -> None:
     refund.status = RefundStatus.succeeded
+    # A provider callback may confirm a refund a job holds claimed: the job's record then finds
+    # the claim gone and writes nothing.
+    refund.claimed_at = None
     refund.provider_ref = provider_ref
     refund.succeeded_at = utcnow()
     for ret in await repository.returns_of_refund(session, refund.id):
@@ -414,34 +421,147 @@ async def refund_event(session: AsyncSession, refund: Refund) -> dict[str, Any]:
     }
 
 
-async def send_refund(
-    session: AsyncSession, settings: Settings, refund_id: uuid.UUID
-) -> RefundStatus | None:
-    """The refund job: ask the provider (idempotent on the refund id) and record its answer."""
+# Sending a refund: claim, commit, call, record ------------------------------------------------
+
+# A refund job's claim lapses after this long: longer than any provider call takes, so a claim
+# this old was left by a worker that died between its claim and its record. The next run of the
+# job takes it over and asks the provider again, which refunds once per refund id.
+REFUND_CLAIM = timedelta(minutes=2)
+
+
+class RefundBeingSent(Conflict):
+    """Raised by the refund job when another run holds a live claim on the refund: the worker
+    retries the job later, by when the other run has recorded the refund or its claim lapsed."""
+
+    code = "refund_being_sent"
+    title = "Another run of the refund job is asking the provider for this refund"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundClaim:
+    """A refund as claimed for one provider call: what to ask, and the claim's time, which
+    identifies the claim when its answer is recorded."""
+
+    refund_id: uuid.UUID
+    claimed_at: datetime
+    provider: str
+    payment_ref: str
+    amount_minor: int
+    currency: str
+    taken_over: bool  # the refund was claimed before, by a run that died
+
+
+async def claim_refund(
+    session: AsyncSession, refund_id: uuid.UUID
+) -> RefundClaim | RefundStatus | None:
+    """Step 1: claim a pending refund for a provider call (the caller commits). Returns the
+    refund's status instead if it is no longer pending, None if there is no such refund;
+    raises RefundBeingSent if another run's claim is younger than REFUND_CLAIM."""
     refund = await repository.refund(session, refund_id, lock=True)
     if refund is None or refund.status is not RefundStatus.pending:
         return None if refund is None else refund.status
+    now = utcnow()
+    if refund.claimed_at is not None and now - refund.claimed_at < REFUND_CLAIM:
+        raise RefundBeingSent(extra={"claimed_at": refund.claimed_at.isoformat()})
     payment = await session.get(Payment, refund.payment_id)
     if payment is None:
         raise RuntimeError(f"refund {refund.id} has no payment")  # a foreign key
-    provider = provider_for(settings, payment.provider)
-    outcome = await provider.refund(
-        payment.provider_ref, refund.id, refund.amount_minor, refund.currency
+    taken_over = refund.claimed_at is not None
+    refund.claimed_at = now
+    await session.flush()
+    return RefundClaim(
+        refund.id,
+        now,
+        payment.provider,
+        payment.provider_ref,
+        refund.amount_minor,
+        refund.currency,
+        taken_over,
     )
+
+
+async def ask_provider(settings: Settings, claim: RefundClaim) -> RefundOutcome:
+    """Step 2: ask the provider for the claimed refund. Never inside a transaction: the
+    provider is idempotent on the refund id, so a claim taken over is simply asked again."""
+    provider = provider_for(settings, claim.provider)
+    return await provider.refund(
+        claim.payment_ref, claim.refund_id, claim.amount_minor, claim.currency
+    )
+
+
+async def release_refund(session: AsyncSession, claim: RefundClaim) -> None:
+    """Drop a claim whose provider call raised, if it is still ours: the next run of the job
+    asks again at once instead of waiting for the claim to lapse."""
+    refund = await repository.refund(session, claim.refund_id, lock=True)
+    if refund is not None and refund.claimed_at == claim.claimed_at:
+        refund.claimed_at = None
+        await session.flush()
+
+
+async def record_refund(session: AsyncSession, claim: RefundClaim, outcome: RefundOutcome) -> bool:
+    """Step 3: record the provider's answer if the claim is still ours (the caller commits):
+    succeeded (returns refunded, `refund.succeeded`) or failed (`refund.failed`). False, and
+    nothing written, if the refund was recorded since or its claim was taken over: a run whose
+    claim lapsed mid-call, or a provider callback, got there first."""
+    refund = await repository.refund(session, claim.refund_id, lock=True)
+    if refund is None or refund.claimed_at != claim.claimed_at:
+        log.info("refund.already_recorded", refund_id=str(claim.refund_id))
+        return False
     if outcome.succeeded:
         await _refund_succeeded(session, refund, outcome.provider_ref)
-    else:
-        refund.status = RefundStatus.failed
-        refund.provider_ref = outcome.provider_ref
-        refund.failure_reason = (outcome.failure_reason or "refused")[:500]
-        await session.flush()
-        await webhooks.emit(
-            session,
-            EventType.refund_failed,
-            await _refund_owner(session, refund),
-            await refund_event(session, refund),
-        )
-    return refund.status
+        return True
+    refund.status = RefundStatus.failed
+    refund.claimed_at = None
+    refund.provider_ref = outcome.provider_ref
+    refund.failure_reason = (outcome.failure_reason or "refused")[:500]
+    await session.flush()
+    await webhooks.emit(
+        session,
+        EventType.refund_failed,
+        await _refund_owner(session, refund),
+        await refund_event(session, refund),
+    )
+    return True
+
+
+async def send_refund_in_steps(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, refund_id: uuid.UUID
+) -> RefundStatus | None:
+    """The refund job: claim, commit, call, record, each step in a unit of work of its own and
+    the call outside any. A worker killed after its claim leaves the refund pending and
+    claimed; the job, run again, takes the claim over once it lapses. Returns the refund's
+    status as this run leaves it (None: no such refund)."""
+    async with sessions() as session, session.begin():
+        claim = await claim_refund(session, refund_id)
+    if not isinstance(claim, RefundClaim):
+        return claim
+    if claim.taken_over:
+        log.warning("refund.taking_over", refund_id=str(refund_id))
+    try:
+        outcome = await ask_provider(settings, claim)
+    except Exception:
+        async with sessions() as session, session.begin():
+            await release_refund(session, claim)
+        raise
+    async with sessions() as session, session.begin():
+        await record_refund(session, claim, outcome)
+        refund = await repository.refund(session, refund_id)
+        return None if refund is None else refund.status
+
+
+async def send_refund(
+    session: AsyncSession, settings: Settings, refund_id: uuid.UUID
+) -> RefundStatus | None:
+    """The refund job's steps on one session, inside the caller's transaction, provider call
+    included: only for tests that run the job in a transaction of their own (a session bound
+    to one connection, or a unit of work they commit). The worker runs send_refund_in_steps,
+    which is what production must use. Returns the refund's status as it leaves it."""
+    claim = await claim_refund(session, refund_id)
+    if not isinstance(claim, RefundClaim):
+        return claim
+    await record_refund(session, claim, await ask_provider(settings, claim))
+    refund = await repository.refund(session, refund_id)
+    return None if refund is None else refund.status
 
 
 class RefundNotFound(NotFound):

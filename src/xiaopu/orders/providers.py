@@ -108,7 +108,8 @@ class PaymentProvider(Protocol):
         self, payment_ref: str, refund_id: uuid.UUID, amount_minor: int, currency: str
     ) -> RefundOutcome:
         """Ask for a refund. `refund_id` is the provider-side idempotency key: asking twice
-        for one refund refunds once."""
+        for one refund refunds once. Never called inside a transaction or inside work that
+        may run again (orders/payments.py send_refund_in_steps); tests alone use send_refund."""
 
 
 class SandboxProvider:
