@@ -1,7 +1,7 @@
 """refund claims: the time a refund job claimed a refund for its provider call
 
 Revision ID: 7c1a5e3b9d20
-Revises: 5e77e1a0c0de
+Revises: 6e2b8f4a1c37
 Create Date: 2026-12-07 04:00:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7c1a5e3b9d20"
-down_revision: str | None = "5e77e1a0c0de"
+down_revision: str | None = "6e2b8f4a1c37"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
