@@ -22,7 +22,7 @@ from tests.factories import api_key, supplier
 from tests.webhooks.receiver import Receiver, receiver
 from xiaopu import worker
 from xiaopu.db import create_engine, create_sessionmaker
-from xiaopu.jobs import JobContext, schedules
+from xiaopu.jobs import Entrypoint, JobContext, schedules
 from xiaopu.models import DeliveryStatus, Event, WebhookDelivery
 
 EVENTS = 30
@@ -132,7 +132,7 @@ async def test_the_worker_runs_as_many_jobs_at_once_as_configured(
         running -= 1
         ran += 1
 
-    monkeypatch.setattr(worker, "entrypoints", lambda: {"test.slow": slow})
+    monkeypatch.setattr(worker, "entrypoints", lambda: {"test.slow": Entrypoint(slow)})
     monkeypatch.setattr(worker, "schedules", list)
     jobs = 3 * concurrency + 1
     connection = await asyncpg.connect(fresh_db_url.replace("postgresql+asyncpg", "postgresql"))
