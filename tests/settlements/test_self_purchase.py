@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.orders.helpers import Supply, checkout, market, pay, supplier_act
-from tests.settlements.helpers import supplier_balance
+from tests.settlements.helpers import refund_after_completion, supplier_balance
 from xiaopu.app import create_app
 from xiaopu.commissions import service as commissions
 from xiaopu.commissions.schemas import HeldDecision
@@ -163,3 +164,33 @@ async def test_a_hold_forfeited_before_completion_is_settled_with_the_sale(
     assert statement["net_minor"] == statement["payout_minor"] == owed
     assert sum(ln["other_minor"] for ln in statement["lines"]) == 0
     assert await supplier_balance(session, supply.id, Purpose.payable) == 0
+
+
+async def test_a_refund_after_a_forfeit_takes_back_the_sale_not_a_commission(
+    holding: httpx.AsyncClient,
+    session: AsyncSession,
+    holding_settings: Settings,
+    test_clock: Clock,
+) -> None:
+    """The forfeited commission was the supplier's: a refund after completion takes it back
+    from the supplier with the sale, and the refund line explains all of it (nothing `other`)."""
+    supply, part_id = await _sold_and_completed(holding, session, holding_settings, test_clock)
+    await commissions.decide_held(session, uuid.UUID(part_id), HeldDecision(decision="forfeit"))
+    await session.commit()
+    line_id = await session.scalar(
+        text("SELECT id FROM order_lines WHERE supplier_order_id = :p"), {"p": part_id}
+    )
+    order_id = await session.scalar(
+        text("SELECT order_id FROM supplier_orders WHERE id = :p"), {"p": part_id}
+    )
+    order = {"id": order_id, "supplier_orders": [{"id": part_id, "lines": [{"id": line_id}]}]}
+    await refund_after_completion(session, supply, order, 1)
+    assert await supplier_balance(session, supply.id, Purpose.payable) == 0
+
+    statement = await _statement(holding, session, holding_settings, supply)
+    refund = {ln["kind"]: ln for ln in statement["lines"]}["refund"]
+    assert (refund["sales_minor"], refund["commission_minor"]) == (-10_000, 0)
+    assert (refund["platform_fee_minor"], refund["net_minor"]) == (-500, -9_500)
+    assert refund["other_minor"] == statement["other_minor"] == 0
+    assert statement["commission_minor"] == 1_000 - 1_000
+    assert statement["net_minor"] == 0

@@ -200,9 +200,14 @@ async def _posting_lines(
         if posting.kind == "refund" and target in refunds:
             supplier_order_id, order_id = refunds[target]
             taken: dict[tuple[Beneficiary, PartKind], int] = defaultdict(int)
+            refused = 0
             for event in reversals.get(posting.cause, []):
                 part = part_of[event.commission_id]
                 taken[(part.beneficiary, part.kind)] += event.amount_minor
+                if part.kind is PartKind.commission and event.status == PartStatus.forfeited:
+                    # A refused hold's commission was given back to the supplier: taking it
+                    # back is part of the sale taken back, not a commission returned.
+                    refused += event.amount_minor
             commission = taken[(Beneficiary.shop, PartKind.commission)]
             fee = taken[(Beneficiary.platform, PartKind.platform_fee)]
             share = taken[(Beneficiary.supplier, PartKind.supplier_share)]
@@ -214,7 +219,7 @@ async def _posting_lines(
                 supplier_order_id=supplier_order_id,
                 net_minor=net,
                 sales_minor=-(share + commission + fee),
-                commission_minor=-commission,
+                commission_minor=-(commission - refused),
                 platform_fee_minor=-fee,
                 shipping_minor=-taken[(Beneficiary.supplier, PartKind.shipping)],
             )
