@@ -33,6 +33,7 @@ class Calls:
     def __init__(self) -> None:
         self.refs: list[str] = []
         self.fail_next = False
+        self.crash_next = False
         self.entered = asyncio.Event()
         self.release: asyncio.Event | None = None
         self.probe: Callable[[], Awaitable[int]] | None = None
@@ -62,6 +63,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         if seen.fail_next:
             seen.fail_next = False
             raise ProviderUnavailable("sandbox: the provider timed out")
+        if seen.crash_next:
+            seen.crash_next = False
+            raise httpx.ReadTimeout("the provider's answer never came")
         return await real(self, payment_ref, amount_minor, currency, at)
 
     monkeypatch.setattr(SandboxProvider, "create_payment", counting)
@@ -149,6 +153,20 @@ async def test_a_failed_call_gives_up_its_claim_and_the_next_ask_calls_again(
     assert opened.status_code == 200, opened.text
     assert opened.json()["pay_url"] is not None
     assert calls.per_order == {order["payment"]["provider_ref"]: 2}  # the first opened nothing
+
+
+async def test_a_provider_that_breaks_is_a_502_never_a_500(
+    client: httpx.AsyncClient, session: AsyncSession, calls: Calls
+) -> None:
+    """A provider's own exception (here a read timeout from its HTTP client) tells the buyer the
+    same as a refusal: nothing opened, ask again."""
+    m = await market(client, session)
+    order = await checkout(client, m.slug, [(m.variant, 1)])
+    calls.crash_next = True
+    assert_problem(await ask_to_pay(client, order), 502, "payment_provider_unavailable")
+    opened = await ask_to_pay(client, order)
+    assert opened.status_code == 200, opened.text
+    assert calls.per_order == {order["payment"]["provider_ref"]: 2}
 
 
 async def test_a_claim_whose_request_died_lapses(

@@ -38,6 +38,7 @@ from xiaopu.orders.providers import (
     CallbackKind,
     PaymentIntent,
     ProviderCallback,
+    ProviderUnavailable,
     RefundOutcome,
     SandboxProvider,
     provider_for,
@@ -132,11 +133,16 @@ async def open_payment(
         intent = await provider.create_payment(
             claim.provider_ref, claim.amount_minor, claim.currency, claim.expires_at
         )
-    except Exception:
+    except Exception as exc:
         # Nothing is opened that we know of: the next ask need not wait for the claim to lapse.
         async with unit_of_work(sessions) as session:
             await _give_up_claim(session, claim)
-        raise
+        if isinstance(exc, ProviderUnavailable):
+            raise
+        # A provider's own failure (a timeout, a refused connection, an answer it could not
+        # read) is the same to the buyer: not opened, safe to ask again. Never a 500.
+        log.warning("payment.open_failed", order_id=str(claim.order_id), error=repr(exc))
+        raise ProviderUnavailable() from exc
     async with unit_of_work(sessions) as session:
         return await _record_opened(session, claim, intent)
 
