@@ -99,8 +99,18 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table, name, _ in reversed(CHECKS):
         op.drop_constraint(op.f(name), table, type_="check")
-    # The old schema has no word for completion moving a refused hold's money on.
-    op.execute("DELETE FROM commission_events WHERE action = 'forfeit_completed'")
+    # Refused once completion has moved a refused hold's money on: the old schema cannot say
+    # where that money is, and upgrading again would put it back in the pending stage.
+    op.execute(
+        """
+        DO $$ BEGIN
+            IF EXISTS (SELECT 1 FROM commission_events WHERE action = 'forfeit_completed') THEN
+                RAISE EXCEPTION 'completion moved refused holds on (forfeit_completed): this '
+                    'revision cannot be rolled back without losing where that money is';
+            END IF;
+        END $$
+        """
+    )
     op.execute("UPDATE commission_events SET action = 'released' WHERE action = 'held_released'")
     op.execute("UPDATE commission_events SET action = 'forfeitd' WHERE action = 'forfeited'")
     op.drop_column("commissions", "forfeited_to")

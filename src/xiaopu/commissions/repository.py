@@ -34,6 +34,24 @@ async def add(session: AsyncSession, rows: Sequence[Commission]) -> None:
     await session.flush()
 
 
+async def lock_supplier_order(session: AsyncSession, supplier_order_id: uuid.UUID) -> None:
+    """Lock the supplier order's buyer order, then the supplier order: the order refunds,
+    returns and the completion job's claim take them in, so a decision on the order's lines
+    queues behind them, and they skip or wait for it, instead of deadlocking over the lines
+    and the ledger accounts."""
+    await session.execute(
+        text(
+            "SELECT 1 FROM orders WHERE id = (SELECT order_id FROM supplier_orders "
+            "WHERE id = :id) FOR UPDATE"
+        ),
+        {"id": supplier_order_id},
+    )
+    await session.execute(
+        text("SELECT 1 FROM supplier_orders WHERE id = :id FOR UPDATE"),
+        {"id": supplier_order_id},
+    )
+
+
 async def of_supplier_order(
     session: AsyncSession, supplier_order_id: uuid.UUID, *, lock: bool = False
 ) -> Sequence[Commission]:

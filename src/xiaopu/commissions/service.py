@@ -337,6 +337,7 @@ async def decide_held(
     supplier, the markup to the platform, at the same stage), wherever the order is in its
     life. A forfeited line records the account its money went to: a later refund takes it
     back from there, and completion moves it on to the available stage."""
+    await repository.lock_supplier_order(session, supplier_order_id)
     rows = await repository.of_supplier_order(session, supplier_order_id, lock=True)
     held = [r for r in rows if r.status is PartStatus.held]
     if not held:
