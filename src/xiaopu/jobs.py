@@ -107,6 +107,7 @@ def schedules() -> list[Schedule]:
             settlement_jobs.close,
             "Close the latest ended settlement period (local days of `time_zone`) into each "
             "supplier's numbered statement and payout; a closed period is skipped at once.",
+            own_transactions=True,
         ),
         Schedule(
             "settlements.pay",

@@ -12,7 +12,11 @@ log = structlog.get_logger(__name__)
 
 
 async def close(session: AsyncSession, ctx: JobContext, _: bytes) -> None:
-    result = await service.close_due(session, ctx.settings)
+    # Each supplier closes in its own transaction (Schedule.own_transactions): `session` is
+    # left unused.
+    if ctx.sessionmaker is None:
+        raise RuntimeError("settlements.close needs JobContext.sessionmaker")
+    result = await service.close_due_in_steps(ctx.sessionmaker, ctx.settings)
     if not result.skipped:
         log.info(
             "settlements.closed",

@@ -8,14 +8,16 @@ import csv
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from xiaopu.config import Settings
+from xiaopu.db import unit_of_work
 from xiaopu.errors import Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
@@ -395,27 +397,55 @@ class CloseResult:
     skipped: bool
 
 
+Step = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
 async def close_due(
     session: AsyncSession, settings: Settings, now: datetime | None = None
 ) -> CloseResult:
+    """`close_due_in_steps` inside the caller's transaction, each supplier in a savepoint (for
+    tests and callers that own one transaction; the job commits each supplier on its own)."""
+
+    @asynccontextmanager
+    async def savepoint() -> AsyncIterator[AsyncSession]:
+        async with session.begin_nested():
+            yield session
+
+    return await _close(savepoint, settings, now)
+
+
+async def close_due_in_steps(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, now: datetime | None = None
+) -> CloseResult:
+    """What the `settlements.close` job runs: each supplier closes in a transaction of its own.
+    In one transaction for all, each closed supplier's accounts would stay locked until the
+    last one closed, taken in supplier order while completion and refunds take accounts in
+    their own global order: a deadlock, and refunds waiting on the whole run."""
+    return await _close(lambda: unit_of_work(sessions), settings, now)
+
+
+async def _close(step: Step, settings: Settings, now: datetime | None) -> CloseResult:
     """Close the latest ended period for every supplier with unsettled movement before its
     end. A period closed for everyone is recorded and later runs skip it; a supplier whose
     books do not add up is logged and left out (the others close), and the next run tries it
     again. Late movements (committed after a close, timed before its end) go into the next
     statement."""
     period = periods.last_ended(settings.settlement_period, settings.zone, now or utcnow())
-    if await repository.closed(session, period.kind, period.start):
-        return CloseResult(period, 0, 0, skipped=True)
+    async with step() as session:
+        if await repository.closed(session, period.kind, period.start):
+            return CloseResult(period, 0, 0, skipped=True)
+        suppliers = await repository.candidate_suppliers(session, period.end)
     frozen = failed = 0
-    for supplier_id in await repository.candidate_suppliers(session, period.end):
+    for supplier_id in suppliers:
         try:
-            async with session.begin_nested():
+            async with step() as session:
                 frozen += await close_supplier(session, supplier_id, period)
         except SettlementMismatch as exc:
             failed += 1
             log.error("settlement.mismatch", supplier_id=str(supplier_id), detail=str(exc))
     if not failed:
-        await repository.record_close(session, period.kind, period.start, frozen, utcnow())
+        async with step() as session:
+            await repository.record_close(session, period.kind, period.start, frozen, utcnow())
     return CloseResult(period, frozen, failed, skipped=False)
 
 
