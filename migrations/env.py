@@ -54,6 +54,9 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         include_name=include_name,
+        # Each revision commits on its own: the locks one takes (a new column, a constraint, a
+        # backfill) are let go before the next revision starts, not held to the last one.
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         # Fail fast instead of queueing behind long transactions and blocking everyone else.

@@ -93,7 +93,10 @@ def upgrade() -> None:
     )
     for table, name, condition in CHECKS:
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID")
-        op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+    # After the commit of everything above: the scans run under SHARE UPDATE EXCLUSIVE only.
+    with op.get_context().autocommit_block():
+        for table, name, _ in CHECKS:
+            op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
 
 
 def downgrade() -> None:
