@@ -1,26 +1,25 @@
-"""Every background job and schedule, declared in one place (the README lists them)."""
+"""Every background job and schedule, declared in one place (the README lists them).
+
+The registry imports the domains' job modules; they import nothing of it (the types a handler
+is given live in xiaopu.queue), so it sits on top of them as the worker does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from xiaopu.idempotency import jobs as idempotency_jobs
+from xiaopu.ledger import jobs as ledger_jobs
+from xiaopu.links import partitions
+from xiaopu.orders import jobs as order_jobs
+from xiaopu.orders.payments import REFUND_JOB
+from xiaopu.payouts import jobs as payout_jobs
 
-from xiaopu.config import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class JobContext:
-    settings: Settings
-    http: httpx.AsyncClient
-    # For a job that commits between its steps (`Schedule.own_transactions`): each step opens
-    # its own unit of work with it. The worker always sets it.
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None
-
-
-JobHandler = Callable[[AsyncSession, JobContext, bytes], Awaitable[None]]
+# Re-exported: the worker and the tests take the job types from here with the registry.
+from xiaopu.queue import JobContext as JobContext
+from xiaopu.queue import JobHandler as JobHandler
+from xiaopu.settlements import jobs as settlement_jobs
+from xiaopu.webhooks import jobs as webhook_jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +44,6 @@ class Entrypoint:
 
 def entrypoints() -> dict[str, Entrypoint]:
     """Jobs queued by the code (one per change that needs background work)."""
-    from xiaopu.orders import jobs as order_jobs
-    from xiaopu.orders.payments import REFUND_JOB
-    from xiaopu.webhooks import jobs as webhook_jobs
-
     return {
         webhook_jobs.DELIVER_JOB: Entrypoint(webhook_jobs.deliver),
         # Claim, commit, ask the payment provider outside any transaction, record, commit.
@@ -58,13 +53,6 @@ def entrypoints() -> dict[str, Entrypoint]:
 
 def schedules() -> list[Schedule]:
     """Jobs run on a timetable (cron syntax, UTC)."""
-    from xiaopu.idempotency import jobs as idempotency_jobs
-    from xiaopu.ledger import jobs as ledger_jobs
-    from xiaopu.links import partitions
-    from xiaopu.orders import jobs as order_jobs
-    from xiaopu.payouts import jobs as payout_jobs
-    from xiaopu.settlements import jobs as settlement_jobs
-
     return [
         Schedule(
             "idempotency.purge",

@@ -1,14 +1,31 @@
-"""Background jobs on pgqueuer: enqueue inside the caller's transaction."""
+"""Background jobs on pgqueuer: what a job's handler is given, and enqueueing inside the
+caller's transaction. The domains' job modules import this, never the registry (xiaopu.jobs)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 from pgqueuer import Queries
 from pgqueuer.db import AsyncpgDriver
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from xiaopu.config import Settings
 from xiaopu.db import raw_connection
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    settings: Settings
+    http: httpx.AsyncClient
+    # For a job that commits between its steps (`Schedule.own_transactions`): each step opens
+    # its own unit of work with it. The worker always sets it.
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+JobHandler = Callable[[AsyncSession, JobContext, bytes], Awaitable[None]]
 
 
 async def enqueue(

@@ -10,12 +10,12 @@ from pydantic import AwareDatetime
 
 from xiaopu.auth.auth import CurrentOperator, CurrentPerson
 from xiaopu.commissions import service, statements
+from xiaopu.commissions.auth import StatementsReader
 from xiaopu.commissions.schemas import CommissionOut, HeldDecision, Statement
 from xiaopu.db import DbSession
 from xiaopu.idempotency.service import RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.models.ledger import PartStatus
-from xiaopu.orders.auth import OrdersReader
 
 router = APIRouter(prefix="/v1/shops/mine", tags=["wallet"])
 operator_router = APIRouter(prefix="/v1/operator/commissions", tags=["operator"])
@@ -47,7 +47,7 @@ async def list_commissions(
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 async def get_statement(
-    caller: OrdersReader,
+    caller: StatementsReader,
     session: DbSession,
     since: Annotated[
         AwareDatetime, Query(description="Period start, inclusive (with a UTC offset).")

@@ -6,7 +6,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.idempotency.service import purge_expired
-from xiaopu.jobs import JobContext
+from xiaopu.queue import JobContext
 
 log = structlog.get_logger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.jobs import JobContext
 from xiaopu.ledger import service
+from xiaopu.queue import JobContext
 
 
 async def reconcile(session: AsyncSession, ctx: JobContext, _: bytes) -> None:

@@ -9,8 +9,8 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.jobs import JobContext
 from xiaopu.kit.clock import utcnow
+from xiaopu.queue import JobContext
 
 log = structlog.get_logger(__name__)
 MONTHS_AHEAD = 3

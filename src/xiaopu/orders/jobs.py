@@ -9,8 +9,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu import queue
-from xiaopu.jobs import JobContext
 from xiaopu.orders import fulfilment, payments, service
+from xiaopu.queue import JobContext
 
 log = structlog.get_logger(__name__)
 

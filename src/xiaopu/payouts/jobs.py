@@ -9,9 +9,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.config import Settings
-from xiaopu.jobs import JobContext
 from xiaopu.payouts import service
 from xiaopu.payouts.service import RUN_JOB, Step, StepHook
+from xiaopu.queue import JobContext
 
 __all__ = ["RUN_JOB", "run"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.jobs import JobContext
+from xiaopu.queue import JobContext
 from xiaopu.settlements import payouts, service
 
 log = structlog.get_logger(__name__)

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xiaopu.jobs import JobContext
+from xiaopu.queue import JobContext
 from xiaopu.webhooks.service import DELIVER_JOB, attempt_delivery
 
 __all__ = ["DELIVER_JOB", "deliver"]
