@@ -379,3 +379,62 @@ async def test_a_light_connection_left_in_a_transaction_is_not_handed_out_again(
         return bool(raw.is_in_transaction())
 
     assert await run_unit_of_work(create_sessionmaker(real_engine), read) is False
+
+
+@pytest.mark.parametrize(
+    ("made", "refusal"),
+    [
+        (lambda: Deferred(("SELECT 1",), ()), "plain INSERT, UPDATE or DELETE"),
+        (lambda: Deferred((f"WITH x AS (SELECT 1) {NOTE}",), (1, "a")), "plain INSERT"),
+        (lambda: Deferred((NOTE,), (1,)), r"names \$2 but has 1 params"),
+        (lambda: Deferred((NOTE,), (1, "a"), "SELECT $3"), r"names \$3 but has 2 params"),
+        (lambda: Deferred(("DELETE FROM notes WHERE word = $$x$$",), ()), "carries no \\$"),
+        (lambda: Deferred((NOTE,), (1, "a"), expect=1), "needs RETURNING"),
+        (lambda: Deferred((TAKE,), ("old",), expect=-1), "needs RETURNING"),
+        (lambda: Deferred((NOTE,), (1, "a"), "SELECT * FROM {written}", _ignore), "RETURNs"),
+        (lambda: Deferred((), (), "SELECT * FROM {written}", _ignore), "RETURNs"),
+        (lambda: Deferred((NOTE,), (1, "a"), "DELETE FROM tags", _ignore), "query is a SELECT"),
+        (lambda: Deferred((NOTE,), (1, "a"), then=_ignore), "give it a `query`"),
+    ],
+)
+def test_a_deferred_write_the_one_statement_cannot_carry_is_refused_when_made(
+    made: Any, refusal: str
+) -> None:
+    """The shape rules of docs/checkout-unit-of-work.md, at the line that breaks them."""
+    with pytest.raises(ValueError, match=refusal):
+        made()
+
+
+async def test_the_shapes_the_rules_allow_are_made_and_sent(real_engine: AsyncEngine) -> None:
+    seen: list[Sequence[Any]] = []
+
+    async def then(rows: Sequence[Any]) -> None:
+        seen.append(list(rows))
+
+    async with unit_of_work(create_sessionmaker(real_engine)) as session:
+        # Statements sharing their parameters, in lower case, and a query naming the last one.
+        lower = "insert into notes (n, word) values ($3, $4)"
+        await defer(session, Deferred((NOTE, lower), (40, "a", 41, "b"), "SELECT $4::text", then))
+        # A conditional UPDATE counted by `expect`, with a query reading what it wrote.
+        await defer(session, Deferred((TAKE,), ("old",), "SELECT t FROM {written}", then, expect=1))
+    assert seen == [[("b",)], [("old!",)]]
+    assert await _notes(real_engine) == [(40, "a"), (41, "b")]
+
+
+async def test_a_read_once_writes_wait_is_a_run_again_in_a_full_unit_of_work(
+    real_engine: AsyncEngine,
+) -> None:
+    """The light unit of work sends its writes last, as its one statement: a read after them
+    cannot go on its connection, and the work runs again, counted, on a full session."""
+    runs: list[int] = []
+
+    async def work(session: AsyncSession) -> int:
+        runs.append(1)
+        await defer(session, Deferred((NOTE,), (33, "read after")))
+        raw = await read_connection(session)  # in a full session, the write is sent first
+        return int(await raw.fetchval("SELECT count(*) FROM notes"))
+
+    before = RERUNS.labels("needs_session")._value.get()
+    assert await run_unit_of_work(create_sessionmaker(real_engine), work) == 1
+    assert len(runs) == 2
+    assert RERUNS.labels("needs_session")._value.get() == before + 1

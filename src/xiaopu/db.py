@@ -1,4 +1,9 @@
-"""Engine and session factories, the one-unit-of-work-per-request session, and deferred writes."""
+"""Engine and session factories, the one-unit-of-work-per-request session, and deferred writes.
+
+Checkout runs as a light unit of work (reads together, then deferred writes sent as the one
+statement that commits it). The rules a new read or deferred write on such a path must follow,
+and which of them the code and tests hold, are in docs/checkout-unit-of-work.md.
+"""
 
 from __future__ import annotations
 
@@ -129,7 +134,12 @@ async def unit_of_work(
 
 class NeedsSession(Exception):
     """A light unit of work met work it cannot do on its bare connection (an ORM query or
-    flush, a transaction): run_unit_of_work runs the work again in a full one."""
+    flush, a transaction, a read once writes wait): run_unit_of_work runs the work again in a
+    full one, and logs `reason`."""
+
+    def __init__(self, reason: str = "work beyond reads and deferred writes") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 _LIGHT = "xiaopu.light"
@@ -154,7 +164,7 @@ class _LightSession:
         return False
 
     def __getattr__(self, name: str) -> Any:
-        raise NeedsSession()
+        raise NeedsSession(f"session.{name}: the ORM session")
 
 
 @asynccontextmanager
@@ -219,12 +229,12 @@ async def run_unit_of_work(
         try:
             async with (light_unit_of_work if light else unit_of_work)(sessionmaker) as session:
                 return await work(session)
-        except NeedsSession:
+        except NeedsSession as needs:
             if not light:
                 raise  # only a light unit of work raises it: never loop on it
             light = False
             RERUNS.labels("needs_session").inc()
-            log.info("unit_of_work_rerun", reason="needs_session")
+            log.info("unit_of_work_rerun", reason="needs_session", needs=needs.reason)
         except ConcurrentChange:
             attempt += 1
             RERUNS.labels("concurrent_change").inc()
@@ -287,8 +297,12 @@ async def _driver(
     if light is not None:
         # A light unit of work's connection takes only reads and its one final statement (its
         # stand-in session answers anything else, an ORM object added, with NeedsSession).
-        if begin or (deferred and _pending(session.sync_session)):
-            raise NeedsSession()
+        if begin:
+            raise NeedsSession("a transaction")
+        if deferred and _pending(session.sync_session):
+            # In a full session the waiting writes would go first; here they can only be the
+            # last statement.
+            raise NeedsSession("a read after deferred writes were queued")
         return light
     if flush and _unflushed(session):
         await session.flush()  # what raw SQL runs next may depend on it, as with autoflush
@@ -452,7 +466,8 @@ class Deferred:
     it was before any of them: a write must not depend on another waiting write (inserts into
     different rows, in practice; foreign keys are checked at the statement's end, so a row may
     refer to one inserted beside it). Each part must be a plain INSERT, UPDATE or DELETE (no
-    WITH of its own), and carry no `$` outside its parameters, which are renumbered.
+    WITH of its own), and carry no `$` outside its parameters, which are renumbered; what of
+    this the text shows is checked when a Deferred is made (docs/checkout-unit-of-work.md).
 
     `expect`: the last statement returns rows (RETURNING), exactly this many unless the
     database moved since the work read it; otherwise the unit of work fails with
@@ -465,6 +480,45 @@ class Deferred:
     query: str | None = None
     then: Callable[[Sequence[Any]], Awaitable[None]] | None = None
     expect: int | None = None
+
+    def __post_init__(self) -> None:
+        # The shape rules of docs/checkout-unit-of-work.md that a statement's text can show,
+        # checked once per shape: a mistake fails where the write is made, in any test of it.
+        highest = _check_shape(self.statements, self.query, self.then is not None, self.expect)
+        if highest > len(self.params):
+            raise ValueError(f"deferred SQL names ${highest} but has {len(self.params)} params")
+
+
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\s", re.IGNORECASE)
+_READ = re.compile(r"\s*SELECT\s", re.IGNORECASE)
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+_STRAY_DOLLAR = re.compile(r"\$(?!\d)")
+
+
+@functools.lru_cache(maxsize=512)
+def _check_shape(
+    statements: tuple[str, ...], query: str | None, continued: bool, expect: int | None
+) -> int:
+    """Refuse a Deferred the one statement cannot carry (ValueError); the highest parameter
+    number its SQL names."""
+    for statement in statements:
+        if not _WRITE.match(statement):
+            raise ValueError(f"a deferred write is a plain INSERT, UPDATE or DELETE: {statement!r}")
+    texts = [*statements, *([query] if query is not None else [])]
+    for sql in texts:
+        if _STRAY_DOLLAR.search(sql):
+            raise ValueError(f"deferred SQL carries no $ but its parameters': {sql!r}")
+    returns = bool(statements) and bool(_RETURNING.search(statements[-1]))
+    if expect is not None and (expect < 0 or not returns):
+        raise ValueError("`expect` counts the rows the last statement RETURNs: it needs RETURNING")
+    if query is not None:
+        if not _READ.match(query):
+            raise ValueError(f"a deferred write's query is a SELECT: {query!r}")
+        if WRITTEN in query and not returns:
+            raise ValueError(f"{WRITTEN} is what the last statement RETURNs: it needs RETURNING")
+    if continued and query is None:
+        raise ValueError("a continuation (`then`) is handed a query's rows: give it a `query`")
+    return max((int(n) for sql in texts for n in _PARAM.findall(sql)), default=0)
 
 
 _DEFERRED = "xiaopu.deferred"
@@ -498,6 +552,10 @@ async def send_deferred(session: AsyncSession, *, last: bool = False) -> None:
             sync.info.pop(_DEFERRED, None)
             if await _run(raw, waiting, alone=True) is not None:
                 return
+            if session.info.get(_LIGHT) is not None:
+                raise NeedsSession(
+                    "a continuation's query found rows: its writes need a transaction"
+                )
             _queue(sync)[:0] = waiting  # a query found rows: sent again, in a transaction
     while waiting := _pending(sync):
         sync.info.pop(_DEFERRED, None)
