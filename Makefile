@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format openapi migrate clean system-deps bench
+.PHONY: run test lint format openapi migrate clean system-deps bench lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/checkout.py
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/expiry.py
+
+## Rewrite requirements.lock (what the image installs) from this environment's runtime packages.
+lock: $(STAMP)
+	$(BIN)/python scripts/lock.py setuptools==84.2.1
 
 migrate: $(STAMP)
 	$(BIN)/xiaopu migrate

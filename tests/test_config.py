@@ -80,7 +80,9 @@ def test_production_needs_a_long_private_attribution_secret() -> None:
         _production(allow_sandbox_payouts=True, attribution_secret="short")
 
 
-@pytest.mark.parametrize("secret", ["", "whsec_", "whsec_not base64!", "whsec_" + "c" * 8, "c" * 40])
+@pytest.mark.parametrize(
+    "secret", ["", "whsec_", "whsec_not base64!", "whsec_" + "c" * 8, "c" * 40]
+)
 def test_production_needs_standard_webhooks_callback_secrets(secret: str) -> None:
     with pytest.raises(ValidationError, match="XIAOPU_CARRIER_CALLBACK_SECRET must be whsec_"):
         _production(allow_sandbox_payouts=True, carrier_callback_secret=secret)

@@ -342,6 +342,8 @@ class Settings(BaseSettings):
             # to their own machine.
             if "public_base_url" not in self.model_fields_set:
                 raise ValueError("XIAOPU_PUBLIC_BASE_URL is required in production")
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 32:
+            raise ValueError("XIAOPU_METRICS_TOKEN must be at least 32 characters")
         if self.payout_crash_at is not None and self.env is not Environment.test:
             raise ValueError("XIAOPU_PAYOUT_CRASH_AT is for tests only")
         rehearsal = self.env in (Environment.development, Environment.test)
