@@ -54,7 +54,7 @@ bench: $(STAMP)
 
 ## Rewrite requirements.lock (what the image installs) from this environment's runtime packages.
 lock: $(STAMP)
-	$(BIN)/python scripts/lock.py setuptools==84.2.1
+	$(BIN)/python scripts/lock.py
 
 migrate: $(STAMP)
 	$(BIN)/xiaopu migrate

@@ -10,6 +10,7 @@ installed.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tomllib
 from importlib import metadata
@@ -59,14 +60,34 @@ def runtime_closure(requirements: list[str]) -> dict[str, str]:
     return found
 
 
+def _locked() -> dict[str, str]:
+    path = ROOT / "requirements.lock"
+    if not path.exists():
+        return {}
+    pairs = (line.split("==", 1) for line in path.read_text().splitlines() if "==" in line)
+    return {canonicalize_name(name): version for name, version in pairs}
+
+
+def _build_pin(requirement: Requirement) -> dict[str, str]:
+    """The build backend at the version named on the command line, else the one locked now,
+    else the one installed here, whichever comes first and satisfies pyproject."""
+    name = canonicalize_name(requirement.name)
+    given = [arg.split("==", 1)[1] for arg in sys.argv[1:] if arg.startswith(f"{name}==")]
+    candidates = [*given, _locked().get(name)]
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        candidates.append(metadata.version(name))
+    for version in candidates:
+        if version is not None and requirement.specifier.contains(version):
+            return {name: version}
+    raise SystemExit(f"name a version of the build backend: scripts/lock.py '{name}==X'")
+
+
 def main() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     pins = runtime_closure(pyproject["project"]["dependencies"])
     pins.pop("xiaopu", None)
     for line in pyproject["build-system"]["requires"]:
-        name = canonicalize_name(Requirement(line).name)
-        given = [arg.split("==", 1)[1] for arg in sys.argv[1:] if arg.startswith(f"{name}==")]
-        pins[name] = given[0] if given else metadata.version(name)
+        pins.update(_build_pin(Requirement(line)))
     lines = [f"{name}=={version}" for name, version in sorted(pins.items())]
     (ROOT / "requirements.lock").write_text(HEADER + "\n".join(lines) + "\n")
     print(f"Wrote requirements.lock ({len(lines)} packages)")
