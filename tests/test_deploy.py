@@ -8,6 +8,7 @@ the Settings validator, and the pins against pyproject.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import secrets
 import tomllib
@@ -135,7 +136,7 @@ def _settings_from(env: Mapping[str, str]) -> Settings:
 @pytest.fixture(autouse=True)
 def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the files under test provide settings: nothing from the test run's environment."""
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("XIAOPU_"):
             monkeypatch.delenv(name)
 
@@ -345,7 +346,10 @@ def test_the_lock_pins_every_runtime_dependency_within_pyproject() -> None:
             continue
         reachable.add(name)
         dist = metadata.distribution(name)
-        assert Version(dist.version) == pins[name], f"{name}: run `make lock`"
+        assert Version(dist.version) == pins[name], (
+            f"{name} {dist.version} is installed, {pins[name]} locked: `make lock` after an "
+            "upgrade, or reinstall (make installs the locked versions)"
+        )
         for line in dist.requires or []:
             requirement = Requirement(line)
             extras = ["", *sorted(wanted.get(name, ()))]
