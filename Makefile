@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format openapi migrate clean system-deps bench
+.PHONY: run test lint format openapi migrate clean system-deps bench lock
 
-$(STAMP): pyproject.toml
+# Runtime packages at requirements.lock's versions, as the image has them; dev tools unpinned.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c requirements.lock
 	touch $(STAMP)
 
 ## Start the service with an embedded PostgreSQL (unless XIAOPU_DATABASE_URL is set) and demo data.
@@ -51,6 +52,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/checkout.py
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/expiry.py
+
+## Rewrite requirements.lock (what the image installs) from this environment's runtime packages.
+lock: $(STAMP)
+	$(BIN)/python scripts/lock.py
 
 migrate: $(STAMP)
 	$(BIN)/xiaopu migrate

@@ -67,9 +67,33 @@ def _production(**overrides: object) -> Settings:
         "database_url": "postgresql://d/x",
         "payment_callback_secret": "whsec_" + "p" * 40,
         "carrier_callback_secret": "whsec_" + "c" * 40,
+        "public_base_url": "https://shop.example.com",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_production_needs_a_long_private_attribution_secret() -> None:
+    with pytest.raises(ValidationError, match="XIAOPU_ATTRIBUTION_SECRET must be a private"):
+        _production(allow_sandbox_payouts=True, attribution_secret="")
+    with pytest.raises(ValidationError, match="XIAOPU_ATTRIBUTION_SECRET must be a private"):
+        _production(allow_sandbox_payouts=True, attribution_secret="short")
+
+
+@pytest.mark.parametrize(
+    "secret", ["", "whsec_", "whsec_not base64!", "whsec_" + "c" * 8, "c" * 40]
+)
+def test_production_needs_standard_webhooks_callback_secrets(secret: str) -> None:
+    with pytest.raises(ValidationError, match="XIAOPU_CARRIER_CALLBACK_SECRET must be whsec_"):
+        _production(allow_sandbox_payouts=True, carrier_callback_secret=secret)
+
+
+def test_production_needs_its_public_base_url() -> None:
+    values = {"allow_sandbox_payouts": True}
+    settings = _production(**values)
+    assert settings.public_base_url == "https://shop.example.com"
+    with pytest.raises(ValidationError, match="XIAOPU_PUBLIC_BASE_URL is required"):
+        Settings(**{**settings.model_dump(exclude={"public_base_url"}), **values})
 
 
 def test_production_refuses_the_sandbox_payout_provider() -> None:

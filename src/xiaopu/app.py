@@ -23,6 +23,7 @@ from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from xiaopu.health.endpoints import router as health_router
 from xiaopu.idempotency.service import Replay, replay_stored_response
+from xiaopu.kit.metrics_http import MetricsServer
 from xiaopu.kit.ratelimit import Limiter
 from xiaopu.links.clicks import ClickRecorder
 from xiaopu.links.endpoints import router as links_router
@@ -43,6 +44,9 @@ from xiaopu.shops.endpoints import router as shops_router
 from xiaopu.suppliers.endpoints import operator_router as operator_suppliers_router
 from xiaopu.suppliers.endpoints import router as suppliers_router
 from xiaopu.webhooks.endpoints import router as webhooks_router
+
+# Processes of one `xiaopu serve` that can each find a metrics port of their own.
+METRICS_PORT_TRIES = 64
 
 API_DESCRIPTION = """
 Xiaopu is the backend of a social-sharing storefront: suppliers list products, shopkeepers
@@ -86,6 +90,11 @@ def create_app(
             app.state.sessionmaker = create_sessionmaker(engine)
             _share_links(app)
         app.state.clicks.start()
+        # Each process serves its own registry: with `serve --workers N` they take the ports
+        # from metrics_port up, one each, and Prometheus scrapes every one of them.
+        metrics = MetricsServer()
+        if settings.metrics_port:
+            await metrics.start(settings.host, settings.metrics_port, tries=METRICS_PORT_TRIES)
         # Everything built so far lives as long as the process: take it out of the cyclic
         # collector's sight, so full collections stay short on the request path.
         gc.collect()
@@ -95,6 +104,7 @@ def create_app(
         finally:
             # Clicks still in memory are written before the database goes away.
             await app.state.clicks.stop()
+            await metrics.stop()
             if engine is not None:
                 await engine.dispose()
 

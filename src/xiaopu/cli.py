@@ -7,9 +7,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -68,11 +69,23 @@ def _print_demo(settings: Settings) -> None:
     typer.echo("Ctrl-C stops the server and everything it started.\n")
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> None:
-    from xiaopu.app import create_app
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int = 1) -> None:
+    target: str | Callable[..., Any]
+    if workers > 1:
+        # Each worker process builds its own app from the environment (uvicorn needs an import
+        # string to start them); a database URL found here for the embedded PostgreSQL is handed
+        # down the same way.
+        if settings.database_url is not None:
+            os.environ["XIAOPU_DATABASE_URL"] = settings.database_url
+        target = "xiaopu.app:create_app"
+    else:
+        from xiaopu.app import create_app
 
+        target = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        target,
+        factory=workers > 1,
+        workers=workers,
         host=host or settings.host,
         port=port or settings.port,
         log_level="warning",
@@ -82,7 +95,10 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         # No "Server: uvicorn" on every answer: it tells scanners what to try, and on the
         # share redirect it is one more header to validate and send per click.
         server_header=False,
+        # The client address rate limits and click hashes see is X-Forwarded-For's only when
+        # the connection comes from one of these proxies.
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
@@ -90,9 +106,17 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Bind port.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes serving the port. Link cache, in-memory rate limits and the click "
+            "buffer are each process's own (see the README).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (migrations must be applied: see `migrate`)."""
-    _serve(_settings(), host, port)
+    _serve(_settings(), host, port, workers)
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +23,17 @@ _DEV_ATTRIBUTION_SECRET = "dev-only-attribution-secret-not-for-production-0123" 
 # Standard Webhooks-style secrets for the sandbox payment provider's and carriers' callbacks.
 _DEV_PAYMENT_SECRET = "whsec_ZGV2LW9ubHktc2FuZGJveC1wYXltZW50LXNlY3JldA=="  # noqa: S105
 _DEV_CARRIER_SECRET = "whsec_ZGV2LW9ubHktY2Fycmllci1jYWxsYmFjay1zZWNyZXQ="  # noqa: S105
+
+
+def _is_whsec(value: str) -> bool:
+    """A Standard Webhooks secret: whsec_ and the base64 of 24 to 64 random bytes."""
+    if not value.startswith("whsec_"):
+        return False
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        return False
+    return 24 <= len(key) <= 64
 
 
 class Environment(StrEnum):
@@ -64,7 +77,38 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `xiaopu serve` binds.")
     port: int = Field(default=8000, description="Port `xiaopu serve` binds.")
     public_base_url: str = Field(
-        default="http://127.0.0.1:8000", description="Base URL the service is reached at."
+        default="http://127.0.0.1:8000",
+        description="Base URL the service is reached at (share links, QR codes). Required in "
+        "production.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description=(
+            "Comma-separated addresses or networks (CIDR) of the proxies whose X-Forwarded-For "
+            "and X-Forwarded-Proto `xiaopu serve` believes; `*` trusts any sender."
+        ),
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token that GET /metrics on the API port requires. Unset: /metrics is open "
+            "in development and test, and off (404) in production."
+        ),
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=(
+            "Each `xiaopu serve` process serves its own metrics on the first free port from "
+            "this one up (0 = off)."
+        ),
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port `xiaopu worker` serves /metrics and /healthz on (0 = off).",
     )
 
     jwt_secret: SecretStr | None = Field(
@@ -269,6 +313,12 @@ class Settings(BaseSettings):
             if not development:
                 raise ValueError("XIAOPU_ATTRIBUTION_SECRET is required outside development")
             self.attribution_secret = SecretStr(_DEV_ATTRIBUTION_SECRET)
+        elif not development:
+            value = self.attribution_secret.get_secret_value()
+            if len(value.encode()) < 32 or value == _DEV_ATTRIBUTION_SECRET:
+                raise ValueError(
+                    "XIAOPU_ATTRIBUTION_SECRET must be a private value of at least 32 bytes"
+                )
         if self.env is Environment.production and self.webhook_allow_loopback:
             raise ValueError("XIAOPU_WEBHOOK_ALLOW_LOOPBACK is for development and tests only")
         if self.env is Environment.production and self.database_url is None:
@@ -282,6 +332,18 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "set XIAOPU_PAYMENT_CALLBACK_SECRET and XIAOPU_CARRIER_CALLBACK_SECRET"
                 )
+            for name in ("payment_callback_secret", "carrier_callback_secret"):
+                secret: SecretStr = getattr(self, name)
+                if not _is_whsec(secret.get_secret_value()):
+                    raise ValueError(
+                        f"XIAOPU_{name.upper()} must be whsec_ and the base64 of 24 to 64 bytes"
+                    )
+            # Share links and QR codes carry it: the loopback default would send every buyer
+            # to their own machine.
+            if "public_base_url" not in self.model_fields_set:
+                raise ValueError("XIAOPU_PUBLIC_BASE_URL is required in production")
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 32:
+            raise ValueError("XIAOPU_METRICS_TOKEN must be at least 32 characters")
         if self.payout_crash_at is not None and self.env is not Environment.test:
             raise ValueError("XIAOPU_PAYOUT_CRASH_AT is for tests only")
         rehearsal = self.env in (Environment.development, Environment.test)

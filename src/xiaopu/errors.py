@@ -117,6 +117,11 @@ class InvalidRefreshToken(Unauthenticated):
     title = "The refresh token is invalid, expired or revoked"
 
 
+class InvalidMetricsToken(Unauthenticated):
+    code = "invalid_metrics_token"
+    title = "GET /metrics needs the metrics bearer token"
+
+
 class RefreshTokenReused(Unauthenticated):
     code = "refresh_token_reused"
     title = "The refresh token was already used; its whole session has been revoked"

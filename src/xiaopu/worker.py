@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from datetime import timedelta
 
 import asyncpg
@@ -13,15 +14,35 @@ from pgqueuer import PgQueuer
 from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job, Schedule
 from pgqueuer.types import QueueExecutionMode
+from prometheus_client import Counter, Histogram
 
 from xiaopu.config import Settings
 from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.jobs import JobContext, JobHandler, entrypoints, schedules
+from xiaopu.kit.metrics_http import MetricsServer
 
 log = structlog.get_logger(__name__)
 
 # A job whose handler keeps raising is retried this often, then held for inspection.
 MAX_JOB_ATTEMPTS = 10
+
+JOBS = Counter(
+    "xiaopu_worker_jobs_total",
+    "Jobs the worker ran, by entrypoint and outcome: succeeded; retried (failed, queued again "
+    "with a delay); failed (failed for the last time, held for inspection).",
+    ["entrypoint", "outcome"],
+)
+JOB_DURATION = Histogram(
+    "xiaopu_worker_job_duration_seconds",
+    "Time a job ran, from getting its turn to its commit, failed ones too.",
+    ["entrypoint"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+
+
+def _observe(entrypoint: str, started: float | None) -> None:
+    if started is not None:
+        JOB_DURATION.labels(entrypoint).observe(time.perf_counter() - started)
 
 
 def _plain_dsn(url: str) -> str:
@@ -56,23 +77,32 @@ async def run_worker(
 
     def register(name: str, handler: JobHandler, *, own_transactions: bool = False) -> None:
         async def run(job: Job) -> None:
+            # Timed from when the job gets its turn, so the latency is the job's, not the wait.
+            started: float | None = None
             try:
-                if own_transactions:
-                    # The handler commits its own steps through ctx.sessionmaker.
-                    async with running, sessionmaker() as session:
-                        await handler(session, ctx, job.payload or b"")
-                    return
-                # One unit of work per job: the handler's writes and any jobs it queues commit
-                # together, after it returns.
-                async with running, sessionmaker() as session, session.begin():
-                    await handler(session, ctx, job.payload or b"")
+                async with running:
+                    started = time.perf_counter()
+                    if own_transactions:
+                        # The handler commits its own steps through ctx.sessionmaker.
+                        async with sessionmaker() as session:
+                            await handler(session, ctx, job.payload or b"")
+                    else:
+                        # One unit of work per job: the handler's writes and any jobs it queues
+                        # commit together, after it returns.
+                        async with sessionmaker() as session, session.begin():
+                            await handler(session, ctx, job.payload or b"")
             except Exception as exc:
+                _observe(name, started)
                 log.exception("job_failed", entrypoint=name, job_id=job.id, attempts=job.attempts)
                 if job.attempts + 1 >= MAX_JOB_ATTEMPTS:
+                    JOBS.labels(name, "failed").inc()
                     raise
+                JOBS.labels(name, "retried").inc()
                 raise RetryRequested(
                     delay=timedelta(seconds=min(300, 2**job.attempts)), reason=str(exc)[:200]
                 ) from exc
+            _observe(name, started)
+            JOBS.labels(name, "succeeded").inc()
 
         pgq.entrypoint(name, on_failure="hold")(run)
 
@@ -87,10 +117,17 @@ async def run_worker(
 
         pgq.schedule(schedule.name, schedule.cron)(trigger)
 
+    metrics = MetricsServer(
+        healthy=lambda: not pgq.shutdown.is_set() and not connection.is_closed()
+    )
+    if settings.worker_metrics_port:
+        await metrics.start(settings.host, settings.worker_metrics_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, pgq.shutdown.set)
-    log.info("worker_started", entrypoints=sorted(entrypoints()), drain=drain)
+    log.info(
+        "worker_started", entrypoints=sorted(entrypoints()), drain=drain, metrics_port=metrics.port
+    )
     try:
         if drain:
             await pgq.qm.run(
@@ -111,6 +148,7 @@ async def run_worker(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        await metrics.stop()
         await http.aclose()
         await connection.close()
         await engine.dispose()

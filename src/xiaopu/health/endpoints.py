@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hmac
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from xiaopu.config import Environment, Settings
+from xiaopu.errors import InvalidMetricsToken, NotFound, Problem
 from xiaopu.migrate import head_revision
 
 router = APIRouter(tags=["health"])
@@ -53,6 +56,31 @@ async def readyz(request: Request, response: Response) -> Readiness:
     return ready
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics() -> Response:
+def _check_metrics_access(settings: Settings, authorization: str | None) -> None:
+    """/metrics needs the bearer token when one is set; without one it is open in development
+    and test and off in production (scraped on XIAOPU_METRICS_PORT instead, or not at all)."""
+    token = settings.metrics_token
+    if token is None:
+        if settings.env is Environment.production:
+            raise NotFound()
+        return
+    scheme, _, presented = (authorization or "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+        raise InvalidMetricsToken()
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, 401: {"model": Problem}},
+)
+async def metrics(
+    request: Request,
+    authorization: Annotated[
+        str | None,
+        Header(description="`Bearer` and XIAOPU_METRICS_TOKEN, when one is configured."),
+    ] = None,
+) -> Response:
+    _check_metrics_access(request.app.state.settings, authorization)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

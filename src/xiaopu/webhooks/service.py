@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu import queue
@@ -55,6 +56,16 @@ RETRY_SCHEDULE = (
 )
 JITTER = 0.1
 DISABLE_AFTER = timedelta(days=5)
+
+# Counted when the attempt is made: a job that then fails to commit is run again and counts its
+# attempt again, as the receiver sees it again.
+DELIVERIES = Counter(
+    "xiaopu_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: succeeded; retrying (failed, another attempt is "
+    "scheduled); failed (failed for the last time); gone (the endpoint answered 410 and is "
+    "disabled); cancelled (the endpoint was disabled, no attempt made).",
+    ["outcome"],
+)
 MAX_PAYLOAD_BYTES = 20_000
 
 
@@ -319,6 +330,7 @@ async def attempt_delivery(
     if endpoint.status is not EndpointStatus.enabled:
         delivery.status = DeliveryStatus.cancelled
         delivery.next_attempt_at = None
+        DELIVERIES.labels("cancelled").inc()
         return None
 
     now = utcnow()
@@ -353,14 +365,17 @@ async def attempt_delivery(
     delivery.last_attempt_at = now
 
     if result.succeeded:
+        outcome = "succeeded"
         delivery.status = DeliveryStatus.succeeded
         delivery.next_attempt_at = None
         endpoint.failing_since = None
     elif result.status_code == 410:
+        outcome = "gone"
         delivery.status = DeliveryStatus.cancelled
         delivery.next_attempt_at = None
         await _disable(session, endpoint, "the endpoint answered 410 Gone")
     else:
+        outcome = "failed"
         endpoint.failing_since = endpoint.failing_since or now
         if now - endpoint.failing_since >= DISABLE_AFTER:
             delivery.status = DeliveryStatus.failed
@@ -370,9 +385,11 @@ async def attempt_delivery(
             delivery.status = DeliveryStatus.failed
             delivery.next_attempt_at = None
         else:
+            outcome = "retrying"
             delay = _jittered(RETRY_SCHEDULE[attempt])
             delivery.next_attempt_at = now + delay
             await _schedule(session, delivery, attempt=attempt + 1, delay=delay)
+    DELIVERIES.labels(outcome).inc()
     await session.flush()
     return record
 
