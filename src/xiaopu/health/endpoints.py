@@ -25,12 +25,12 @@ class Readiness(BaseModel):
     migrations: Literal["at_head", "behind", "unknown"]
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="health-healthz")
 async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": Readiness}})
+@router.get("/readyz", responses={503: {"model": Readiness}}, operation_id="health-readyz")
 async def readyz(request: Request, response: Response) -> Readiness:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     database = False
@@ -53,6 +53,11 @@ async def readyz(request: Request, response: Response) -> Readiness:
     return ready
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+    operation_id="health-metrics",
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
