@@ -239,6 +239,12 @@ def document_required_keys(schema: dict[str, Any], routes: Iterable[APIRoute]) -
                 if p["in"] == "header" and p["name"] == HEADER
             )
             parameter["required"] = True
+            # The declared type admits its absence (None); a required key is a string.
+            schema_ = parameter["schema"]
+            present = [o for o in schema_.get("anyOf", ()) if o != {"type": "null"}]
+            if len(present) == 1:
+                del schema_["anyOf"]
+                schema_.update(present[0])
 
 
 async def purge_expired(session: AsyncSession) -> int:

@@ -15,6 +15,8 @@ from xiaopu.links import service
 from xiaopu.links.schemas import LinkCreate, LinkOut, LinkStats, ShareKit
 
 router = APIRouter(prefix="/v1", tags=["links"])
+# The QR code's image, as bytes (a generated client reads it as a file).
+_IMAGE = {"schema": {"type": "string", "format": "binary"}}
 Code = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{8,16}$")]
 
 
@@ -74,7 +76,7 @@ async def get_link_stats(
 @router.get(
     "/links/{code}/qr.{kind}",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+    responses={200: {"content": {"image/svg+xml": _IMAGE, "image/png": _IMAGE}}},
     operation_id="links-get_qr_code",
 )
 async def get_qr_code(
