@@ -239,12 +239,13 @@ def document_required_keys(schema: dict[str, Any], routes: Iterable[APIRoute]) -
                 if p["in"] == "header" and p["name"] == HEADER
             )
             parameter["required"] = True
-            # The declared type admits its absence (None); a required key is a string.
-            schema_ = parameter["schema"]
-            present = [o for o in schema_.get("anyOf", ()) if o != {"type": "null"}]
+            # The declared type admits its absence (None); a required key is a string. A new
+            # dict: FastAPI may share one parameter's schema between operations.
+            declared = parameter["schema"]
+            present = [o for o in declared.get("anyOf", ()) if o != {"type": "null"}]
             if len(present) == 1:
-                del schema_["anyOf"]
-                schema_.update(present[0])
+                rest = {k: v for k, v in declared.items() if k != "anyOf"}
+                parameter["schema"] = {**rest, **present[0]}
 
 
 async def purge_expired(session: AsyncSession) -> int:
