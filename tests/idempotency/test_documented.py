@@ -85,4 +85,4 @@ async def test_every_operation_without_the_key_answers_as_documented(
         if refused != documented:
             disagreements.append(f"{method} {path}: {response.status_code} {response.text[:200]}")
     assert disagreements == []
-    assert required >= 14  # every one of today's; routes only ever add to them
+    assert required >= 14  # today's count: the test cannot pass by finding none
