@@ -102,7 +102,7 @@ async def raising_client(
         ),
     }
     for path, error in errors.items():
-        app.add_api_route(path, functools.partial(_raise, error))
+        app.add_api_route(path, functools.partial(_raise, error), operation_id=f"test-{path[1:]}")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 

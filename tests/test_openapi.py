@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from fastapi import APIRouter
 from hypothesis import HealthCheck, seed, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -21,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import RUN_PREFIX, TEMPLATE_DB, _blocking, make_settings
 from xiaopu import devdb
-from xiaopu.app import create_app
+from xiaopu.app import api_routes, create_app
 from xiaopu.auth.passwords import hash_password
 from xiaopu.auth.tokens import issue_access_token
 from xiaopu.cli import render_openapi
@@ -39,11 +41,66 @@ def test_committed_openapi_matches_the_app(settings: Settings, project_root: Pat
 
 
 def test_operation_ids_are_tag_and_function(settings: Settings) -> None:
+    """Every operation has one tag and an id `{tag}-{function}`, unique, for generated clients
+    (which name their modules and methods after them)."""
     schema = create_app(settings).openapi()
-    ids = [op["operationId"] for path in schema["paths"].values() for op in path.values()]
+    operations = [op for path in schema["paths"].values() for op in path.values()]
+    ids = [op["operationId"] for op in operations]
     assert len(ids) == len(set(ids))
     assert "auth-signup" in ids
-    assert all(op_id.count("-") >= 1 for op_id in ids)
+    for operation in operations:
+        (tag,) = operation["tags"]
+        assert re.fullmatch(rf"{re.escape(tag)}-[a-z][a-z0-9_]*", operation["operationId"])
+
+
+def test_a_route_must_name_its_operation_id(settings: Settings) -> None:
+    """Ids are chosen, not derived from function names: a route without one is refused."""
+    app = create_app(settings)
+
+    async def unnamed() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(TypeError, match="explicit operation_id"):
+        app.add_api_route("/unnamed", unnamed, tags=["test"])
+    router = APIRouter(tags=["test"])
+    router.add_api_route("/unnamed", unnamed)
+    with pytest.raises(TypeError, match='operation_id="test-unnamed"'):
+        app.include_router(router)
+    named = APIRouter(tags=["test"])
+    named.add_api_route("/named", unnamed, operation_id="test-named")
+    app.include_router(named)
+    assert "test-named" in [route.operation_id for route in api_routes(app.routes)]
+
+
+def test_tags_name_what_the_operations_are_about(settings: Settings) -> None:
+    schema = create_app(settings).openapi()
+    tags = {
+        (method.upper(), path): operation["tags"]
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert tags["POST", "/v1/carriers/callbacks"] == ["carriers"]
+    assert tags["POST", "/v1/payments/{provider}/callbacks"] == ["payments"]
+    for (_, path), operation_tags in tags.items():
+        if "/api-keys" in path:
+            assert operation_tags == ["api-keys"], path
+        if path.startswith("/v1/auth/"):
+            assert operation_tags == ["auth"], path
+        if path.startswith("/v1/operator/"):
+            assert operation_tags == ["operator"], path
+
+
+def test_schema_names_read_well(settings: Settings) -> None:
+    """`ApiKeyPage`, not `Page_ApiKeyOut_`: names generated clients turn into class names."""
+    schema = create_app(settings).openapi()
+    names = schema["components"]["schemas"]
+    assert [n for n in names if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", n)] == []
+    assert "ApiKeyPage" in names
+    page = schema["paths"]["/v1/suppliers/{supplier_id}/api-keys"]["get"]
+    ok = page["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/ApiKeyPage"}
+    refs = re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(schema))
+    assert set(refs) <= set(names)
 
 
 async def _seed_caller(fuzz_settings: Settings) -> dict[str, str]:

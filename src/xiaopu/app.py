@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from xiaopu.auth.endpoints import api_keys_router
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
 from xiaopu.catalogue.endpoints import router as catalogue_router
@@ -22,7 +25,7 @@ from xiaopu.config import Settings, get_settings
 from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from xiaopu.health.endpoints import router as health_router
-from xiaopu.idempotency.service import Replay, replay_stored_response
+from xiaopu.idempotency.service import Replay, document_required_keys, replay_stored_response
 from xiaopu.kit.metrics_http import MetricsServer
 from xiaopu.kit.ratelimit import Limiter
 from xiaopu.links.clicks import ClickRecorder
@@ -30,6 +33,7 @@ from xiaopu.links.endpoints import router as links_router
 from xiaopu.links.redirect import PREFIX, LinkCache, ShareLinks
 from xiaopu.observability import RequestContextMiddleware, configure_logging
 from xiaopu.orders import checkout_route
+from xiaopu.orders.endpoints import carrier_router as carriers_router
 from xiaopu.orders.endpoints import operator_refunds_router
 from xiaopu.orders.endpoints import operator_router as operator_returns_router
 from xiaopu.orders.endpoints import payment_router as payments_router
@@ -57,9 +61,13 @@ Errors are `application/problem+json` with a stable `code`. Lists take `cursor` 
 
 
 def _operation_id(route: APIRoute) -> str:
-    """Stable `{tag}-{function}` ids, so generated clients keep their method names."""
-    tag = route.tags[0] if route.tags else "default"
-    return f"{tag}-{route.name}"
+    """FastAPI asks for an id only of a route declared without `operation_id`: refused, so that
+    every operation names its own id (`{tag}-{function}`, kept when the Python function is
+    renamed or moved) and generated clients keep their method names."""
+    raise TypeError(
+        f"{sorted(route.methods or ())} {route.path} needs an explicit operation_id, "
+        f'e.g. operation_id="{route.tags[0] if route.tags else "tag"}-{route.name}"'
+    )
 
 
 def _problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +79,49 @@ def _problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_JSON] = content.pop("application/json")
     return schema
+
+
+_SCHEMA_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+
+
+def _generic_schema_names(schema: dict[str, Any]) -> dict[str, Any]:
+    """Name a parametrized generic's schema as the model names itself (`ApiKeyPage`).
+
+    pydantic names the schema of `Page[ApiKeyOut]` from its origin and arguments
+    (`Page_ApiKeyOut_`) whatever `model_parametrized_name` says; that name is the schema's
+    title, and becomes its name here, in the components and in every reference to them."""
+    components: dict[str, Any] = schema.get("components", {}).get("schemas", {})
+    renames = {
+        name: component["title"]
+        for name, component in components.items()
+        if not _SCHEMA_NAME.fullmatch(name) and _SCHEMA_NAME.fullmatch(component.get("title", ""))
+    }
+    if not renames:
+        return schema
+    taken = set(components) - set(renames)
+    for new in renames.values():
+        if new in taken:
+            raise ValueError(f"two schemas would be named {new}")
+        taken.add(new)
+    prefix = "#/components/schemas/"
+    refs = {prefix + old: prefix + new for old, new in renames.items()}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: refs.get(v, v) if k == "$ref" and isinstance(v, str) else rewrite(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    rewritten: dict[str, Any] = rewrite(schema)
+    rewritten["components"]["schemas"] = {
+        renames.get(name, name): component
+        for name, component in rewritten["components"]["schemas"].items()
+    }
+    return rewritten
 
 
 def create_app(
@@ -119,7 +170,9 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _problem_media_type(FastAPI.openapi(app))
+            schema = _generic_schema_names(_problem_media_type(FastAPI.openapi(app)))
+            document_required_keys(schema, api_routes(app.routes))
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -137,6 +190,7 @@ def create_app(
     # (which never reaches the router): it is tried first. No other router shares its prefix.
     app.include_router(orders_router)
     app.include_router(auth_router)
+    app.include_router(api_keys_router)
     app.include_router(suppliers_router)
     app.include_router(operator_suppliers_router)
     app.include_router(catalogue_router)
@@ -152,6 +206,7 @@ def create_app(
     app.include_router(shops_router)
     app.include_router(fulfilment_router)
     app.include_router(payments_router)
+    app.include_router(carriers_router)
     app.include_router(operator_returns_router)
     app.include_router(operator_refunds_router)
     app.include_router(webhooks_router)
@@ -162,6 +217,18 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
         )
     return app
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route, those of included routers too (which FastAPI may keep behind a
+    router of its own instead of copying them into the app's routes)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        else:
+            included = getattr(route, "original_router", None)
+            if isinstance(included, APIRouter):
+                yield from api_routes(included.routes)
 
 
 def _route(router: APIRouter, path: str, method: str) -> APIRoute:
@@ -188,6 +255,14 @@ class XiaopuApp(FastAPI):
 
     share_links: ShareLinks | None = None
     checkout: ASGIApp | None = None
+
+    def include_router(self, router: APIRouter, *args: Any, **kwargs: Any) -> None:
+        """Refuses a route without an explicit operation_id when it is included, not when
+        FastAPI first builds it (which may be at its first request)."""
+        for route in api_routes(router.routes):
+            if route.operation_id is None:
+                _operation_id(route)
+        super().include_router(router, *args, **kwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

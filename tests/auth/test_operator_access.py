@@ -21,7 +21,7 @@ async def operator_client(
     async def operator_only(operator: CurrentOperator) -> dict[str, str]:
         return {"account_id": str(operator.account_id)}
 
-    app.add_api_route("/operator-only", operator_only)
+    app.add_api_route("/operator-only", operator_only, operation_id="test-operator_only")
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
 

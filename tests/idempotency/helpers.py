@@ -63,7 +63,7 @@ def _controls(request: Request) -> Controls:
 def _router() -> APIRouter:
     router = APIRouter(prefix=PREFIX)
 
-    @router.post("/suppliers", status_code=201)
+    @router.post("/suppliers", status_code=201, operation_id="test-suppliers")
     async def create_required(
         body: SupplierCreate,
         person: CurrentPerson,
@@ -77,7 +77,7 @@ def _router() -> APIRouter:
 
         return await idempotency.once(work)
 
-    @router.post("/other-suppliers", status_code=201)
+    @router.post("/other-suppliers", status_code=201, operation_id="test-other-suppliers")
     async def create_other(
         body: SupplierCreate,
         person: CurrentPerson,
@@ -88,7 +88,7 @@ def _router() -> APIRouter:
             lambda: service.create(session, person.account_id, body, auto_approve=False)
         )
 
-    @router.post("/failing-suppliers", status_code=201)
+    @router.post("/failing-suppliers", status_code=201, operation_id="test-failing-suppliers")
     async def create_failing(
         body: SupplierCreate,
         person: CurrentPerson,
@@ -106,7 +106,7 @@ def _router() -> APIRouter:
 
         return await idempotency.once(work)
 
-    @router.post("/crashing-suppliers", status_code=201)
+    @router.post("/crashing-suppliers", status_code=201, operation_id="test-crashing-suppliers")
     async def create_crashing(
         body: SupplierCreate,
         person: CurrentPerson,
@@ -124,7 +124,7 @@ def _router() -> APIRouter:
 
         return await idempotency.once(work)
 
-    @router.post("/slow-suppliers", status_code=201)
+    @router.post("/slow-suppliers", status_code=201, operation_id="test-slow-suppliers")
     async def create_slow(
         body: SupplierCreate,
         person: CurrentPerson,
@@ -141,7 +141,7 @@ def _router() -> APIRouter:
 
         return await idempotency.once(work)
 
-    @router.post("/gated-suppliers", status_code=201)
+    @router.post("/gated-suppliers", status_code=201, operation_id="test-gated-suppliers")
     async def create_gated(
         body: SupplierCreate,
         person: CurrentPerson,

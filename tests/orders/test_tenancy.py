@@ -616,6 +616,7 @@ def test_every_order_route_is_covered_here() -> None:
         endpoints.shop_router,
         endpoints.supplier_router,
         endpoints.payment_router,
+        endpoints.carrier_router,
         endpoints.operator_router,
         endpoints.operator_refunds_router,
     ]

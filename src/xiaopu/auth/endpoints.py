@@ -24,15 +24,16 @@ from xiaopu.deps import AppLimiter, AppSettings, ClientIp
 from xiaopu.kit.pagination import Page, Pagination
 
 router = APIRouter(prefix="/v1", tags=["auth"])
+api_keys_router = APIRouter(prefix="/v1/suppliers/{supplier_id}/api-keys", tags=["api-keys"])
 
 
-@router.post("/auth/signup", status_code=status.HTTP_201_CREATED)
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, operation_id="auth-signup")
 async def signup(body: SignupRequest, session: DbSession, settings: AppSettings) -> SignupResponse:
     account, tokens = await service.signup(session, settings, body)
     return SignupResponse(account=AccountOut.model_validate(account), tokens=tokens)
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", operation_id="auth-login")
 async def login(
     body: LoginRequest,
     session: DbSession,
@@ -43,23 +44,25 @@ async def login(
     return await service.login(session, settings, limiter, body, client_ip)
 
 
-@router.post("/auth/refresh")
+@router.post("/auth/refresh", operation_id="auth-refresh")
 async def refresh(body: RefreshRequest, session: DbSession, settings: AppSettings) -> TokenPair:
     return await service.refresh(session, settings, body.refresh_token)
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, operation_id="auth-logout")
 async def logout(body: RefreshRequest, session: DbSession) -> Response:
     await service.logout(session, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me")
+@router.get("/me", operation_id="auth-me")
 async def me(person: CurrentPerson, session: DbSession) -> AccountOut:
     return AccountOut.model_validate(await service.account(session, person.account_id))
 
 
-@router.post("/suppliers/{supplier_id}/api-keys", status_code=status.HTTP_201_CREATED)
+@api_keys_router.post(
+    "", status_code=status.HTTP_201_CREATED, operation_id="api-keys-create_api_key"
+)
 async def create_api_key(
     supplier_id: uuid.UUID, body: ApiKeyCreate, caller: SupplierOwner, session: DbSession
 ) -> ApiKeyCreated:
@@ -69,14 +72,14 @@ async def create_api_key(
     return await service.create_api_key(session, caller.supplier_id, caller.account_id, body)
 
 
-@router.get("/suppliers/{supplier_id}/api-keys")
+@api_keys_router.get("", operation_id="api-keys-list_api_keys")
 async def list_api_keys(
     supplier_id: uuid.UUID, caller: SupplierOwner, session: DbSession, page: Pagination
 ) -> Page[ApiKeyOut]:
     return await service.list_api_keys(session, caller.supplier_id, page)
 
 
-@router.delete("/suppliers/{supplier_id}/api-keys/{key_id}")
+@api_keys_router.delete("/{key_id}", operation_id="api-keys-revoke_api_key")
 async def revoke_api_key(
     supplier_id: uuid.UUID, key_id: uuid.UUID, caller: SupplierOwner, session: DbSession
 ) -> ApiKeyOut:

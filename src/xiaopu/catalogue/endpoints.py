@@ -29,14 +29,16 @@ router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["catalogue"])
 browse_router = APIRouter(prefix="/v1/catalogue", tags=["catalogue"])
 
 
-@router.post("/products", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/products", status_code=status.HTTP_201_CREATED, operation_id="catalogue-create_product"
+)
 async def create_product(
     supplier_id: uuid.UUID, body: ProductIn, caller: ProductWriter, session: DbSession
 ) -> ProductOut:
     return await service.create_product(session, caller.supplier_id, body)
 
 
-@router.post("/products/bulk-upsert")
+@router.post("/products/bulk-upsert", operation_id="catalogue-bulk_upsert_products")
 async def bulk_upsert_products(
     supplier_id: uuid.UUID, body: BulkUpsert, caller: ProductWriter, session: DbSession
 ) -> BulkResult:
@@ -45,21 +47,21 @@ async def bulk_upsert_products(
     return await service.bulk_upsert(session, caller.supplier_id, body)
 
 
-@router.get("/products")
+@router.get("/products", operation_id="catalogue-list_products")
 async def list_products(
     supplier_id: uuid.UUID, caller: ProductReader, session: DbSession, page: Pagination
 ) -> Page[ProductOut]:
     return await service.list_products(session, caller.supplier_id, page)
 
 
-@router.get("/products/{product_id}")
+@router.get("/products/{product_id}", operation_id="catalogue-get_product")
 async def get_product(
     supplier_id: uuid.UUID, product_id: uuid.UUID, caller: ProductReader, session: DbSession
 ) -> ProductOut:
     return await service.get_product(session, caller.supplier_id, product_id)
 
 
-@router.patch("/products/{product_id}")
+@router.patch("/products/{product_id}", operation_id="catalogue-update_product")
 async def update_product(
     supplier_id: uuid.UUID,
     product_id: uuid.UUID,
@@ -71,7 +73,7 @@ async def update_product(
     return await service.update_product(session, caller.supplier_id, product_id, body)
 
 
-@router.post("/stock")
+@router.post("/stock", operation_id="catalogue-push_stock")
 async def push_stock(
     supplier_id: uuid.UUID, body: StockPush, caller: ProductWriter, session: DbSession
 ) -> StockResult:
@@ -79,12 +81,12 @@ async def push_stock(
     return await service.push_stock(session, caller.supplier_id, body)
 
 
-@browse_router.get("/categories")
+@browse_router.get("/categories", operation_id="catalogue-list_categories")
 async def list_categories(session: DbSession) -> list[CategoryOut]:
     return await service.list_categories(session)
 
 
-@browse_router.get("/products")
+@browse_router.get("/products", operation_id="catalogue-browse_catalogue")
 async def browse_catalogue(
     person: CurrentPerson,
     session: DbSession,

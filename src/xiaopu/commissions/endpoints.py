@@ -22,7 +22,7 @@ operator_router = APIRouter(prefix="/v1/operator/commissions", tags=["operator"]
 supplier_router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["statements"])
 
 
-@router.get("/commissions")
+@router.get("/commissions", operation_id="wallet-list_commissions")
 async def list_commissions(
     person: CurrentPerson,
     session: DbSession,
@@ -45,6 +45,7 @@ async def list_commissions(
     "/statements",
     response_model=Statement,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    operation_id="statements-get_statement",
 )
 async def get_statement(
     caller: StatementsReader,
@@ -65,7 +66,7 @@ async def get_statement(
     return Response(result.model_dump_json(), media_type="application/json")
 
 
-@operator_router.get("/held")
+@operator_router.get("/held", operation_id="operator-list_held_commissions")
 async def list_held_commissions(
     operator: CurrentOperator, session: DbSession, page: Pagination
 ) -> Page[CommissionOut]:
@@ -73,7 +74,7 @@ async def list_held_commissions(
     return await service.list_held(session, page)
 
 
-@operator_router.post("/held/{supplier_order_id}")
+@operator_router.post("/held/{supplier_order_id}", operation_id="operator-decide_held_commissions")
 async def decide_held_commissions(
     supplier_order_id: uuid.UUID,
     body: HeldDecision,

@@ -28,12 +28,12 @@ class Readiness(BaseModel):
     migrations: Literal["at_head", "behind", "unknown"]
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="health-healthz")
 async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": Readiness}})
+@router.get("/readyz", responses={503: {"model": Readiness}}, operation_id="health-readyz")
 async def readyz(request: Request, response: Response) -> Readiness:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     database = False
@@ -74,6 +74,7 @@ def _check_metrics_access(settings: Settings, authorization: str | None) -> None
     "/metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}, 401: {"model": Problem}},
+    operation_id="health-metrics",
 )
 async def metrics(
     request: Request,

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,7 @@ from xiaopu.kit.clock import utcnow
 
 T = TypeVar("T")
 
+HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)
 _VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 ANONYMOUS = "anonymous"
@@ -165,6 +167,7 @@ async def _key_header(
     idempotency_key: Annotated[
         str | None,
         Header(
+            alias=HEADER,
             description="A unique key per intended action (a UUID, say); retries reuse it.",
         ),
     ] = None,
@@ -203,6 +206,46 @@ OptionalIdempotency = Annotated[Idempotency, Depends(_optional)]
 # The key alone, for a route that runs its own unit of work (checkout).
 RequiredKey = Annotated[str, Depends(_required_key)]
 RequiredIdempotency = Annotated[Idempotency, Depends(_required)]
+
+# The dependencies that refuse a request without the key: a route that depends on one of them
+# is the marker by which the OpenAPI document lists the header as required.
+_REQUIRING: frozenset[Callable[..., Any]] = frozenset({_required, _required_key})
+
+
+def requires_key(route: APIRoute) -> bool:
+    """Whether the route answers 400 `idempotency_key_missing` to a request without the key.
+
+    The header itself is declared optional (FastAPI would answer its absence with a 422, and
+    the error must be the documented 400), so the document is corrected from this."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if dependency.call in _REQUIRING:
+            return True
+        pending.extend(dependency.dependencies)
+    return False
+
+
+def document_required_keys(schema: dict[str, Any], routes: Iterable[APIRoute]) -> None:
+    """Mark the Idempotency-Key header required on every operation that requires it."""
+    for route in routes:
+        if not route.include_in_schema or not requires_key(route):
+            continue
+        for method in route.methods or ():
+            operation = schema["paths"][route.path_format][method.lower()]
+            (parameter,) = (
+                p
+                for p in operation.get("parameters", [])
+                if p["in"] == "header" and p["name"] == HEADER
+            )
+            parameter["required"] = True
+            # The declared type admits its absence (None); a required key is a string. A new
+            # dict: FastAPI may share one parameter's schema between operations.
+            declared = parameter["schema"]
+            present = [o for o in declared.get("anyOf", ()) if o != {"type": "null"}]
+            if len(present) == 1:
+                rest = {k: v for k, v in declared.items() if k != "anyOf"}
+                parameter["schema"] = {**rest, **present[0]}
 
 
 async def purge_expired(session: AsyncSession) -> int:

@@ -75,6 +75,13 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
 
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        """`ApiKeyPage` for `Page[ApiKeyOut]`: the name OpenAPI and generated clients show."""
+        (item,) = params
+        name: str = getattr(item, "__name__", "Item")
+        return f"{name.removesuffix('Out')}Page"
+
 
 def newest_first(
     stmt: SelectT, id_column: InstrumentedAttribute[uuid.UUID], page: PageParams

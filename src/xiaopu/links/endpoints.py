@@ -15,10 +15,14 @@ from xiaopu.links import service
 from xiaopu.links.schemas import LinkCreate, LinkOut, LinkStats, ShareKit
 
 router = APIRouter(prefix="/v1", tags=["links"])
+# The QR code's image, as bytes (a generated client reads it as a file).
+_IMAGE = {"schema": {"type": "string", "format": "binary"}}
 Code = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{8,16}$")]
 
 
-@router.post("/shops/mine/links", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/shops/mine/links", status_code=status.HTTP_201_CREATED, operation_id="links-create_link"
+)
 async def create_link(
     body: LinkCreate, person: CurrentPerson, session: DbSession, settings: AppSettings
 ) -> LinkOut:
@@ -26,14 +30,14 @@ async def create_link(
     return await service.create_link(session, settings, person.account_id, body)
 
 
-@router.get("/shops/mine/links")
+@router.get("/shops/mine/links", operation_id="links-list_links")
 async def list_links(
     person: CurrentPerson, session: DbSession, settings: AppSettings, page: Pagination
 ) -> Page[LinkOut]:
     return await service.list_links(session, settings, person.account_id, page)
 
 
-@router.post("/shops/mine/links/{link_id}/disable")
+@router.post("/shops/mine/links/{link_id}/disable", operation_id="links-disable_link")
 async def disable_link(
     link_id: uuid.UUID,
     person: CurrentPerson,
@@ -50,7 +54,7 @@ async def disable_link(
     return link
 
 
-@router.get("/shops/mine/links/{link_id}/kit")
+@router.get("/shops/mine/links/{link_id}/kit", operation_id="links-get_share_kit")
 async def get_share_kit(
     link_id: uuid.UUID, person: CurrentPerson, session: DbSession, settings: AppSettings
 ) -> ShareKit:
@@ -58,7 +62,7 @@ async def get_share_kit(
     return await service.share_kit(session, settings, person.account_id, link_id)
 
 
-@router.get("/shops/mine/links/{link_id}/stats")
+@router.get("/shops/mine/links/{link_id}/stats", operation_id="links-get_link_stats")
 async def get_link_stats(
     link_id: uuid.UUID,
     person: CurrentPerson,
@@ -72,7 +76,8 @@ async def get_link_stats(
 @router.get(
     "/links/{code}/qr.{kind}",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+    responses={200: {"content": {"image/svg+xml": _IMAGE, "image/png": _IMAGE}}},
+    operation_id="links-get_qr_code",
 )
 async def get_qr_code(
     code: Code, kind: Literal["svg", "png"], session: DbSession, settings: AppSettings

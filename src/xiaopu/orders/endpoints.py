@@ -45,6 +45,7 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 shop_router = APIRouter(prefix="/v1/shops/mine/orders", tags=["shops"])
 supplier_router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["fulfilment"])
 payment_router = APIRouter(tags=["payments"])
+carrier_router = APIRouter(prefix="/v1/carriers", tags=["carriers"])
 operator_router = APIRouter(prefix="/v1/operator/returns", tags=["operator"])
 operator_refunds_router = APIRouter(prefix="/v1/operator/refunds", tags=["operator"])
 
@@ -60,7 +61,7 @@ SIGNED_BODY = {
 # Buyers ------------------------------------------------------------------------------------
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, operation_id="orders-checkout")
 async def checkout(
     body: CheckoutIn,
     request: Request,
@@ -79,7 +80,7 @@ async def checkout(
     return out
 
 
-@router.get("")
+@router.get("", operation_id="orders-list_my_orders")
 async def list_my_orders(
     person: CurrentPerson, session: DbSession, page: Pagination
 ) -> Page[OrderOut]:
@@ -87,7 +88,7 @@ async def list_my_orders(
     return await service.list_for_buyer(session, person.account_id, page)
 
 
-@router.get("/{order_id}")
+@router.get("/{order_id}", operation_id="orders-get_order")
 async def get_order(
     order_id: uuid.UUID, person: OptionalPerson, session: DbSession, token: GuestToken = None
 ) -> OrderOut:
@@ -96,7 +97,7 @@ async def get_order(
     return await service.get_for_buyer(session, order_id, account_id, token)
 
 
-@router.post("/{order_id}/payment")
+@router.post("/{order_id}/payment", operation_id="orders-open_payment")
 async def open_payment(
     order_id: uuid.UUID,
     person: OptionalPerson,
@@ -111,7 +112,9 @@ async def open_payment(
     return await payments.open_payment(sessions, settings, order_id, account_id, token)
 
 
-@router.post("/{order_id}/returns", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{order_id}/returns", status_code=status.HTTP_201_CREATED, operation_id="orders-request_return"
+)
 async def request_return(
     order_id: uuid.UUID,
     body: ReturnRequest,
@@ -131,7 +134,7 @@ async def request_return(
     )
 
 
-@router.get("/{order_id}/returns")
+@router.get("/{order_id}/returns", operation_id="orders-list_order_returns")
 async def list_order_returns(
     order_id: uuid.UUID, person: OptionalPerson, session: DbSession, token: GuestToken = None
 ) -> list[ReturnOut]:
@@ -142,7 +145,7 @@ async def list_order_returns(
 # Shopkeepers -------------------------------------------------------------------------------
 
 
-@shop_router.get("")
+@shop_router.get("", operation_id="shops-list_shop_orders")
 async def list_shop_orders(
     person: CurrentPerson, session: DbSession, page: Pagination
 ) -> Page[ShopOrderOut]:
@@ -153,7 +156,7 @@ async def list_shop_orders(
 # Suppliers ---------------------------------------------------------------------------------
 
 
-@supplier_router.get("/orders")
+@supplier_router.get("/orders", operation_id="fulfilment-list_supplier_orders")
 async def list_supplier_orders(
     caller: OrdersReader,
     session: DbSession,
@@ -164,14 +167,16 @@ async def list_supplier_orders(
     return await fulfilment.list_orders(session, caller.supplier_id, order_status, page)
 
 
-@supplier_router.get("/orders/{supplier_order_id}")
+@supplier_router.get("/orders/{supplier_order_id}", operation_id="fulfilment-get_supplier_order")
 async def get_supplier_order(
     supplier_order_id: uuid.UUID, caller: OrdersReader, session: DbSession
 ) -> SupplierOrderOut:
     return await fulfilment.get_order(session, caller.supplier_id, supplier_order_id)
 
 
-@supplier_router.post("/orders/{supplier_order_id}/accept")
+@supplier_router.post(
+    "/orders/{supplier_order_id}/accept", operation_id="fulfilment-accept_supplier_order"
+)
 async def accept_supplier_order(
     supplier_order_id: uuid.UUID,
     caller: OrdersWriter,
@@ -183,7 +188,9 @@ async def accept_supplier_order(
     )
 
 
-@supplier_router.post("/orders/{supplier_order_id}/ship")
+@supplier_router.post(
+    "/orders/{supplier_order_id}/ship", operation_id="fulfilment-ship_supplier_order"
+)
 async def ship_supplier_order(
     supplier_order_id: uuid.UUID,
     body: Shipment,
@@ -196,7 +203,9 @@ async def ship_supplier_order(
     )
 
 
-@supplier_router.post("/orders/{supplier_order_id}/deliver")
+@supplier_router.post(
+    "/orders/{supplier_order_id}/deliver", operation_id="fulfilment-deliver_supplier_order"
+)
 async def deliver_supplier_order(
     supplier_order_id: uuid.UUID,
     caller: OrdersWriter,
@@ -209,7 +218,9 @@ async def deliver_supplier_order(
     )
 
 
-@supplier_router.post("/orders/{supplier_order_id}/cancel")
+@supplier_router.post(
+    "/orders/{supplier_order_id}/cancel", operation_id="fulfilment-cancel_supplier_order"
+)
 async def cancel_supplier_order(
     supplier_order_id: uuid.UUID,
     body: Cancellation,
@@ -223,7 +234,7 @@ async def cancel_supplier_order(
     )
 
 
-@supplier_router.get("/returns")
+@supplier_router.get("/returns", operation_id="fulfilment-list_supplier_returns")
 async def list_supplier_returns(
     caller: OrdersReader,
     session: DbSession,
@@ -233,7 +244,7 @@ async def list_supplier_returns(
     return await returns.list_for_supplier(session, caller.supplier_id, return_status, page)
 
 
-@supplier_router.post("/returns/{return_id}/approve")
+@supplier_router.post("/returns/{return_id}/approve", operation_id="fulfilment-approve_return")
 async def approve_return(
     return_id: uuid.UUID,
     body: ReturnDecisionIn,
@@ -247,7 +258,7 @@ async def approve_return(
     )
 
 
-@supplier_router.post("/returns/{return_id}/reject")
+@supplier_router.post("/returns/{return_id}/reject", operation_id="fulfilment-reject_return")
 async def reject_return(
     return_id: uuid.UUID,
     body: ReturnDecisionIn,
@@ -263,7 +274,7 @@ async def reject_return(
 # Operators ---------------------------------------------------------------------------------
 
 
-@operator_router.get("")
+@operator_router.get("", operation_id="operator-list_returns_for_operator")
 async def list_returns_for_operator(
     operator: CurrentOperator,
     session: DbSession,
@@ -273,7 +284,7 @@ async def list_returns_for_operator(
     return await returns.list_for_operator(session, return_status, page)
 
 
-@operator_router.post("/{return_id}/decide")
+@operator_router.post("/{return_id}/decide", operation_id="operator-decide_return")
 async def decide_return(
     return_id: uuid.UUID,
     body: OperatorReturnDecision,
@@ -285,7 +296,7 @@ async def decide_return(
     return await idempotency.once(lambda: returns.operator_decides(session, return_id, body))
 
 
-@operator_refunds_router.get("")
+@operator_refunds_router.get("", operation_id="operator-list_refunds_for_operator")
 async def list_refunds_for_operator(
     operator: CurrentOperator,
     session: DbSession,
@@ -296,7 +307,7 @@ async def list_refunds_for_operator(
     return await payments.list_refunds(session, refund_status, page)
 
 
-@operator_refunds_router.post("/{refund_id}/retry")
+@operator_refunds_router.post("/{refund_id}/retry", operation_id="operator-retry_refund")
 async def retry_refund(
     refund_id: uuid.UUID,
     operator: CurrentOperator,
@@ -310,7 +321,11 @@ async def retry_refund(
 # Providers' callbacks and the sandbox ------------------------------------------------------
 
 
-@payment_router.post("/v1/payments/{provider}/callbacks", openapi_extra=SIGNED_BODY)
+@payment_router.post(
+    "/v1/payments/{provider}/callbacks",
+    openapi_extra=SIGNED_BODY,
+    operation_id="payments-payment_callback",
+)
 async def payment_callback(
     provider: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,32}$")],
     request: Request,
@@ -324,7 +339,9 @@ async def payment_callback(
     return await payments.handle_callback(session, settings, provider, headers, body)
 
 
-@payment_router.post("/v1/carriers/callbacks", openapi_extra=SIGNED_BODY)
+@carrier_router.post(
+    "/callbacks", openapi_extra=SIGNED_BODY, operation_id="carriers-carrier_callback"
+)
 async def carrier_callback(
     request: Request, session: DbSession, settings: AppSettings
 ) -> CarrierEventResult:
@@ -335,7 +352,7 @@ async def carrier_callback(
     return await fulfilment.carrier_delivered(session, event)
 
 
-@payment_router.post("/v1/sandbox/payments/{provider_ref}/pay")
+@payment_router.post("/v1/sandbox/payments/{provider_ref}/pay", operation_id="payments-sandbox_pay")
 async def sandbox_pay(
     provider_ref: Annotated[str, Path(max_length=128)],
     session: DbSession,

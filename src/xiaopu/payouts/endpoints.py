@@ -18,13 +18,15 @@ router = APIRouter(prefix="/v1/shops/mine", tags=["wallet"])
 operator_router = APIRouter(prefix="/v1/operator/payouts", tags=["operator"])
 
 
-@router.get("/wallet")
+@router.get("/wallet", operation_id="wallet-get_wallet")
 async def get_wallet(person: CurrentPerson, session: DbSession) -> list[WalletBalance]:
     """Earnings per currency: pending, held, available, being withdrawn, paid, negative carry."""
     return await service.wallet(session, person.account_id)
 
 
-@router.post("/withdrawals", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/withdrawals", status_code=status.HTTP_201_CREATED, operation_id="wallet-request_withdrawal"
+)
 async def request_withdrawal(
     body: WithdrawalIn,
     person: CurrentPerson,
@@ -39,14 +41,14 @@ async def request_withdrawal(
     )
 
 
-@router.get("/withdrawals")
+@router.get("/withdrawals", operation_id="wallet-list_withdrawals")
 async def list_withdrawals(
     person: CurrentPerson, session: DbSession, page: Pagination
 ) -> Page[WithdrawalOut]:
     return await service.list_withdrawals(session, person.account_id, page)
 
 
-@router.post("/withdrawals/{withdrawal_id}/retry")
+@router.post("/withdrawals/{withdrawal_id}/retry", operation_id="wallet-retry_withdrawal")
 async def retry_withdrawal(
     withdrawal_id: uuid.UUID,
     person: CurrentPerson,
@@ -60,7 +62,9 @@ async def retry_withdrawal(
     )
 
 
-@operator_router.post("/run", status_code=status.HTTP_202_ACCEPTED)
+@operator_router.post(
+    "/run", status_code=status.HTTP_202_ACCEPTED, operation_id="operator-run_payouts"
+)
 async def run_payouts(operator: CurrentOperator, session: DbSession) -> PayoutRunQueued:
     """Queue a payout run now (the `payouts.run` schedule runs one every 5 minutes). The
     worker pays: each payout is claimed, asked of the provider outside any transaction, and

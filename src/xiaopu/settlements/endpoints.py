@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["settlements"])
 operator_router = APIRouter(prefix="/v1/operator/settlement-payouts", tags=["operator"])
 
 
-@router.get("/balance")
+@router.get("/balance", operation_id="settlements-get_balance")
 async def get_balance(
     supplier_id: uuid.UUID, caller: SettlementsReader, session: DbSession
 ) -> list[SupplierBalance]:
@@ -34,7 +34,7 @@ async def get_balance(
     return await service.balances(session, caller.supplier_id)
 
 
-@router.get("/settlements")
+@router.get("/settlements", operation_id="settlements-list_settlements")
 async def list_settlements(
     supplier_id: uuid.UUID, caller: SettlementsReader, session: DbSession, page: Pagination
 ) -> Page[SettlementOut]:
@@ -46,6 +46,7 @@ async def list_settlements(
     "/settlements/{settlement_id}",
     response_model=SettlementDetail,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    operation_id="settlements-get_settlement",
 )
 async def get_settlement(
     supplier_id: uuid.UUID,
@@ -78,7 +79,9 @@ async def get_settlement(
     return Response(detail.model_dump_json(), media_type="application/json")
 
 
-@router.post("/settlement-payouts/{payout_id}/retry")
+@router.post(
+    "/settlement-payouts/{payout_id}/retry", operation_id="settlements-retry_settlement_payout"
+)
 async def retry_settlement_payout(
     supplier_id: uuid.UUID,
     payout_id: uuid.UUID,
@@ -93,7 +96,7 @@ async def retry_settlement_payout(
     )
 
 
-@operator_router.post("/{payout_id}/retry")
+@operator_router.post("/{payout_id}/retry", operation_id="operator-retry_supplier_payout")
 async def retry_supplier_payout(
     payout_id: uuid.UUID,
     operator: CurrentOperator,

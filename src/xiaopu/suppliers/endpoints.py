@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1/suppliers", tags=["suppliers"])
 operator_router = APIRouter(prefix="/v1/operator/suppliers", tags=["operator"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, operation_id="suppliers-create_supplier")
 async def create_supplier(
     body: SupplierCreate,
     person: CurrentPerson,
@@ -46,7 +46,7 @@ async def create_supplier(
     )
 
 
-@router.get("")
+@router.get("", operation_id="suppliers-list_my_suppliers")
 async def list_my_suppliers(
     person: CurrentPerson, session: DbSession, page: Pagination
 ) -> Page[Membership]:
@@ -54,14 +54,14 @@ async def list_my_suppliers(
     return await service.memberships(session, person.account_id, page)
 
 
-@router.get("/{supplier_id}")
+@router.get("/{supplier_id}", operation_id="suppliers-get_supplier")
 async def get_supplier(
     supplier_id: uuid.UUID, caller: SupplierReader, session: DbSession
 ) -> SupplierOut:
     return await service.get(session, caller.supplier_id)
 
 
-@router.put("/{supplier_id}/shipping")
+@router.put("/{supplier_id}/shipping", operation_id="suppliers-set_shipping_rate")
 async def set_shipping_rate(
     supplier_id: uuid.UUID, body: ShippingRate, caller: SupplierOwner, session: DbSession
 ) -> SupplierOut:
@@ -69,14 +69,18 @@ async def set_shipping_rate(
     return await service.set_shipping(session, caller.supplier_id, body)
 
 
-@router.get("/{supplier_id}/members")
+@router.get("/{supplier_id}/members", operation_id="suppliers-list_members")
 async def list_members(
     supplier_id: uuid.UUID, caller: SupplierReader, session: DbSession, page: Pagination
 ) -> Page[MemberOut]:
     return await service.list_members(session, caller.supplier_id, page)
 
 
-@router.post("/{supplier_id}/members", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{supplier_id}/members",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="suppliers-add_member",
+)
 async def add_member(
     supplier_id: uuid.UUID, body: MemberAdd, caller: SupplierOwner, session: DbSession
 ) -> MemberOut:
@@ -84,7 +88,11 @@ async def add_member(
     return await service.add_member(session, caller.supplier_id, body)
 
 
-@router.delete("/{supplier_id}/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{supplier_id}/members/{member_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="suppliers-remove_member",
+)
 async def remove_member(
     supplier_id: uuid.UUID, member_id: uuid.UUID, caller: SupplierOwner, session: DbSession
 ) -> Response:
@@ -92,7 +100,7 @@ async def remove_member(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@operator_router.get("")
+@operator_router.get("", operation_id="operator-list_suppliers")
 async def list_suppliers(
     operator: CurrentOperator,
     session: DbSession,
@@ -102,21 +110,21 @@ async def list_suppliers(
     return await service.list_for_operator(session, status_filter, page)
 
 
-@operator_router.post("/{supplier_id}/approve")
+@operator_router.post("/{supplier_id}/approve", operation_id="operator-approve_supplier")
 async def approve_supplier(
     supplier_id: uuid.UUID, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:
     return await service.decide(session, supplier_id, "approve", None)
 
 
-@operator_router.post("/{supplier_id}/reject")
+@operator_router.post("/{supplier_id}/reject", operation_id="operator-reject_supplier")
 async def reject_supplier(
     supplier_id: uuid.UUID, body: Decision, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:
     return await service.decide(session, supplier_id, "reject", body)
 
 
-@operator_router.post("/{supplier_id}/suspend")
+@operator_router.post("/{supplier_id}/suspend", operation_id="operator-suspend_supplier")
 async def suspend_supplier(
     supplier_id: uuid.UUID, body: Decision, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:

@@ -26,7 +26,11 @@ from xiaopu.webhooks.schemas import (
 router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["webhooks"])
 
 
-@router.post("/webhook-endpoints", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/webhook-endpoints",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="webhooks-create_webhook_endpoint",
+)
 async def create_webhook_endpoint(
     supplier_id: uuid.UUID,
     body: EndpointCreate,
@@ -39,21 +43,21 @@ async def create_webhook_endpoint(
     )
 
 
-@router.get("/webhook-endpoints")
+@router.get("/webhook-endpoints", operation_id="webhooks-list_webhook_endpoints")
 async def list_webhook_endpoints(
     supplier_id: uuid.UUID, caller: WebhookManager, session: DbSession, page: Pagination
 ) -> Page[EndpointOut]:
     return await service.list_endpoints(session, caller.supplier_id, page)
 
 
-@router.get("/webhook-endpoints/{endpoint_id}")
+@router.get("/webhook-endpoints/{endpoint_id}", operation_id="webhooks-get_webhook_endpoint")
 async def get_webhook_endpoint(
     supplier_id: uuid.UUID, endpoint_id: uuid.UUID, caller: WebhookManager, session: DbSession
 ) -> EndpointOut:
     return await service.get_endpoint(session, caller.supplier_id, endpoint_id)
 
 
-@router.patch("/webhook-endpoints/{endpoint_id}")
+@router.patch("/webhook-endpoints/{endpoint_id}", operation_id="webhooks-update_webhook_endpoint")
 async def update_webhook_endpoint(
     supplier_id: uuid.UUID,
     endpoint_id: uuid.UUID,
@@ -67,7 +71,11 @@ async def update_webhook_endpoint(
     )
 
 
-@router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/webhook-endpoints/{endpoint_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="webhooks-delete_webhook_endpoint",
+)
 async def delete_webhook_endpoint(
     supplier_id: uuid.UUID, endpoint_id: uuid.UUID, caller: WebhookManager, session: DbSession
 ) -> Response:
@@ -75,7 +83,9 @@ async def delete_webhook_endpoint(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/webhook-endpoints/{endpoint_id}/rotate-secret")
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/rotate-secret", operation_id="webhooks-rotate_webhook_secret"
+)
 async def rotate_webhook_secret(
     supplier_id: uuid.UUID,
     endpoint_id: uuid.UUID,
@@ -86,7 +96,9 @@ async def rotate_webhook_secret(
     return await service.rotate_secret(session, caller.supplier_id, endpoint_id, body)
 
 
-@router.get("/webhook-endpoints/{endpoint_id}/deliveries")
+@router.get(
+    "/webhook-endpoints/{endpoint_id}/deliveries", operation_id="webhooks-list_webhook_deliveries"
+)
 async def list_webhook_deliveries(
     supplier_id: uuid.UUID,
     endpoint_id: uuid.UUID,
@@ -97,7 +109,9 @@ async def list_webhook_deliveries(
     return await service.list_deliveries(session, caller.supplier_id, endpoint_id, page)
 
 
-@router.get("/webhook-endpoints/{endpoint_id}/attempts")
+@router.get(
+    "/webhook-endpoints/{endpoint_id}/attempts", operation_id="webhooks-list_webhook_attempts"
+)
 async def list_webhook_attempts(
     supplier_id: uuid.UUID,
     endpoint_id: uuid.UUID,
@@ -108,14 +122,18 @@ async def list_webhook_attempts(
     return await service.list_attempts(session, caller.supplier_id, endpoint_id, page)
 
 
-@router.get("/events")
+@router.get("/events", operation_id="webhooks-list_events")
 async def list_events(
     supplier_id: uuid.UUID, caller: WebhookManager, session: DbSession, page: Pagination
 ) -> Page[EventOut]:
     return await service.list_events(session, caller.supplier_id, page)
 
 
-@router.post("/events/{event_id}/replay", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/events/{event_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="webhooks-replay_event",
+)
 async def replay_event(
     supplier_id: uuid.UUID,
     event_id: uuid.UUID,
