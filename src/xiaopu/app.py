@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xiaopu.auth.endpoints import router as auth_router
+from xiaopu.auth.revocations import SessionRevocations
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
 from xiaopu.catalogue.endpoints import router as catalogue_router
 from xiaopu.commissions.endpoints import operator_router as operator_commissions_router
@@ -85,7 +86,9 @@ def create_app(
             engine = create_engine(settings)
             app.state.sessionmaker = create_sessionmaker(engine)
             _share_links(app)
+            _sessions(app)
         app.state.clicks.start()
+        await app.state.revocations.start()
         # Everything built so far lives as long as the process: take it out of the cyclic
         # collector's sight, so full collections stay short on the request path.
         gc.collect()
@@ -94,6 +97,7 @@ def create_app(
             yield
         finally:
             # Clicks still in memory are written before the database goes away.
+            await app.state.revocations.stop()
             await app.state.clicks.stop()
             if engine is not None:
                 await engine.dispose()
@@ -118,6 +122,7 @@ def create_app(
     if sessionmaker is not None:
         app.state.sessionmaker = sessionmaker
         _share_links(app)
+        _sessions(app)
 
     install_error_handlers(app)
     app.add_exception_handler(Replay, replay_stored_response)
@@ -166,6 +171,10 @@ def _share_links(app: XiaopuApp) -> None:
     app.state.link_cache = LinkCache(app.state.sessionmaker, settings)
     app.state.clicks = ClickRecorder(app.state.sessionmaker, max_buffer=settings.click_buffer_max)
     app.share_links = ShareLinks(settings, app.state.link_cache, app.state.clicks)
+
+
+def _sessions(app: XiaopuApp) -> None:
+    app.state.revocations = SessionRevocations(app.state.sessionmaker, app.state.settings)
 
 
 class XiaopuApp(FastAPI):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.auth import repository
 from xiaopu.auth.passwords import hash_password, needs_rehash, verify_password
+from xiaopu.auth.revocations import SessionRevocations
 from xiaopu.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -173,10 +174,24 @@ async def login_delay(settings: Settings, limiter: Limiter, name: str) -> float:
     if failures < threshold:
         return 0.0
     step = min(failures - threshold, _SLOWDOWN_STEPS)
-    return min(settings.login_slowdown_base_ms * 2**step, settings.login_slowdown_max_ms) / 1000
+    delay_ms: int = min(settings.login_slowdown_base_ms << step, settings.login_slowdown_max_ms)
+    return delay_ms / 1000
 
 
-async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
+async def _revoke(
+    session: AsyncSession, revocations: SessionRevocations, family_id: uuid.UUID
+) -> None:
+    """End a session: its refresh tokens now, its access tokens here at once and in other
+    processes at their next read. Marked here before the commit: should the commit fail, this
+    process refuses a session its client meant to end anyway."""
+    now = utcnow()
+    await repository.revoke_family(session, family_id, now)
+    revocations.add(family_id, now)
+
+
+async def refresh(
+    session: AsyncSession, settings: Settings, revocations: SessionRevocations, refresh_token: str
+) -> TokenPair:
     """Rotate: the presented token is spent and a new one of the same family is issued."""
     now = utcnow()
     row = await repository.refresh_token_for_update(session, secret_hash(refresh_token))
@@ -185,7 +200,7 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
     if row.used_at is not None:
         # A spent token came back: either it was stolen or the client is replaying. Either way
         # the whole family (this login's chain) dies, and the revocation is kept.
-        await repository.revoke_family(session, row.family_id, now)
+        await _revoke(session, revocations, row.family_id)
         raise RefreshTokenReused()
     if row.expires_at <= now:
         raise InvalidRefreshToken()
@@ -196,10 +211,12 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
     return await _issue_tokens(session, settings, row.account_id, row.family_id)
 
 
-async def logout(session: AsyncSession, refresh_token: str) -> None:
+async def logout(
+    session: AsyncSession, revocations: SessionRevocations, refresh_token: str
+) -> None:
     row = await repository.refresh_token_for_update(session, secret_hash(refresh_token))
     if row is not None:
-        await repository.revoke_family(session, row.family_id, utcnow())
+        await _revoke(session, revocations, row.family_id)
 
 
 async def account(session: AsyncSession, account_id: uuid.UUID) -> Account:
