@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/checkout.py
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/expiry.py
+	$(BIN)/python bench/revocation.py
 
 migrate: $(STAMP)
 	$(BIN)/xiaopu migrate
