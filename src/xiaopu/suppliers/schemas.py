@@ -81,8 +81,12 @@ class MemberOut(ResponseModel):
     id: uuid.UUID
     account_id: uuid.UUID
     role: MemberRole
-    email: str | None
-    phone: str | None
+    email: str | None = Field(
+        description="Shown to the supplier's owners only: null for staff and API keys."
+    )
+    phone: str | None = Field(
+        description="Shown to the supplier's owners only: null for staff and API keys."
+    )
     display_name: str | None
     created_at: datetime
 
