@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -265,6 +266,16 @@ class Settings(BaseSettings):
             "Monday to Sunday."
         ),
     )
+
+    @field_validator("login_limit_per_ip", "login_limit_per_account_ip", "login_slowdown_after")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        # Checked at start-up, not by the first login to use it.
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as 10/15minutes") from exc
+        return value
 
     @field_validator("time_zone")
     @classmethod

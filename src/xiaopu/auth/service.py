@@ -131,7 +131,9 @@ async def login(
     email, phone = _parse_login(data.login)
     name = email or phone or data.login.strip().lower()
     # Before the database is touched: a slowed attempt holds no pooled connection.
-    await anyio.sleep(await login_delay(settings, limiter, name))
+    delay = await login_delay(settings, limiter, name)
+    if delay:
+        await anyio.sleep(delay)
     account = None
     if email or phone:
         account = await repository.account_by_login(session, email=email, phone=phone)
