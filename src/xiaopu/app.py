@@ -97,8 +97,8 @@ def create_app(
             yield
         finally:
             # Clicks still in memory are written before the database goes away.
-            await app.state.revocations.stop()
             await app.state.clicks.stop()
+            await app.state.revocations.stop()
             if engine is not None:
                 await engine.dispose()
 

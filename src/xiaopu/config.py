@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     )
     login_slowdown_after: str = Field(
         default="10/15minutes",
-        description="Failed logins on one login name, from all clients, before attempts slow.",
+        description="Failed logins on one account, from all clients, before its attempts slow.",
     )
     login_slowdown_base_ms: int = Field(
         default=250, ge=0, description="First delay once an account is slowed; doubles per failure."
