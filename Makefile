@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/checkout.py
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/expiry.py
+	$(BIN)/python bench/revocation.py
 
 ## Rewrite requirements.lock (what the image installs) from this environment's runtime packages.
 lock: $(STAMP)

@@ -158,3 +158,11 @@ def test_payout_thresholds_need_currency_codes_and_positive_amounts(
 ) -> None:
     with pytest.raises(ValidationError, match="payout_thresholds_minor"):
         Settings(env=Environment.development, payout_thresholds_minor=thresholds)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name", ["login_limit_per_ip", "login_limit_per_account_ip", "login_slowdown_after"]
+)
+def test_a_malformed_login_limit_is_refused_at_start_up(name: str) -> None:
+    with pytest.raises(ValidationError, match="is not a rate limit"):
+        Settings(**{name: "ten a minute"})

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xiaopu.auth.endpoints import api_keys_router
 from xiaopu.auth.endpoints import router as auth_router
+from xiaopu.auth.revocations import SessionRevocations
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
 from xiaopu.catalogue.endpoints import router as catalogue_router
 from xiaopu.commissions.endpoints import operator_router as operator_commissions_router
@@ -140,7 +141,9 @@ def create_app(
             engine = create_engine(settings)
             app.state.sessionmaker = create_sessionmaker(engine)
             _share_links(app)
+            _sessions(app)
         app.state.clicks.start()
+        await app.state.revocations.start()
         # Each process serves its own registry: with `serve --workers N` they take the ports
         # from metrics_port up, one each, and Prometheus scrapes every one of them.
         metrics = MetricsServer()
@@ -156,6 +159,7 @@ def create_app(
             # Clicks still in memory are written before the database goes away.
             await app.state.clicks.stop()
             await metrics.stop()
+            await app.state.revocations.stop()
             if engine is not None:
                 await engine.dispose()
 
@@ -181,6 +185,7 @@ def create_app(
     if sessionmaker is not None:
         app.state.sessionmaker = sessionmaker
         _share_links(app)
+        _sessions(app)
 
     install_error_handlers(app)
     app.add_exception_handler(Replay, replay_stored_response)
@@ -243,6 +248,10 @@ def _share_links(app: XiaopuApp) -> None:
     app.state.link_cache = LinkCache(app.state.sessionmaker, settings)
     app.state.clicks = ClickRecorder(app.state.sessionmaker, max_buffer=settings.click_buffer_max)
     app.share_links = ShareLinks(settings, app.state.link_cache, app.state.clicks)
+
+
+def _sessions(app: XiaopuApp) -> None:
+    app.state.revocations = SessionRevocations(app.state.sessionmaker, app.state.settings)
 
 
 class XiaopuApp(FastAPI):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -120,11 +121,32 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=60, description="Access token lifetime.")
     refresh_token_ttl_days: int = Field(default=30, ge=1, description="Refresh token lifetime.")
 
-    login_limit_per_account: str = Field(
-        default="10/15minutes", description="Login attempts allowed per account (limits syntax)."
-    )
+    # Login throttling counts failures only (OWASP Authentication Cheat Sheet): a client that
+    # fails too often is refused, an account that fails too often is slowed down, never locked,
+    # so nobody can lock its owner out by guessing.
     login_limit_per_ip: str = Field(
-        default="100/15minutes", description="Login attempts allowed per client IP."
+        default="100/15minutes",
+        description="Failed logins allowed per client IP (limits syntax); then 429.",
+    )
+    login_limit_per_account_ip: str = Field(
+        default="10/15minutes",
+        description="Failed logins allowed per account from one client IP; then 429.",
+    )
+    login_slowdown_after: str = Field(
+        default="10/15minutes",
+        description="Failed logins on one account, from all clients, before its attempts slow.",
+    )
+    login_slowdown_base_ms: int = Field(
+        default=250, ge=0, description="First delay once an account is slowed; doubles per failure."
+    )
+    login_slowdown_max_ms: int = Field(
+        default=4000, ge=0, le=30_000, description="Longest delay of a login attempt."
+    )
+    session_revocation_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=5,
+        description="How often each process reads sessions revoked by the others.",
     )
     rate_limit_storage_url: str = Field(
         default="memory://",
@@ -288,6 +310,16 @@ class Settings(BaseSettings):
             "Monday to Sunday."
         ),
     )
+
+    @field_validator("login_limit_per_ip", "login_limit_per_account_ip", "login_slowdown_after")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        # Checked at start-up, not by the first login to use it.
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as 10/15minutes") from exc
+        return value
 
     @field_validator("time_zone")
     @classmethod

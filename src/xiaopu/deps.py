@@ -1,4 +1,4 @@
-"""Typed dependencies for app-wide objects: settings and the rate limiter.
+"""Typed dependencies for app-wide objects: settings, the rate limiter, revoked sessions.
 
 Dependencies here and elsewhere are `async def` even when they never await: FastAPI runs a plain
 `def` dependency in a worker thread, a thread hand-off per dependency per request.
@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from xiaopu.auth.revocations import SessionRevocations
 from xiaopu.config import Settings
 from xiaopu.kit.ratelimit import Limiter
 
@@ -24,10 +25,16 @@ async def _limiter(request: Request) -> Limiter:
     return limiter
 
 
+async def _revocations(request: Request) -> SessionRevocations:
+    revocations: SessionRevocations = request.app.state.revocations
+    return revocations
+
+
 async def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
 AppSettings = Annotated[Settings, Depends(_settings)]
 AppLimiter = Annotated[Limiter, Depends(_limiter)]
+AppRevocations = Annotated[SessionRevocations, Depends(_revocations)]
 ClientIp = Annotated[str, Depends(_client_ip)]

@@ -107,6 +107,11 @@ class TokenExpired(Unauthenticated):
     title = "The access token has expired"
 
 
+class SessionRevoked(Unauthenticated):
+    code = "session_revoked"
+    title = "The session of this access token has ended (logged out or revoked)"
+
+
 class InvalidCredentials(Unauthenticated):
     code = "invalid_credentials"
     title = "The login or password is wrong"

@@ -7,9 +7,9 @@ import uuid
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.auth.helpers import add_member, unique_phone
-from tests.catalogue.helpers import assert_problem, assert_validation_error, new_actor
-from tests.factories import api_key, bearer, signup, supplier
+from tests.auth.helpers import add_member, signup_ok, unique_phone
+from tests.catalogue.helpers import Actor, assert_problem, assert_validation_error, new_actor
+from tests.factories import api_key, bearer, signup, supplier, unique_email
 from xiaopu.models import MemberRole
 
 
@@ -387,3 +387,31 @@ async def test_member_routes_need_credentials(client: httpx.AsyncClient) -> None
         client.delete(f"{members_url(supplier_id)}/{uuid.uuid4()}"),
     ):
         assert_problem(await call, 401, "unauthenticated")
+
+
+async def test_only_owners_see_members_contact_details(client: httpx.AsyncClient) -> None:
+    owner = await new_actor(client)
+    supplier_id, _ = await supplier(client, owner.headers)
+    staff_phone = unique_phone()
+    staff = Actor(await signup_ok(client, email=unique_email(), phone=staff_phone))
+    added = await client.post(
+        members_url(supplier_id), json={"login": staff.email}, headers=owner.headers
+    )
+    assert added.status_code == 201, added.text
+    key = await api_key(client, supplier_id, owner.headers, ["supplier:read"])
+
+    def contacts(response: httpx.Response) -> dict[str, tuple[str | None, str | None]]:
+        assert response.status_code == 200, response.text
+        return {m["account_id"]: (m["email"], m["phone"]) for m in response.json()["items"]}
+
+    as_owner = contacts(await client.get(members_url(supplier_id), headers=owner.headers))
+    as_staff = contacts(await client.get(members_url(supplier_id), headers=staff.headers))
+    as_key = contacts(await client.get(members_url(supplier_id), headers=bearer(key["key"])))
+
+    assert as_owner == {
+        owner.account_id: (owner.email, None),
+        staff.account_id: (staff.email, staff_phone),
+    }
+    hidden = {owner.account_id: (None, None), staff.account_id: (None, None)}
+    assert as_staff == hidden
+    assert as_key == hidden

@@ -11,8 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from xiaopu.auth import service
+from xiaopu.auth.revocations import SessionRevocations
 from xiaopu.auth.scopes import Scope
-from xiaopu.auth.tokens import API_KEY_PREFIX, decode_access_token
+from xiaopu.auth.tokens import API_KEY_PREFIX, AccessClaims, decode_access_token
 from xiaopu.config import Settings
 from xiaopu.db import DbSession
 from xiaopu.deps import AppSettings
@@ -20,6 +21,7 @@ from xiaopu.errors import (
     Forbidden,
     InsufficientScope,
     InvalidToken,
+    SessionRevoked,
     SupplierNotFound,
     Unauthenticated,
 )
@@ -57,10 +59,19 @@ def _token(credentials: Credentials) -> str:
     return credentials.credentials
 
 
+def _claims(request: Request, token: str, settings: Settings) -> AccessClaims:
+    """The claims of a valid access token whose session was not revoked."""
+    claims = decode_access_token(settings, token)
+    revocations: SessionRevocations = request.app.state.revocations
+    if claims.session_id in revocations:
+        raise SessionRevoked()
+    return claims
+
+
 def _signed_in(request: Request, token: str, settings: Settings) -> Person:
     if token.startswith(API_KEY_PREFIX):
         raise InvalidToken("API keys act for a supplier, not for a person.")
-    claims = decode_access_token(settings, token)
+    claims = _claims(request, token, settings)
     set_principal(request, f"account:{claims.account_id}")
     return Person(account_id=claims.account_id, session_id=claims.session_id)
 
@@ -132,7 +143,7 @@ class SupplierAccess:
                 raise InsufficientScope(f"This action needs the {self.scope} scope.")
             set_principal(request, f"supplier:{supplier_id}")
             return SupplierCaller(supplier_id, None, None, key.id)
-        claims = decode_access_token(settings, token)
+        claims = _claims(request, token, settings)
         role = await service.member_role(session, supplier_id, claims.account_id)
         if role is None:
             raise SupplierNotFound()

@@ -20,7 +20,7 @@ from xiaopu.auth.schemas import (
     TokenPair,
 )
 from xiaopu.db import DbSession
-from xiaopu.deps import AppLimiter, AppSettings, ClientIp
+from xiaopu.deps import AppLimiter, AppRevocations, AppSettings, ClientIp
 from xiaopu.kit.pagination import Page, Pagination
 
 router = APIRouter(prefix="/v1", tags=["auth"])
@@ -45,13 +45,17 @@ async def login(
 
 
 @router.post("/auth/refresh", operation_id="auth-refresh")
-async def refresh(body: RefreshRequest, session: DbSession, settings: AppSettings) -> TokenPair:
-    return await service.refresh(session, settings, body.refresh_token)
+async def refresh(
+    body: RefreshRequest, session: DbSession, settings: AppSettings, revocations: AppRevocations
+) -> TokenPair:
+    return await service.refresh(session, settings, revocations, body.refresh_token)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, operation_id="auth-logout")
-async def logout(body: RefreshRequest, session: DbSession) -> Response:
-    await service.logout(session, body.refresh_token)
+async def logout(body: RefreshRequest, session: DbSession, revocations: AppRevocations) -> Response:
+    """End the session: its refresh tokens at once, its access tokens within seconds in every
+    process (401 `session_revoked`)."""
+    await service.logout(session, revocations, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.kit.pagination import PageParams, newest_first
@@ -42,6 +42,20 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID, at: datetim
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=at)
     )
+
+
+async def families_revoked_since(
+    session: AsyncSession, since: datetime
+) -> Sequence[tuple[uuid.UUID, datetime]]:
+    """Each token family revoked after `since`, with its latest revocation time (read through
+    the partial index on revoked_at)."""
+    stmt = (
+        select(RefreshToken.family_id, func.max(RefreshToken.revoked_at))
+        .where(RefreshToken.revoked_at > since)
+        .group_by(RefreshToken.family_id)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [(family_id, at) for family_id, at in rows if at is not None]
 
 
 async def is_operator(session: AsyncSession, account_id: uuid.UUID) -> bool:

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, model_validator
 from xiaopu.auth.scopes import Scope
 from xiaopu.kit.contact import normalize_email, normalize_phone
 from xiaopu.kit.schema import RequestModel, ResponseModel
+from xiaopu.kit.text import DisplayName
 from xiaopu.models import AccountStatus
 
 PASSWORD_MIN_LENGTH = 10
@@ -38,7 +39,9 @@ class SignupRequest(RequestModel):
     email: Email | None = None
     phone: Phone | None = None
     password: Password
-    display_name: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"\S")
+    display_name: DisplayName | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"\S"
+    )
 
     @model_validator(mode="after")
     def _needs_a_login(self) -> Self:
@@ -79,7 +82,7 @@ class SignupResponse(ResponseModel):
 
 
 class ApiKeyCreate(RequestModel):
-    name: str = Field(min_length=1, max_length=80, pattern=r"\S")
+    name: DisplayName = Field(min_length=1, max_length=80, pattern=r"\S")
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import anyio
 from anyio import to_thread
+from limits import RateLimitItem
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.auth import repository
 from xiaopu.auth.passwords import hash_password, needs_rehash, verify_password
+from xiaopu.auth.revocations import SessionRevocations
 from xiaopu.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -117,20 +120,38 @@ async def login(
     data: LoginRequest,
     client_ip: str,
 ) -> TokenPair:
-    await limiter.consume(limiter.rule(settings.login_limit_per_ip), "login-ip", client_ip)
+    """Check a password, counting failures only (OWASP's Authentication Cheat Sheet).
+
+    A client address that keeps failing is refused (429), on one account or over all of them;
+    an account that keeps failing, from wherever, is slowed down and never locked, so a correct
+    password from a client without failures always gets in.
+    """
+    ip_rule = limiter.rule(settings.login_limit_per_ip)
+    await limiter.check(ip_rule, "login-ip", client_ip)
     email, phone = _parse_login(data.login)
+    name = email or phone or data.login.strip().lower()
+    # Before the database is touched: a slowed attempt holds no pooled connection.
+    delay = await login_delay(settings, limiter, name)
+    if delay:
+        await anyio.sleep(delay)
     account = None
     if email or phone:
         account = await repository.account_by_login(session, email=email, phone=phone)
-    # One budget per account, whichever of its logins (email or phone) is tried.
-    account_key = str(account.id) if account else (email or phone or data.login.strip().lower())
-    await limiter.consume(
-        limiter.rule(settings.login_limit_per_account), "login-account", account_key
-    )
+    # One budget per account and client, whichever of its logins (email or phone) is tried. It
+    # is taken before the password is checked, so parallel guesses cannot all slip through, and
+    # given back in full by a success, so only failures stay counted.
+    pair_rule = limiter.rule(settings.login_limit_per_account_ip)
+    pair = ("login-account-ip", str(account.id) if account else name, client_ip)
+    await limiter.consume(pair_rule, *pair)
     password_hash = account.password_hash if account else None
     ok = await to_thread.run_sync(verify_password, password_hash, data.password)
     if account is None or not ok:
+        await limiter.count(ip_rule, "login-ip", client_ip)
+        for failed in {name, account.email, account.phone} if account else {name}:
+            if failed:
+                await limiter.count(_slowdown_rule(settings), "login-name", failed)
         raise InvalidCredentials()
+    await limiter.clear(pair_rule, *pair)
     if account.status is not AccountStatus.active:
         raise AccountDisabled()
     if needs_rehash(account.password_hash):
@@ -138,7 +159,41 @@ async def login(
     return await _issue_tokens(session, settings, account.id, new_id())
 
 
-async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
+# Failures counted past the slow-down threshold; beyond them the delay is at its cap anyway.
+_SLOWDOWN_STEPS = 16
+
+
+def _slowdown_rule(settings: Settings) -> RateLimitItem:
+    threshold = Limiter.rule(settings.login_slowdown_after)
+    return type(threshold)(threshold.amount + _SLOWDOWN_STEPS, threshold.multiples)
+
+
+async def login_delay(settings: Settings, limiter: Limiter, name: str) -> float:
+    """Seconds every login attempt on `name` waits: none below the threshold of failures, then
+    the base delay doubling with each further failure, up to the cap."""
+    threshold = Limiter.rule(settings.login_slowdown_after).amount
+    failures = await limiter.used(_slowdown_rule(settings), "login-name", name)
+    if failures < threshold:
+        return 0.0
+    step = min(failures - threshold, _SLOWDOWN_STEPS)
+    delay_ms: int = min(settings.login_slowdown_base_ms << step, settings.login_slowdown_max_ms)
+    return delay_ms / 1000
+
+
+async def _revoke(
+    session: AsyncSession, revocations: SessionRevocations, family_id: uuid.UUID
+) -> None:
+    """End a session: its refresh tokens now, its access tokens here at once and in other
+    processes at their next read. Marked here before the commit: should the commit fail, this
+    process refuses a session its client meant to end anyway."""
+    now = utcnow()
+    await repository.revoke_family(session, family_id, now)
+    revocations.add(family_id, now)
+
+
+async def refresh(
+    session: AsyncSession, settings: Settings, revocations: SessionRevocations, refresh_token: str
+) -> TokenPair:
     """Rotate: the presented token is spent and a new one of the same family is issued."""
     now = utcnow()
     row = await repository.refresh_token_for_update(session, secret_hash(refresh_token))
@@ -147,7 +202,7 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
     if row.used_at is not None:
         # A spent token came back: either it was stolen or the client is replaying. Either way
         # the whole family (this login's chain) dies, and the revocation is kept.
-        await repository.revoke_family(session, row.family_id, now)
+        await _revoke(session, revocations, row.family_id)
         raise RefreshTokenReused()
     if row.expires_at <= now:
         raise InvalidRefreshToken()
@@ -158,10 +213,12 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
     return await _issue_tokens(session, settings, row.account_id, row.family_id)
 
 
-async def logout(session: AsyncSession, refresh_token: str) -> None:
+async def logout(
+    session: AsyncSession, revocations: SessionRevocations, refresh_token: str
+) -> None:
     row = await repository.refresh_token_for_update(session, secret_hash(refresh_token))
     if row is not None:
-        await repository.revoke_family(session, row.family_id, utcnow())
+        await _revoke(session, revocations, row.family_id)
 
 
 async def account(session: AsyncSession, account_id: uuid.UUID) -> Account:

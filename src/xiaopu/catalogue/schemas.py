@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from xiaopu.kit.money import BasisPoints, CurrencyCode, MinorAmount
 from xiaopu.kit.schema import RequestModel, ResponseModel, WebUrl
+from xiaopu.kit.text import DisplayName, MultilineText
 from xiaopu.models import ProductStatus
 
 MAX_BULK_VARIANTS = 1000
@@ -17,7 +18,9 @@ MAX_BULK_VARIANTS = 1000
 ImageUrl = WebUrl
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 OptionValues = Annotated[
-    dict[Annotated[str, Field(max_length=32)], Annotated[str, Field(max_length=64)]],
+    dict[
+        Annotated[DisplayName, Field(max_length=32)], Annotated[DisplayName, Field(max_length=64)]
+    ],
     Field(max_length=5, description='Option values, e.g. {"size": "L", "colour": "red"}.'),
 ]
 
@@ -39,11 +42,11 @@ class ProductIn(RequestModel):
     ref: str = Field(
         min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$", description="Your product code."
     )
-    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    description: str = Field(default="", max_length=10_000)
+    title: DisplayName = Field(min_length=1, max_length=200, pattern=r"\S")
+    description: MultilineText = Field(default="", max_length=10_000)
     image_urls: list[ImageUrl] = Field(default_factory=list, max_length=20)
     category_id: str = Field(min_length=1, max_length=64)
-    brand: str | None = Field(default=None, max_length=80)
+    brand: DisplayName | None = Field(default=None, max_length=80)
     return_window_days: int = Field(default=7, ge=0, le=90)
     commission_bps: BasisPoints
     markup_ceiling_bps: BasisPoints = Field(
@@ -61,11 +64,11 @@ class ProductIn(RequestModel):
 
 
 class ProductUpdate(RequestModel):
-    title: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
-    description: str | None = Field(default=None, max_length=10_000)
+    title: DisplayName | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    description: MultilineText | None = Field(default=None, max_length=10_000)
     image_urls: list[ImageUrl] | None = Field(default=None, max_length=20)
     category_id: str | None = Field(default=None, min_length=1, max_length=64)
-    brand: str | None = Field(default=None, max_length=80)
+    brand: DisplayName | None = Field(default=None, max_length=80)
     return_window_days: int | None = Field(default=None, ge=0, le=90)
     commission_bps: BasisPoints | None = None
     markup_ceiling_bps: BasisPoints | None = None

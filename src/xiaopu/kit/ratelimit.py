@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import NoReturn
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
@@ -35,8 +36,28 @@ class Limiter:
         through while the first ones are still being checked.
         """
         if not await self._limiter.hit(rule, *identifiers):
-            stats = await self._limiter.get_window_stats(rule, *identifiers)
-            raise TooManyRequests(retry_after=math.ceil(stats.reset_time - time.time()))
+            await self._refuse(rule, *identifiers)
+
+    async def check(self, rule: RateLimitItem, *identifiers: str) -> None:
+        """Raise 429 with Retry-After when the window is used up, without counting anything."""
+        if not await self._limiter.test(rule, *identifiers):
+            await self._refuse(rule, *identifiers)
+
+    async def count(self, rule: RateLimitItem, *identifiers: str) -> None:
+        """Count one event; a full window keeps its count (it is refused by check or consume)."""
+        await self._limiter.hit(rule, *identifiers)
+
+    async def used(self, rule: RateLimitItem, *identifiers: str) -> int:
+        """Events counted in the window now."""
+        stats = await self._limiter.get_window_stats(rule, *identifiers)
+        return rule.amount - stats.remaining
+
+    async def clear(self, rule: RateLimitItem, *identifiers: str) -> None:
+        await self._limiter.clear(rule, *identifiers)
+
+    async def _refuse(self, rule: RateLimitItem, *identifiers: str) -> NoReturn:
+        stats = await self._limiter.get_window_stats(rule, *identifiers)
+        raise TooManyRequests(retry_after=math.ceil(stats.reset_time - time.time()))
 
     async def reset(self) -> None:
         await self._storage.reset()

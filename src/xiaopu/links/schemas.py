@@ -8,13 +8,14 @@ from datetime import date, datetime
 from pydantic import Field
 
 from xiaopu.kit.schema import RequestModel, ResponseModel
+from xiaopu.kit.text import DisplayName
 
 
 class LinkCreate(RequestModel):
     product_id: uuid.UUID | None = Field(
         default=None, description="A product in your shop; omit for a link to the whole shop."
     )
-    label: str | None = Field(
+    label: DisplayName | None = Field(
         default=None, max_length=80, description="Where you post it, e.g. a chat group's name."
     )
 

@@ -34,7 +34,13 @@ class RefreshToken(IdMixin, CreatedAtMixin, Base):
     """One link in a rotation chain; `family_id` ties together every token of one login."""
 
     __tablename__ = "refresh_tokens"
-    __table_args__ = (Index(None, "family_id"), Index(None, "account_id"))
+    __table_args__ = (
+        Index(None, "family_id"),
+        Index(None, "account_id"),
+        # Every process polls for families revoked lately (auth/revocations.py); live tokens,
+        # nearly all of them, stay out of this index.
+        Index(None, "revoked_at", postgresql_where="revoked_at IS NOT NULL"),
+    )
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     family_id: Mapped[uuid.UUID]

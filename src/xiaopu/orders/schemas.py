@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field
 
 from xiaopu.kit.contact import normalize_phone
 from xiaopu.kit.schema import RequestModel, ResponseModel
+from xiaopu.kit.text import DisplayName
 from xiaopu.models import (
     Attribution,
     Decider,
@@ -26,7 +27,7 @@ Phone = Annotated[str, Field(max_length=32), AfterValidator(normalize_phone)]
 
 
 class Address(RequestModel):
-    recipient: str = Field(min_length=1, max_length=80, pattern=r"\S")
+    recipient: DisplayName = Field(min_length=1, max_length=80, pattern=r"\S")
     phone: Phone = Field(description="The recipient's phone; guests are reached on it.")
     country: str = Field(default="CN", pattern=r"^[A-Z]{2}$", description="ISO 3166 code.")
     province: str = Field(min_length=1, max_length=40, pattern=r"\S")

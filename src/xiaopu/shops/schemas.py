@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field
 
 from xiaopu.kit.money import BasisPoints
 from xiaopu.kit.schema import RequestModel, ResponseModel
+from xiaopu.kit.text import DisplayName, MultilineText
 from xiaopu.models import ShopLevel
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,46}[a-z0-9])$"
@@ -24,7 +25,7 @@ def _not_reserved(slug: str | None) -> str | None:
 
 
 class ShopCreate(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"\S")
+    name: DisplayName | None = Field(default=None, min_length=1, max_length=64, pattern=r"\S")
     slug: Annotated[str | None, AfterValidator(_not_reserved)] = Field(
         default=None,
         pattern=SLUG_PATTERN,
@@ -49,12 +50,12 @@ class ShopOut(ResponseModel):
 
 class SelectionAdd(RequestModel):
     product_id: uuid.UUID
-    blurb: str | None = Field(default=None, max_length=500)
+    blurb: MultilineText | None = Field(default=None, max_length=500)
     markup_bps: BasisPoints = Field(default=0, description="Within the supplier's ceiling.")
 
 
 class SelectionUpdate(RequestModel):
-    blurb: str | None = Field(default=None, max_length=500)
+    blurb: MultilineText | None = Field(default=None, max_length=500)
     markup_bps: BasisPoints | None = None
 
 

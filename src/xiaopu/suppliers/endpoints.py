@@ -73,7 +73,8 @@ async def set_shipping_rate(
 async def list_members(
     supplier_id: uuid.UUID, caller: SupplierReader, session: DbSession, page: Pagination
 ) -> Page[MemberOut]:
-    return await service.list_members(session, caller.supplier_id, page)
+    """The supplier's members. Only its owners see their email and phone."""
+    return await service.list_members(session, caller.supplier_id, caller.role, page)
 
 
 @router.post(

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field
 from xiaopu.kit.contact import normalize_email, normalize_phone
 from xiaopu.kit.money import CurrencyCode, MinorAmount
 from xiaopu.kit.schema import RequestModel, ResponseModel
+from xiaopu.kit.text import DisplayName
 from xiaopu.models import MemberRole, PayoutMethod, SupplierStatus
 
 Text = Annotated[str, Field(min_length=1, pattern=r"\S")]
@@ -18,13 +19,17 @@ Text = Annotated[str, Field(min_length=1, pattern=r"\S")]
 
 class PayoutDetails(RequestModel):
     method: PayoutMethod
-    account_name: str = Field(min_length=1, max_length=120, pattern=r"\S")
+    account_name: DisplayName = Field(min_length=1, max_length=120, pattern=r"\S")
     account_number: str = Field(min_length=4, max_length=64, pattern=r"^[0-9A-Za-z@._+-]+$")
 
 
 class SupplierCreate(RequestModel):
-    name: str = Field(min_length=1, max_length=120, pattern=r"\S", description="Business name.")
-    contact_name: str | None = Field(default=None, min_length=1, max_length=80, pattern=r"\S")
+    name: DisplayName = Field(
+        min_length=1, max_length=120, pattern=r"\S", description="Business name."
+    )
+    contact_name: DisplayName | None = Field(
+        default=None, min_length=1, max_length=80, pattern=r"\S"
+    )
     contact_email: Annotated[str, Field(max_length=254), AfterValidator(normalize_email)] | None = (
         None
     )
@@ -76,8 +81,12 @@ class MemberOut(ResponseModel):
     id: uuid.UUID
     account_id: uuid.UUID
     role: MemberRole
-    email: str | None
-    phone: str | None
+    email: str | None = Field(
+        description="Shown to the supplier's owners only: null for staff and API keys."
+    )
+    phone: str | None = Field(
+        description="Shown to the supplier's owners only: null for staff and API keys."
+    )
     display_name: str | None
     created_at: datetime
 

@@ -112,24 +112,29 @@ async def memberships(
     )
 
 
-def _member_out(member: SupplierMember, account: Account) -> MemberOut:
+def _member_out(member: SupplierMember, account: Account, *, contact: bool = True) -> MemberOut:
     return MemberOut(
         id=member.id,
         account_id=account.id,
         role=member.role,
-        email=account.email,
-        phone=account.phone,
+        email=account.email if contact else None,
+        phone=account.phone if contact else None,
         display_name=account.display_name,
         created_at=member.created_at,
     )
 
 
 async def list_members(
-    session: AsyncSession, supplier_id: uuid.UUID, page: PageParams
+    session: AsyncSession, supplier_id: uuid.UUID, viewer: MemberRole | None, page: PageParams
 ) -> Page[MemberOut]:
+    """The supplier's members; their email and phone only for an owner (`viewer` is the
+    caller's role, None for an API key)."""
+    contact = viewer is MemberRole.owner
     rows = await repository.members(session, supplier_id, page)
     items, cursor = id_page(rows, page, lambda row: row[0].id)
-    return Page[MemberOut](items=[_member_out(m, a) for m, a in items], next_cursor=cursor)
+    return Page[MemberOut](
+        items=[_member_out(m, a, contact=contact) for m, a in items], next_cursor=cursor
+    )
 
 
 async def add_member(session: AsyncSession, supplier_id: uuid.UUID, data: MemberAdd) -> MemberOut:
