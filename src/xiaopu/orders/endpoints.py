@@ -282,7 +282,9 @@ async def decide_return(
     idempotency: RequiredIdempotency,
 ) -> ReturnOut:
     """Decide an open return, or overrule a supplier's rejection."""
-    return await idempotency.once(lambda: returns.operator_decides(session, return_id, body))
+    return await idempotency.once(
+        lambda: returns.operator_decides(session, return_id, body, operator_id=operator.account_id)
+    )
 
 
 @operator_refunds_router.get("")
@@ -304,7 +306,9 @@ async def retry_refund(
     idempotency: RequiredIdempotency,
 ) -> RefundOut:
     """Send a refund the provider refused once more."""
-    return await idempotency.once(lambda: payments.retry_refund(session, refund_id))
+    return await idempotency.once(
+        lambda: payments.retry_refund(session, refund_id, operator_id=operator.account_id)
+    )
 
 
 # Providers' callbacks and the sandbox ------------------------------------------------------

@@ -106,14 +106,14 @@ async def list_suppliers(
 async def approve_supplier(
     supplier_id: uuid.UUID, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:
-    return await service.decide(session, supplier_id, "approve", None)
+    return await service.decide(session, operator.account_id, supplier_id, "approve", None)
 
 
 @operator_router.post("/{supplier_id}/reject")
 async def reject_supplier(
     supplier_id: uuid.UUID, body: Decision, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:
-    return await service.decide(session, supplier_id, "reject", body)
+    return await service.decide(session, operator.account_id, supplier_id, "reject", body)
 
 
 @operator_router.post("/{supplier_id}/suspend")
@@ -121,4 +121,4 @@ async def suspend_supplier(
     supplier_id: uuid.UUID, body: Decision, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:
     """Suspend: the supplier's products leave the catalogue, shops and checkout at once."""
-    return await service.decide(session, supplier_id, "suspend", body)
+    return await service.decide(session, operator.account_id, supplier_id, "suspend", body)
