@@ -64,10 +64,12 @@ async def test_changing_or_removing_records_is_refused(
     assert await session.scalar(text("SELECT count(*) FROM audit_records")) == 3
 
 
-async def _tamper(session: AsyncSession, statement: str) -> None:
+async def _tamper(
+    session: AsyncSession, statement: str, params: dict[str, object] | None = None
+) -> None:
     """What someone with the table owner's rights could do: switch the triggers off."""
     await session.execute(text("ALTER TABLE audit_records DISABLE TRIGGER USER"))
-    await session.execute(text(statement))
+    await session.execute(text(statement), params)
     await session.execute(text("ALTER TABLE audit_records ENABLE TRIGGER USER"))
 
 
@@ -112,10 +114,7 @@ async def test_a_recomputed_hash_breaks_the_next_link(session: AsyncSession) -> 
     await _tamper(session, "UPDATE audit_records SET reason = 'edited' WHERE seq = 2")
     row = (await session.execute(text("SELECT * FROM audit_records WHERE seq = 2"))).one()
     new_hash = audit.chain_hash(row.prev_hash, row)
-    await _tamper(
-        session,
-        f"UPDATE audit_records SET hash = decode('{new_hash.hex()}', 'hex') WHERE seq = 2",
-    )
+    await _tamper(session, "UPDATE audit_records SET hash = :h WHERE seq = 2", {"h": new_hash})
     report = await audit.verify_chain(session)
     assert (report.broken_at, report.problem) == (3, "prev_hash is not the previous record's hash")
 

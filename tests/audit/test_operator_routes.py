@@ -144,7 +144,9 @@ async def _failed_refund(w: World) -> Call:
     assert await run_queued(w.session, w.settings) == 1
     failed = await w.client.get("/v1/operator/refunds?status=failed", headers=w.op.headers)
     (refund,) = failed.json()["items"]
-    return Call(f"/v1/operator/refunds/{refund['id']}/retry", "refund.retry", "refund", refund["id"])
+    return Call(
+        f"/v1/operator/refunds/{refund['id']}/retry", "refund.retry", "refund", refund["id"]
+    )
 
 
 async def _failed_supplier_payout(w: World) -> Call:

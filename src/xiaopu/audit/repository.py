@@ -82,7 +82,7 @@ async def page(
     if before_seq is not None:
         stmt = stmt.where(AuditRecord.seq < before_seq)
     rows = await session.execute(stmt.order_by(AuditRecord.seq.desc()).limit(limit + 1))
-    return [Named(record, name, login) for record, name, login in rows.tuples()]
+    return [Named(record, name, login) for record, name, login in rows]
 
 
 async def in_order(session: AsyncSession, batch: int = 1000) -> AsyncIterator[Row[Any]]:

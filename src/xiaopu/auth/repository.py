@@ -67,7 +67,7 @@ async def operators_with_accounts(session: AsyncSession) -> list[tuple[Operator,
         .join(Account, Account.id == Operator.account_id)
         .order_by(Operator.created_at, Operator.account_id)
     )
-    return [(o, a) for o, a in rows.tuples()]
+    return [(o, a) for o, a in rows]
 
 
 async def membership(
