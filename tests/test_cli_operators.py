@@ -159,6 +159,9 @@ async def test_create_list_disable(concurrent_client: httpx.AsyncClient, fresh_d
     assert records[1]["before"] == {"role": "admin", "disabled_at": None}
     assert records[1]["after"]["disabled_at"] is not None  # type: ignore[index]
     assert await _chain_ok(fresh_db_url)
+    verified = _xiaopu(env, "audit", "verify")
+    assert verified.exit_code == 0, verified.output
+    assert "holds: 3 records" in verified.output
     unknown = _xiaopu(env, "operator", "disable", unique_email())
     assert unknown.exit_code == 1
     assert "operator_not_found" in unknown.output
@@ -223,6 +226,28 @@ def test_a_weak_or_missing_password_is_refused_without_showing_it(fresh_db_url: 
     )  # fmt: skip
     assert missing.exit_code == 2
     assert "NOT_SET_ANYWHERE is not set" in missing.output
+
+
+@pytest.mark.usefixtures("settings_cache")
+async def test_audit_verify_reports_a_broken_chain(fresh_db_url: str) -> None:
+    env = _env(fresh_db_url)
+    for _ in range(2):
+        created = _xiaopu(
+            env | {"PW": PASSWORD},
+            "operator", "create", unique_email(), "--name", "Ops", "--password-env", "PW",
+        )  # fmt: skip
+        assert created.exit_code == 0, created.output
+    engine = create_engine(make_settings(fresh_db_url))
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await session.execute(text("ALTER TABLE audit_records DISABLE TRIGGER USER"))
+            await session.execute(text("UPDATE audit_records SET actor = 'cli:nobody'"))
+            await session.execute(text("ALTER TABLE audit_records ENABLE TRIGGER USER"))
+    finally:
+        await engine.dispose()
+    broken = _xiaopu(env, "audit", "verify")
+    assert broken.exit_code == 1
+    assert "Broken at record 1: the record was changed after it was written" in broken.output
 
 
 PRODUCTION = {

@@ -1,4 +1,4 @@
-"""The `xiaopu` command: serve, dev, worker, migrate, seed, operator, openapi."""
+"""The `xiaopu` command: serve, dev, worker, migrate, seed, operator, audit, openapi."""
 
 from __future__ import annotations
 
@@ -301,6 +301,26 @@ def operator_list() -> None:
     typer.echo(f"{'login':32} {'name':20} {'role':8} {'created':25} disabled")
     for entry in entries:
         _print_operator(entry)
+
+
+audit_app = typer.Typer(help="The operators' audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 at the first record that breaks it."""
+    from xiaopu.audit import service as audit
+
+    report = _in_transaction(audit.verify_chain)
+    if not report.ok:
+        typer.echo(
+            f"Broken at record {report.broken_at}: {report.problem} "
+            f"({report.records} records verified before it).",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"The audit log's chain holds: {report.records} records.")
 
 
 @app.command()
