@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.config import PROJECT_ROOT, Environment, Settings, get_settings
-from xiaopu.errors import AppError
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from xiaopu.auth.operators import OperatorEntry
 
 T = TypeVar("T")
@@ -203,6 +203,7 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction on the configured database; an AppError ends the command
     with its message and exit code 1, nothing written."""
     from xiaopu.db import create_engine, create_sessionmaker
+    from xiaopu.errors import AppError
 
     async def run(settings: Settings) -> T:
         engine = create_engine(settings)
