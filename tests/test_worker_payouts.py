@@ -113,7 +113,7 @@ async def test_sigkilled_payout_worker_pays_each_withdrawal_once(
                 {"cron": schedule.cron, "job": RUN_JOB},
             )
             await session.commit()
-        queued = await client.post("/v1/operator/payouts/run", headers=op.headers)
+        queued = await client.post("/v1/operator/payouts/run", headers={**op.headers, **key()})
         assert queued.status_code == 202, queued.text
 
         # Each worker dies at its step; the next one picks the dead one's job up again.

@@ -1,7 +1,7 @@
 """session revocation: a partial index on refresh_tokens.revoked_at for the revocation poll
 
 Revision ID: b5e55c0e4201
-Revises: 7c1a5e3b9d20
+Revises: a0d17c0e4101
 Create Date: 2026-12-07 04:20:00.000000+00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "b5e55c0e4201"
-down_revision: str | None = "7c1a5e3b9d20"
+down_revision: str | None = "a0d17c0e4101"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

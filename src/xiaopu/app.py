@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from xiaopu.audit.endpoints import operator_router as operator_audit_router
 from xiaopu.auth.endpoints import api_keys_router
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.auth.revocations import SessionRevocations
@@ -216,6 +217,7 @@ def create_app(
     app.include_router(operator_refunds_router)
     app.include_router(webhooks_router)
     app.include_router(links_router)
+    app.include_router(operator_audit_router)
     if settings.checkout_fast_path:
         app.checkout = RequestContextMiddleware(
             checkout_route.CheckoutRoute(app, _route(orders_router, checkout_route.PATH, "POST")),

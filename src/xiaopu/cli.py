@@ -1,21 +1,30 @@
-"""The `xiaopu` command: serve, dev, migrate, seed, openapi."""
+"""The `xiaopu` command: serve, dev, worker, migrate, seed, operator, audit, openapi."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from xiaopu.config import PROJECT_ROOT, Environment, Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from xiaopu.auth.operators import OperatorEntry
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Xiaopu: social-sharing storefront backend.", no_args_is_help=True)
 
@@ -47,9 +56,22 @@ def _migrate(settings: Settings) -> None:
     upgrade(settings.database_url)
 
 
+def _demo_in_development_only(settings: Settings) -> None:
+    if settings.env is not Environment.development:
+        # The demo accounts share a published password, and one of them is an operator.
+        typer.echo(
+            f"Refused: the demo data is for development only (XIAOPU_ENV is {settings.env}). "
+            "Create operators with `xiaopu operator create`.",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
 async def _seed(settings: Settings) -> bool:
     from xiaopu.db import create_engine, create_sessionmaker
     from xiaopu.seed import seed_demo
+
+    _demo_in_development_only(settings)
 
     engine = create_engine(settings)
     try:
@@ -177,9 +199,152 @@ def migrate() -> None:
 
 @app.command()
 def seed() -> None:
-    """Load the demo data (once; a second run changes nothing)."""
+    """Load the demo data (once; a second run changes nothing). Development only."""
+    _demo_in_development_only(get_settings())
     inserted = asyncio.run(_seed(_settings()))
     typer.echo("Loaded the demo data." if inserted else "The demo data is already there.")
+
+
+# Operators ---------------------------------------------------------------------------------
+
+operator_app = typer.Typer(
+    help="Operators, the platform's staff: create, disable, list.", no_args_is_help=True
+)
+app.add_typer(operator_app, name="operator")
+
+
+def _cli_actor() -> str:
+    """Who ran the command, for the audit log: the OS user (a uid when it has no name)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return f"cli:{user}"
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on the configured database; an AppError ends the command
+    with its message and exit code 1, nothing written."""
+    from xiaopu.db import create_engine, create_sessionmaker
+    from xiaopu.errors import AppError
+
+    async def run(settings: Settings) -> T:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run(_settings()))
+    except AppError as exc:
+        typer.echo(f"Error: {exc.detail} ({exc.code})", err=True)
+        raise typer.Exit(1) from None
+
+
+def _password(env_name: str | None) -> str:
+    if env_name is None:
+        password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return password
+    # A secret handed to one command, not a setting: read here, never echoed or logged.
+    value = os.environ.get(env_name)
+    if not value:
+        raise typer.BadParameter(f"the environment variable {env_name} is not set or empty")
+    return value
+
+
+def _print_operator(entry: OperatorEntry) -> None:
+    disabled = entry.disabled_at.isoformat(timespec="seconds") if entry.disabled_at else "-"
+    typer.echo(
+        f"{entry.login:32} {entry.display_name or '-':20} {entry.role:8} "
+        f"{entry.created_at.isoformat(timespec='seconds'):25} {disabled}"
+    )
+
+
+@operator_app.command("create")
+def operator_create(
+    login: Annotated[str, typer.Argument(help="Email address or phone number.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Read the password from this environment variable (e.g. "
+            "XIAOPU_OPERATOR_PASSWORD) instead of prompting for it."
+        ),
+    ] = None,
+) -> None:
+    """Make a person an operator, creating their account unless the login has one. An existing
+    account is promoted only with its own password; a disabled operator is enabled again."""
+    from xiaopu.auth import operators
+    from xiaopu.auth.schemas import SignupRequest
+
+    password = _password(password_env)
+    login_field = "email" if "@" in login else "phone"
+    try:
+        data = SignupRequest.model_validate(
+            {login_field: login.strip(), "password": password, "display_name": name}
+        )
+    except ValidationError as exc:
+        # Without the input values: one of them is the password.
+        for error in exc.errors(include_input=False, include_url=False):
+            field = ".".join(str(part) for part in error["loc"]) or "input"
+            typer.echo(f"Error: {field}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+    actor = _cli_actor()
+    entry = _in_transaction(lambda session: operators.create(session, data, actor=actor))
+    verb = "Created" if entry.account_created else "Made"
+    typer.echo(f"{verb} operator {entry.login} ({entry.display_name or '-'}), {entry.account_id}.")
+
+
+@operator_app.command("disable")
+def operator_disable(
+    login: Annotated[str, typer.Argument(help="The operator's email address or phone number.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit log.")] = None,
+) -> None:
+    """Refuse an operator from their next request on (their person account stays)."""
+    from xiaopu.auth import operators
+
+    try:
+        operators.parse_login(login)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    actor = _cli_actor()
+    entry = _in_transaction(
+        lambda session: operators.disable(session, login, actor=actor, reason=reason)
+    )
+    typer.echo(f"Disabled operator {entry.login}.")
+
+
+@operator_app.command("list")
+def operator_list() -> None:
+    """Every operator, disabled ones too: login, name, role, created, disabled."""
+    from xiaopu.auth import operators
+
+    entries = _in_transaction(operators.list_all)
+    typer.echo(f"{'login':32} {'name':20} {'role':8} {'created':25} disabled")
+    for entry in entries:
+        _print_operator(entry)
+
+
+audit_app = typer.Typer(help="The operators' audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 at the first record that breaks it."""
+    from xiaopu.audit import service as audit
+
+    report = _in_transaction(audit.verify_chain)
+    if not report.ok:
+        typer.echo(
+            f"Broken at record {report.broken_at}: {report.problem} "
+            f"({report.records} records verified before it).",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"The audit log's chain holds: {report.records} records.")
 
 
 @app.command()

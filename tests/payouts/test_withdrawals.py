@@ -58,12 +58,20 @@ async def test_a_withdrawal_is_checked_then_paid_in_a_batch(
     assert (wallet["available_minor"], wallet["withdrawing_minor"]) == (3_000, 2_000)
 
     op = await operator(client, session)
-    run = await client.post("/v1/operator/payouts/run", headers=op.headers)
+    no_run_key = await client.post("/v1/operator/payouts/run", headers=op.headers)
+    assert_problem(no_run_key, 400, "idempotency_key_missing")
+    run_key = key()
+    run = await client.post("/v1/operator/payouts/run", headers={**op.headers, **run_key})
     assert run.status_code == 202, run.text
     assert run.json() == {
         "job": "payouts.run",
         "queued": [{"currency": "CNY", "status": "requested", "count": 1, "total_minor": 2_000}],
     }
+    # A retry with the same key replays the answer and queues no second run (one is run below).
+    again = await client.post("/v1/operator/payouts/run", headers={**op.headers, **run_key})
+    assert again.status_code == 202, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == run.json()
     # Queued, not paid: the request does not call the provider.
     assert (await _wallet(client, keeper))["withdrawing_minor"] == 2_000
     assert await run_queued_payouts(session, sessionmaker, settings) == 1
@@ -96,7 +104,8 @@ async def test_a_failed_payout_returns_the_funds_and_can_be_retried(
     asked = await _withdraw(client, keeper, 1_013)
     withdrawal_id = asked.json()["id"]
     op = await operator(client, session)
-    assert (await client.post("/v1/operator/payouts/run", headers=op.headers)).status_code == 202
+    ran = await client.post("/v1/operator/payouts/run", headers={**op.headers, **key()})
+    assert ran.status_code == 202
     assert await run_queued_payouts(session, sessionmaker, settings) == 1
     (batch,) = await batches_of(session, [uuid.UUID(withdrawal_id)])
     assert (batch.paid_count, batch.failed_count) == (0, 1)
@@ -158,5 +167,7 @@ async def test_another_shopkeeper_cannot_retry_my_withdrawal(
     assert_problem(response, 404, "withdrawal_not_found")
     listed = (await client.get("/v1/shops/mine/withdrawals", headers=other.headers)).json()
     assert listed["items"] == []
-    not_operator = await client.post("/v1/operator/payouts/run", headers=keeper.headers)
+    not_operator = await client.post(
+        "/v1/operator/payouts/run", headers={**keeper.headers, **key()}
+    )
     assert not_operator.status_code == 403

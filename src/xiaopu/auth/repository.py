@@ -60,9 +60,28 @@ async def families_revoked_since(
 
 async def is_operator(session: AsyncSession, account_id: uuid.UUID) -> bool:
     found = await session.scalar(
-        select(Operator.account_id).where(Operator.account_id == account_id)
+        select(Operator.account_id).where(
+            Operator.account_id == account_id, Operator.disabled_at.is_(None)
+        )
     )
     return found is not None
+
+
+async def operator(
+    session: AsyncSession, account_id: uuid.UUID, *, lock: bool = False
+) -> Operator | None:
+    stmt = select(Operator).where(Operator.account_id == account_id)
+    return await session.scalar(stmt.with_for_update() if lock else stmt)
+
+
+async def operators_with_accounts(session: AsyncSession) -> list[tuple[Operator, Account]]:
+    """Every operator, disabled ones too, oldest first (a staff list: tens of rows)."""
+    rows = await session.execute(
+        select(Operator, Account)
+        .join(Account, Account.id == Operator.account_id)
+        .order_by(Operator.created_at, Operator.account_id)
+    )
+    return [(o, a) for o, a in rows]
 
 
 async def membership(

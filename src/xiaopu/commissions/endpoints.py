@@ -83,4 +83,8 @@ async def decide_held_commissions(
     idempotency: RequiredIdempotency,
 ) -> list[CommissionOut]:
     """Release a supplier order's held earnings to the shop, or forfeit them."""
-    return await idempotency.once(lambda: service.decide_held(session, supplier_order_id, body))
+    return await idempotency.once(
+        lambda: service.decide_held(
+            session, supplier_order_id, body, operator_id=operator.account_id
+        )
+    )

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.audit import service as audit
 from xiaopu.commissions import repository
 from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut, HeldDecision
 from xiaopu.commissions.split import PLATFORM_MARKUP, reversal, rounding_note, split_line
@@ -20,7 +21,7 @@ from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
-from xiaopu.models import Order, OrderLine, SupplierOrder
+from xiaopu.models import AuditAction, Order, OrderLine, SupplierOrder
 from xiaopu.models.ledger import (
     PLATFORM_ID,
     Beneficiary,
@@ -330,13 +331,18 @@ class NothingHeld(NotFound):
 
 
 async def decide_held(
-    session: AsyncSession, supplier_order_id: uuid.UUID, data: HeldDecision
+    session: AsyncSession,
+    supplier_order_id: uuid.UUID,
+    data: HeldDecision,
+    *,
+    operator_id: uuid.UUID | None = None,
 ) -> list[CommissionOut]:
     """An operator's decision on a self-purchase held for review: release the shop's earnings
     (pending until completion, available after), or forfeit them (the commission back to the
     supplier, the markup to the platform, at the same stage), wherever the order is in its
     life. A forfeited line records the account its money went to: a later refund takes it
-    back from there, and completion moves it on to the available stage."""
+    back from there, and completion moves it on to the available stage. Written to the audit
+    log as `operator_id`'s (None: not an operator's request, e.g. a test's setup)."""
     await repository.lock_supplier_order(session, supplier_order_id)
     rows = await repository.of_supplier_order(session, supplier_order_id, lock=True)
     held = [r for r in rows if r.status is PartStatus.held]
@@ -346,6 +352,7 @@ async def decide_held(
         r.beneficiary is Beneficiary.supplier and r.status is PartStatus.available for r in rows
     )
     stage = PartStatus.available if completed else PartStatus.pending
+    before = _held_state(held)
     cause = f"held-{data.decision}:{supplier_order_id}"
     now = utcnow()
     legs: list[Leg] = []
@@ -366,8 +373,37 @@ async def decide_held(
         session, kind="held_decision", cause=cause, currency=held[0].currency, legs=legs
     )
     await session.flush()
+    if operator_id is not None:
+        await audit.record(
+            session,
+            operator_id,
+            AuditAction.commission_held_release
+            if data.decision == "release"
+            else AuditAction.commission_held_forfeit,
+            "supplier_order",
+            supplier_order_id,
+            before=before,
+            after=_held_state(held),
+        )
     history = await repository.history(session, [r.id for r in held])
     return [_out(r, history) for r in held]
+
+
+def _held_state(rows: Sequence[Commission]) -> dict[str, object]:
+    """What the audit log keeps of a held decision's lines: each one's status and amount."""
+    return {
+        "commissions": [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "status": r.status,
+                "amount_minor": r.accrued_minor - r.reversed_minor,
+                "currency": r.currency,
+                "forfeited_to": r.forfeited_to,
+            }
+            for r in rows
+        ]
+    }
 
 
 async def list_held(session: AsyncSession, page: PageParams) -> Page[CommissionOut]:

@@ -2,6 +2,7 @@
 
 from xiaopu.models.accounts import Account, AccountStatus, RefreshToken
 from xiaopu.models.api_keys import ApiKey
+from xiaopu.models.audit import AuditAction, AuditRecord
 from xiaopu.models.base import Base
 from xiaopu.models.catalogue import Category, Product, ProductStatus, Variant
 from xiaopu.models.idempotency import IdempotencyKey
@@ -63,6 +64,8 @@ __all__ = [
     "AccountStatus",
     "ApiKey",
     "Attribution",
+    "AuditAction",
+    "AuditRecord",
     "Base",
     "Category",
     "Click",

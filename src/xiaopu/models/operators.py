@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime
 
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
@@ -16,6 +17,8 @@ class OperatorRole(enum.StrEnum):
 
 
 class Operator(CreatedAtMixin, Base):
+    """An operator; a disabled one keeps its row (the audit log names it) and is refused."""
+
     __tablename__ = "operators"
 
     account_id: Mapped[uuid.UUID] = mapped_column(
@@ -24,3 +27,4 @@ class Operator(CreatedAtMixin, Base):
     role: Mapped[OperatorRole] = mapped_column(
         text_enum(OperatorRole, "operator_role"), default=OperatorRole.admin
     )
+    disabled_at: Mapped[datetime | None]

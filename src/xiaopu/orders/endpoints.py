@@ -293,7 +293,9 @@ async def decide_return(
     idempotency: RequiredIdempotency,
 ) -> ReturnOut:
     """Decide an open return, or overrule a supplier's rejection."""
-    return await idempotency.once(lambda: returns.operator_decides(session, return_id, body))
+    return await idempotency.once(
+        lambda: returns.operator_decides(session, return_id, body, operator_id=operator.account_id)
+    )
 
 
 @operator_refunds_router.get("", operation_id="operator-list_refunds_for_operator")
@@ -315,7 +317,9 @@ async def retry_refund(
     idempotency: RequiredIdempotency,
 ) -> RefundOut:
     """Send a refund the provider refused once more."""
-    return await idempotency.once(lambda: payments.retry_refund(session, refund_id))
+    return await idempotency.once(
+        lambda: payments.retry_refund(session, refund_id, operator_id=operator.account_id)
+    )
 
 
 # Providers' callbacks and the sandbox ------------------------------------------------------

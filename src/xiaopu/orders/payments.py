@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from xiaopu import queue
+from xiaopu.audit import service as audit
 from xiaopu.commissions import service as commissions
 from xiaopu.config import Environment, Settings
 from xiaopu.db import unit_of_work
@@ -20,6 +21,7 @@ from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.models import (
+    AuditAction,
     Order,
     OrderStatus,
     Payment,
@@ -580,18 +582,32 @@ class RefundNotRetryable(Conflict):
     title = "Only a failed refund can be retried"
 
 
-async def retry_refund(session: AsyncSession, refund_id: uuid.UUID) -> RefundOut:
+async def retry_refund(
+    session: AsyncSession, refund_id: uuid.UUID, *, operator_id: uuid.UUID | None = None
+) -> RefundOut:
     """An operator sends a refund the provider refused once more. Its reversal stands: the
-    buyer is owed the money until the provider pays it."""
+    buyer is owed the money until the provider pays it. Written to the audit log as
+    `operator_id`'s (None: not an operator's request, e.g. a test's setup)."""
     refund = await repository.refund(session, refund_id, lock=True)
     if refund is None:
         raise RefundNotFound()
     if refund.status is not RefundStatus.failed:
         raise RefundNotRetryable(extra={"current_status": str(refund.status)})
+    before = {"status": refund.status, "failure_reason": refund.failure_reason}
     refund.status = RefundStatus.pending
     refund.failure_reason = None
     await session.flush()
     await queue.enqueue(session, REFUND_JOB, json.dumps({"refund_id": str(refund.id)}).encode())
+    if operator_id is not None:
+        await audit.record(
+            session,
+            operator_id,
+            AuditAction.refund_retry,
+            "refund",
+            refund.id,
+            before=before,
+            after={"status": refund.status, "failure_reason": None},
+        )
     return RefundOut.model_validate(refund)
 
 

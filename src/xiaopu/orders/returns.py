@@ -10,11 +10,13 @@ from datetime import timedelta
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.audit import service as audit
 from xiaopu.catalogue import service as catalogue
 from xiaopu.errors import Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.models import (
+    AuditAction,
     Decider,
     OrderStatus,
     RefundReason,
@@ -284,10 +286,15 @@ async def supplier_decides(
 
 
 async def operator_decides(
-    session: AsyncSession, return_id: uuid.UUID, data: OperatorReturnDecision
+    session: AsyncSession,
+    return_id: uuid.UUID,
+    data: OperatorReturnDecision,
+    *,
+    operator_id: uuid.UUID | None = None,
 ) -> ReturnOut:
     """Operators decide open returns, and overrule a supplier's rejection. An approval cannot
-    be taken back: its refund is already on its way to the buyer."""
+    be taken back: its refund is already on its way to the buyer. The decision is written to
+    the audit log as `operator_id`'s (None: not an operator's request, e.g. a test's setup)."""
     row = await _locked(session, repository.all_returns(), return_id)
     approve = data.decision == "approve"
     allowed = (
@@ -298,4 +305,18 @@ async def operator_decides(
             f"An operator cannot {data.decision} a return that is {row.status}.",
             extra={"current_status": str(row.status)},
         )
-    return await _decide(session, row, Decider.operator, approve, data)
+    before = {"status": row.status, "decided_by": row.decided_by}
+    out = await _decide(session, row, Decider.operator, approve, data)
+    if operator_id is not None:
+        overrule = before["status"] is ReturnStatus.rejected
+        await audit.record(
+            session,
+            operator_id,
+            AuditAction.return_overrule if overrule else AuditAction.return_decide,
+            "return",
+            row.id,
+            reason=data.note,
+            before=before,
+            after={"status": row.status, "decided_by": row.decided_by, "restock": data.restock},
+        )
+    return out

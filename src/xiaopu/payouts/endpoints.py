@@ -65,8 +65,12 @@ async def retry_withdrawal(
 @operator_router.post(
     "/run", status_code=status.HTTP_202_ACCEPTED, operation_id="operator-run_payouts"
 )
-async def run_payouts(operator: CurrentOperator, session: DbSession) -> PayoutRunQueued:
+async def run_payouts(
+    operator: CurrentOperator, session: DbSession, idempotency: RequiredIdempotency
+) -> PayoutRunQueued:
     """Queue a payout run now (the `payouts.run` schedule runs one every 5 minutes). The
     worker pays: each payout is claimed, asked of the provider outside any transaction, and
-    recorded."""
-    return await service.queue_run(session)
+    recorded. A retry with the same Idempotency-Key replays the answer and queues nothing."""
+    return await idempotency.once(
+        lambda: service.queue_run(session, operator_id=operator.account_id)
+    )

@@ -15,6 +15,7 @@ from typing import Literal
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from xiaopu.audit import service as audit
 from xiaopu.commissions import service as commissions
 from xiaopu.config import Settings
 from xiaopu.errors import AppError, Conflict, NotFound
@@ -24,7 +25,7 @@ from xiaopu.kit.money import display
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
-from xiaopu.models import PayoutBatch, Withdrawal, WithdrawalStatus
+from xiaopu.models import AuditAction, PayoutBatch, Withdrawal, WithdrawalStatus
 from xiaopu.models.ledger import PLATFORM_ID, OwnerKind, Purpose
 from xiaopu.payouts import repository
 from xiaopu.payouts.providers import (
@@ -199,18 +200,31 @@ def _event(withdrawal: Withdrawal) -> dict[str, object]:
     }
 
 
-async def queue_run(session: AsyncSession) -> PayoutRunQueued:
+async def queue_run(
+    session: AsyncSession, *, operator_id: uuid.UUID | None = None
+) -> PayoutRunQueued:
     """Queue a payout run for the worker, committed with the caller's unit of work, and say
-    what is waiting for it. Several queued runs are harmless: each claims what no other holds."""
+    what is waiting for it. Several queued runs are harmless: each claims what no other holds.
+    An operator's run is written to the audit log, with what it found waiting."""
     await enqueue(session, RUN_JOB, b"")
     totals = await repository.queue_totals(session)
-    return PayoutRunQueued(
+    queued = PayoutRunQueued(
         job=RUN_JOB,
         queued=[
             QueuedPayouts(currency=currency, status=status, count=count, total_minor=total)
             for currency, status, count, total in totals
         ],
     )
+    if operator_id is not None:
+        await audit.record(
+            session,
+            operator_id,
+            AuditAction.payout_run,
+            "payout_run",
+            None,
+            after=queued.model_dump(mode="json"),
+        )
+    return queued
 
 
 Step = Literal["claimed", "called", "recorded"]

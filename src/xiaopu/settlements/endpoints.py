@@ -104,4 +104,6 @@ async def retry_supplier_payout(
     idempotency: RequiredIdempotency,
 ) -> SupplierPayoutOut:
     """Send any supplier's failed payout again: the next payout run pays it."""
-    return await idempotency.once(lambda: service.retry_payout(session, None, payout_id))
+    return await idempotency.once(
+        lambda: service.retry_payout(session, None, payout_id, operator_id=operator.account_id)
+    )

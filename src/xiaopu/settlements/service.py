@@ -16,6 +16,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from xiaopu.audit import service as audit
 from xiaopu.config import Settings
 from xiaopu.db import unit_of_work
 from xiaopu.errors import Conflict, NotFound
@@ -25,7 +26,7 @@ from xiaopu.kit.money import major_units
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
-from xiaopu.models import Commission
+from xiaopu.models import AuditAction, Commission
 from xiaopu.models.ledger import Beneficiary, OwnerKind, PartKind, PartStatus, Purpose
 from xiaopu.models.settlements import (
     Settlement,
@@ -568,16 +569,32 @@ def as_csv(detail: SettlementDetail, settings: Settings) -> str:
 
 
 async def retry_payout(
-    session: AsyncSession, supplier_id: uuid.UUID | None, payout_id: uuid.UUID
+    session: AsyncSession,
+    supplier_id: uuid.UUID | None,
+    payout_id: uuid.UUID,
+    *,
+    operator_id: uuid.UUID | None = None,
 ) -> SupplierPayoutOut:
     """Send a failed payout again (its money waited in `payable_settling`): the next payout
-    run pays it under a new attempt's key. `supplier_id` None: an operator, for anyone's."""
+    run pays it under a new attempt's key. `supplier_id` None: an operator, for anyone's; an
+    operator's retry is written to the audit log as `operator_id`'s."""
     payout = await repository.payout(session, payout_id, supplier_id=supplier_id, lock=True)
     if payout is None:
         raise SupplierPayoutNotFound()
     if payout.status is not SupplierPayoutStatus.failed:
         raise PayoutNotRetryable(extra={"current_status": str(payout.status)})
+    before = {"status": payout.status, "failure_reason": payout.failure_reason}
     payout.status = SupplierPayoutStatus.pending
     payout.failure_reason = None
     await session.flush()
+    if operator_id is not None:
+        await audit.record(
+            session,
+            operator_id,
+            AuditAction.settlement_payout_retry,
+            "supplier_payout",
+            payout.id,
+            before=before,
+            after={"status": payout.status, "failure_reason": None},
+        )
     return SupplierPayoutOut.model_validate(payout)

@@ -115,14 +115,14 @@ async def list_suppliers(
 async def approve_supplier(
     supplier_id: uuid.UUID, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:
-    return await service.decide(session, supplier_id, "approve", None)
+    return await service.decide(session, operator.account_id, supplier_id, "approve", None)
 
 
 @operator_router.post("/{supplier_id}/reject", operation_id="operator-reject_supplier")
 async def reject_supplier(
     supplier_id: uuid.UUID, body: Decision, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:
-    return await service.decide(session, supplier_id, "reject", body)
+    return await service.decide(session, operator.account_id, supplier_id, "reject", body)
 
 
 @operator_router.post("/{supplier_id}/suspend", operation_id="operator-suspend_supplier")
@@ -130,4 +130,4 @@ async def suspend_supplier(
     supplier_id: uuid.UUID, body: Decision, operator: CurrentOperator, session: DbSession
 ) -> SupplierOut:
     """Suspend: the supplier's products leave the catalogue, shops and checkout at once."""
-    return await service.decide(session, supplier_id, "suspend", body)
+    return await service.decide(session, operator.account_id, supplier_id, "suspend", body)

@@ -7,10 +7,11 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.audit import service as audit
 from xiaopu.auth import service as auth
 from xiaopu.errors import Conflict, NotFound, SupplierNotFound
 from xiaopu.kit.pagination import Page, PageParams, id_page
-from xiaopu.models import Account, MemberRole, Supplier, SupplierMember, SupplierStatus
+from xiaopu.models import Account, AuditAction, MemberRole, Supplier, SupplierMember, SupplierStatus
 from xiaopu.suppliers import repository
 from xiaopu.suppliers.schemas import (
     Decision,
@@ -180,8 +181,19 @@ async def list_for_operator(
     return Page[SupplierOut](items=[supplier_out(s) for s in items], next_cursor=cursor)
 
 
+_AUDITED = {
+    "approve": AuditAction.supplier_approve,
+    "reject": AuditAction.supplier_reject,
+    "suspend": AuditAction.supplier_suspend,
+}
+
+
 async def decide(
-    session: AsyncSession, supplier_id: uuid.UUID, action: str, decision: Decision | None
+    session: AsyncSession,
+    operator_id: uuid.UUID,
+    supplier_id: uuid.UUID,
+    action: str,
+    decision: Decision | None,
 ) -> SupplierOut:
     """approve, reject (with a reason) or suspend (with a reason). Suspension takes the
     supplier's products off sale at once: every catalogue and shop query filters on status."""
@@ -191,6 +203,7 @@ async def decide(
             f"Cannot {action} a supplier that is {supplier.status}.",
             extra={"current_status": str(supplier.status)},
         )
+    before = {"status": supplier.status, "status_reason": supplier.status_reason}
     supplier.status = {
         "approve": SupplierStatus.active,
         "reject": SupplierStatus.rejected,
@@ -198,4 +211,14 @@ async def decide(
     }[action]
     supplier.status_reason = decision.reason if decision else None
     await session.flush()
+    await audit.record(
+        session,
+        operator_id,
+        _AUDITED[action],
+        "supplier",
+        supplier.id,
+        reason=supplier.status_reason,
+        before=before,
+        after={"status": supplier.status, "status_reason": supplier.status_reason},
+    )
     return supplier_out(supplier)
