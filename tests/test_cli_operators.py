@@ -254,8 +254,9 @@ PRODUCTION = {
     "XIAOPU_ENV": "production",
     "XIAOPU_JWT_SECRET": TEST_JWT_SECRET,
     "XIAOPU_ATTRIBUTION_SECRET": TEST_ATTRIBUTION_SECRET,
-    "XIAOPU_PAYMENT_CALLBACK_SECRET": "production-payment-secret-0123456789abcdef",
-    "XIAOPU_CARRIER_CALLBACK_SECRET": "production-carrier-secret-0123456789abcdef",
+    "XIAOPU_PAYMENT_CALLBACK_SECRET": "whsec_" + "p" * 40,
+    "XIAOPU_CARRIER_CALLBACK_SECRET": "whsec_" + "c" * 40,
+    "XIAOPU_PUBLIC_BASE_URL": "https://shop.example.com",
     "XIAOPU_ALLOW_SANDBOX_PAYOUTS": "true",
 }
 
