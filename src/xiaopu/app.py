@@ -46,6 +46,8 @@ from xiaopu.payouts.endpoints import router as payouts_router
 from xiaopu.settlements.endpoints import operator_router as operator_settlements_router
 from xiaopu.settlements.endpoints import router as settlements_router
 from xiaopu.shops.endpoints import router as shops_router
+from xiaopu.storefront.cache import PageCache
+from xiaopu.storefront.endpoints import router as storefront_router
 from xiaopu.suppliers.endpoints import operator_router as operator_suppliers_router
 from xiaopu.suppliers.endpoints import router as suppliers_router
 from xiaopu.webhooks.endpoints import router as webhooks_router
@@ -216,6 +218,9 @@ def create_app(
     app.include_router(operator_refunds_router)
     app.include_router(webhooks_router)
     app.include_router(links_router)
+    # The buyers' web pages under /m/, where share links land (left out of the API schema).
+    app.state.storefront_cache = PageCache()
+    app.include_router(storefront_router)
     if settings.checkout_fast_path:
         app.checkout = RequestContextMiddleware(
             checkout_route.CheckoutRoute(app, _route(orders_router, checkout_route.PATH, "POST")),
