@@ -23,7 +23,7 @@ async def _guarded(request: Request, page: Callable[[], Awaitable[Response]]) ->
         return pages.csrf_refused(request)
 
 
-@router.get("/_/{name}", operation_id="storefront-asset")
+@router.get("/_/{name:path}", operation_id="storefront-asset")
 async def asset(name: str, v: str | None = None) -> Response:
     return asset_response(name, v)
 

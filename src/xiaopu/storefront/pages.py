@@ -270,6 +270,10 @@ async def _checkout_form(
 ) -> Response:
     settings = _settings(request)
     page = Page(request, settings)
+    try:
+        shop = await _read(request, ("shop", slug), lambda s: shops.public_shop(s, slug))
+    except NotFound:
+        return not_found(request)
     quote = None
     if cart.valid and cart.items:
         try:
@@ -287,6 +291,7 @@ async def _checkout_form(
         "checkout.html",
         status=status,
         slug=slug,
+        shop_name=shop.name,
         quote=quote,
         cart=cart.pairs(),
         # One key per checkout page: a double tap or a reload of this page's POST places one order.
