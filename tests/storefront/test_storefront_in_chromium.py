@@ -109,7 +109,11 @@ async def _demo(api: httpx.AsyncClient, served: Served) -> Demo:
             await conn.execute(
                 update(Supplier)
                 .where(Supplier.id == uuid.UUID(supplier_id))
-                .values(status=SupplierStatus.active, shipping_fee_minor=800)
+                .values(
+                    name="云南茶园 Yunnan Tea Co.",
+                    status=SupplierStatus.active,
+                    shipping_fee_minor=800,
+                )
             )
     finally:
         await engine.dispose()
@@ -221,6 +225,7 @@ async def test_a_buyer_opens_a_share_link_and_buys(
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], "the page scrolls sideways on a phone"
     await page.screenshot(path=SHOTS / "store-product.png", full_page=True)
+    await page.screenshot(path=SHOTS / "store-product-phone.png")  # what the phone shows first
 
     await page.locator("label.variant", has_text="2019").click()
     await page.click("[data-add-to-cart]")

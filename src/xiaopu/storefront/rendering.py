@@ -128,5 +128,10 @@ def asset_response(name: str, version: str | None) -> Response:
     return Response(
         found.body,
         media_type=found.content_type,
-        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Cache-Control": cache,
+            "X-Content-Type-Options": "nosniff",
+            # An SVG opened on its own is a document: it may run nothing.
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
     )
