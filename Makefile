@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/expiry.py
 	$(BIN)/python bench/revocation.py
+	$(BIN)/python bench/storefront.py
 
 ## Rewrite requirements.lock (what the image installs) from this environment's runtime packages.
 lock: $(STAMP)

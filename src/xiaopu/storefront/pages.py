@@ -45,6 +45,7 @@ from xiaopu.orders.schemas import (
 from xiaopu.shops import service as shops
 from xiaopu.shops.schemas import SLUG_PATTERN
 from xiaopu.storefront.cache import PageCache
+from xiaopu.storefront.fast import RenderedPages
 from xiaopu.storefront.rendering import Page
 from xiaopu.storefront.security import (
     ATTRIBUTION_COOKIE,
@@ -109,6 +110,14 @@ def _redirect(location: str) -> RedirectResponse:
         status_code=303,
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
+
+
+def _kept(request: Request, page: Page, response: Response) -> Response:
+    """Keep a page that is the same for everyone for the fast path (fast.py) to answer."""
+    pages: RenderedPages | None = getattr(request.app.state, "storefront_pages", None)
+    if pages is not None and response.status_code == 200 and not request.url.query:
+        pages.keep(request.url.path, page.lang, list(response.raw_headers), bytes(response.body))
+    return response
 
 
 def not_found(request: Request, slug: str | None = None) -> Response:
@@ -184,14 +193,18 @@ async def shop_page(request: Request, slug: str) -> Response:
             {k: v for k, v in (("q", query), ("cursor", shelf.next_cursor)) if v}
         )
     page = Page(request, _settings(request))
-    return page.render(
-        "shop.html",
-        cache=PUBLIC_CACHE,
-        slug=slug,
-        shelf=shelf,
-        query=query,
-        more=more,
-        first_page=cursor is None,
+    return _kept(
+        request,
+        page,
+        page.render(
+            "shop.html",
+            cache=PUBLIC_CACHE,
+            slug=slug,
+            shelf=shelf,
+            query=query,
+            more=more,
+            first_page=cursor is None,
+        ),
     )
 
 
@@ -208,14 +221,18 @@ async def product_page(request: Request, slug: str, product_id: str) -> Response
     settings = _settings(request)
     page = Page(request, settings)
     url = f"{settings.public_base_url}/m/{slug}/p/{pid}"
-    return page.render(
-        "product.html",
-        cache=PUBLIC_CACHE,
-        slug=slug,
-        shop_name=shop_name,
-        product=product,
-        url=url,
-        max_quantity=settings.max_line_quantity,
+    return _kept(
+        request,
+        page,
+        page.render(
+            "product.html",
+            cache=PUBLIC_CACHE,
+            slug=slug,
+            shop_name=shop_name,
+            product=product,
+            url=url,
+            max_quantity=settings.max_line_quantity,
+        ),
     )
 
 
