@@ -33,7 +33,8 @@ async def storefront_shop(
     shipping_fee_minor: int = 0,
 ) -> dict[str, Any]:
     """A keeper's shop carrying the given products (a default one if none) of an active
-    supplier: {"slug", "keeper", "products": [{"id", "variants": [ids]}], "supplier_id"}."""
+    supplier: {"slug", "keeper", "products": [{"id", "variants": [ids]}], "supplier_id",
+    "owner" (the supplier owner's auth headers)}."""
     keeper = await person(client)
     supplier_id, owner = await supplier(client)
     await session.execute(
@@ -82,6 +83,7 @@ async def storefront_shop(
         "keeper": keeper,
         "products": made,
         "supplier_id": supplier_id,
+        "owner": owner,
     }
 
 
