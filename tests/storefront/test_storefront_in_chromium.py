@@ -291,3 +291,38 @@ async def test_reload_and_double_submit_place_one_order(
     await asyncio.sleep(0.2)
     orders = await _shop_orders(api, demo)
     assert len(orders) == 1, orders
+
+
+async def _fits(page: Page, where: str) -> None:
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    wide = await page.evaluate(
+        """[...document.querySelectorAll('body *')]
+           .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth)
+           .map(e => e.tagName + '.' + e.className).slice(0, 8)"""
+    )
+    assert overflow <= 0, (where, overflow, wide)
+
+
+@pytest.mark.parametrize("width", [360, 180], ids=["360px", "360px-at-200%-zoom"])
+async def test_pages_fit_a_narrow_phone_and_zoom(
+    served: Served, api: httpx.AsyncClient, browser_page: Page, width: int
+) -> None:
+    """Nothing scrolls sideways at 360 px, nor at 200% zoom (a 180 px wide layout), and every
+    form field has a label."""
+    demo = await _demo(api, served)
+    page = browser_page
+    await page.set_viewport_size({"width": width, "height": 740})
+    for path in (f"/m/{demo.slug}", f"/m/{demo.slug}/p/{demo.product_id}"):
+        await page.goto(f"{served.base}{path}")
+        await _fits(page, path)
+    await page.click("button[type=submit]")  # buy now
+    await page.wait_for_url("**/checkout?**")
+    await _fits(page, "checkout")
+    unlabelled = await page.evaluate(
+        """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+           .filter(e => !(e.labels && e.labels.length)).map(e => e.name)"""
+    )
+    assert unlabelled == []
+    await page.screenshot(path=SHOTS / f"store-checkout-{width}.png", full_page=True)
