@@ -161,7 +161,14 @@ async def seed_demo(session: AsyncSession) -> bool:
         for p in DEMO_PRODUCTS
     ]
     await catalogue.bulk_upsert(session, supplier.id, BulkUpsert(products=products))
-    await shops.open_shop(session, settings, shopkeeper.id, ShopCreate(slug="xiaolin"))
+    await shops.open_shop(
+        session,
+        settings,
+        shopkeeper.id,
+        ShopCreate(
+            slug="xiaolin", blurb="云南的好茶，我自己喝过才上架。Teas from Yunnan I drink myself."
+        ),
+    )
     for product in await catalogue.sellable_products(
         session, [p.id for p in await catalogue.supplier_product_rows(session, supplier.id)]
     ):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,3 +57,43 @@ async def test_product_page(client: httpx.AsyncClient, session: AsyncSession) ->
     assert "签收后 7 天内可退货" in text
     assert '<meta property="og:title" content="普洱">' in text
     assert '<meta property="product:price:amount" content="140.80">' in text
+
+
+async def test_the_shop_page_shows_the_keepers_blurb_and_searches(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    shop = await storefront_shop(
+        client,
+        session,
+        products=[{"title": "滇红金芽"}, {"title": "普洱茶饼"}],
+    )
+    updated = await client.patch(
+        "/v1/shops/mine", json={"blurb": "好茶\n自己喝过才上架"}, headers=shop["keeper"]
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["blurb"] == "好茶\n自己喝过才上架"
+    page = await client.get(f"/m/{shop['slug']}")
+    assert "<p>好茶</p><p>自己喝过才上架</p>" in page.text
+    found = await client.get(f"/m/{shop['slug']}", params={"q": "滇红"})
+    assert "滇红金芽" in found.text
+    assert "普洱茶饼" not in found.text
+    nothing = await client.get(f"/m/{shop['slug']}", params={"q": "咖啡"})
+    assert "没有找到相关商品" in nothing.text
+
+
+async def test_more_products_load_by_cursor(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    shop = await storefront_shop(
+        client, session, products=[{"title": f"茶 {i:02d}"} for i in range(25)]
+    )
+    first = await client.get(f"/m/{shop['slug']}")
+    titles = re.findall(r'<span class="title">(茶 \d\d)</span>', first.text)
+    assert len(titles) == 20
+    more = re.search(r'href="(/m/[^"]+cursor=[^"]+)" data-load-more', first.text)
+    assert more
+    second = await client.get(html.unescape(more.group(1)))
+    rest = re.findall(r'<span class="title">(茶 \d\d)</span>', second.text)
+    assert len(rest) == 5
+    assert not set(titles) & set(rest)
+    assert "data-load-more" not in second.text

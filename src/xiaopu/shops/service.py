@@ -81,6 +81,7 @@ async def _out(session: AsyncSession, shop: Shop, settings: Settings) -> ShopOut
         id=shop.id,
         name=shop.name,
         slug=shop.slug,
+        blurb=shop.blurb,
         level=shop.level,
         completed_sales=shop.completed_sales,
         product_limit=_limit(shop, settings),
@@ -116,7 +117,7 @@ async def open_shop(
     slug = data.slug or await _free_slug(session, name)
     if data.slug and await repository.slug_taken(session, data.slug):
         raise SlugTaken()
-    shop = Shop(owner_account_id=account_id, name=name, slug=slug)
+    shop = Shop(owner_account_id=account_id, name=name, slug=slug, blurb=data.blurb)
     try:
         async with session.begin_nested():
             session.add(shop)
@@ -146,6 +147,8 @@ async def update_shop(
         if await repository.slug_taken(session, data.slug):
             raise SlugTaken()
         shop.slug = data.slug
+    if "blurb" in data.model_fields_set:
+        shop.blurb = data.blurb
     try:
         async with session.begin_nested():
             await session.flush()
@@ -271,7 +274,7 @@ async def public_shop(session: AsyncSession, slug: str) -> PublicShop:
     shop = await repository.by_slug(session, slug)
     if shop is None:
         raise ShopNotFound()
-    return PublicShop(name=shop.name, slug=shop.slug, level=shop.level)
+    return PublicShop(name=shop.name, slug=shop.slug, blurb=shop.blurb, level=shop.level)
 
 
 async def public_products(
@@ -394,6 +397,7 @@ class ShelfProduct:
 class Shelf:
     shop_name: str
     slug: str
+    blurb: str | None
     products: list[ShelfProduct]
     next_cursor: str | None
 
@@ -441,13 +445,13 @@ async def shelf(session: AsyncSession, slug: str, query: str | None, page: PageP
     if query:
         tsquery = query_expression(query)
         if tsquery is None:  # nothing searchable: nothing found
-            return Shelf(shop.name, shop.slug, [], None)
+            return Shelf(shop.name, shop.slug, shop.blurb, [], None)
     rows = await repository.shelf(session, shop.id, tsquery, page.after_id(), page.limit + 1)
     cursor = None
     if len(rows) > page.limit:
         rows = rows[: page.limit]
         cursor = encode_cursor([str(rows[-1].selection.id)])
-    return Shelf(shop.name, shop.slug, await _shelf_products(session, rows), cursor)
+    return Shelf(shop.name, shop.slug, shop.blurb, await _shelf_products(session, rows), cursor)
 
 
 async def shelf_product(
