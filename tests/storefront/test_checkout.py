@@ -159,3 +159,33 @@ async def test_a_form_post_without_the_csrf_token_is_refused(
     bare = await client.post(f"/m/{slug}/checkout", data={**fields, **GOOD_ADDRESS})
     assert bare.status_code == 403
     assert await session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+async def test_a_declined_payment_leaves_the_order_waiting(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    shop = await storefront_shop(client, session)
+    placed = await _place(client, shop["slug"], shop["products"][0]["variants"][0])
+    order = await client.get(placed.headers["location"])
+    order_id = placed.headers["location"].split("/")[3].split("?")[0]
+    opened = await client.post(f"/m/o/{order_id}/pay", data={"csrf": hidden(order.text, "csrf")})
+    sandbox = await client.get(opened.headers["location"])
+    declined = await client.post(
+        f"/m/o/{order_id}/sandbox",
+        data={"csrf": hidden(sandbox.text, "csrf"), "outcome": "failed"},
+    )
+    after = await client.get(declined.headers["location"])
+    assert 'data-order-status="pending_payment"' in after.text
+    assert "付款未成功" in after.text
+    assert "去付款" in after.text  # and may pay again
+
+
+async def test_a_forged_attribution_token_is_not_kept(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    shop = await storefront_shop(client, session)
+    product = shop["products"][0]["id"]
+    landing = await client.get(f"/m/{shop['slug']}", params={"product": product, "xp_at": "A" * 92})
+    assert landing.status_code == 303
+    assert landing.headers["location"] == f"/m/{shop['slug']}/p/{product}"
+    assert "set-cookie" not in landing.headers

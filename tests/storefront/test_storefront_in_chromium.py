@@ -232,8 +232,16 @@ async def test_a_buyer_opens_a_share_link_and_buys(
     cart = page.locator("[data-cart-link]")
     await cart.wait_for(state="visible")
     assert await page.locator("[data-cart-count]").inner_text() == "1"
+    await page.locator("label.variant", has_text="2015").click()
+    await page.click("[data-add-to-cart]")
+    assert await page.locator("[data-cart-count]").inner_text() == "2"
     await cart.click()
     await page.wait_for_url(f"**/m/{demo.slug}/checkout?**")
+    assert await page.locator(".summary .lines li").count() == 2
+    # Second thoughts about the 2015 cake: out of the cart.
+    await page.locator(".lines li", has_text="2015").locator("[data-remove]").click()
+    await page.wait_for_function("document.querySelectorAll('.summary .lines li').length === 1")
+    assert await page.locator("[data-cart-count]").inner_text() == "1"
     assert "¥140.80 × 1" in await page.locator(".summary").inner_text()
     assert "¥8.00" in await page.locator(".summary").inner_text()  # the supplier's shipping
 

@@ -46,6 +46,22 @@
   if (!shop) return;
   showCart(shop);
 
+  // On the checkout page: take a line out of the cart, and show the cart without it.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-remove]"), function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var variant = button.getAttribute("data-remove");
+      var rest = [];
+      var params = new URLSearchParams(location.search);
+      var vs = params.getAll("v"), ns = params.getAll("n");
+      for (var i = 0; i < vs.length; i++) {
+        if (vs[i] !== variant) rest.push({ v: vs[i], n: parseInt(ns[i], 10) || 1 });
+      }
+      save(shop, load(shop).filter(function (item) { return item.v !== variant; }));
+      location.assign(checkoutUrl(shop, rest));
+    });
+  });
+
   var add = document.querySelector("[data-add-to-cart]");
   if (add) {
     var form = add.form;
