@@ -325,6 +325,7 @@ async def test_pages_fit_a_narrow_phone_and_zoom(
     for path in (f"/m/{demo.slug}", f"/m/{demo.slug}/p/{demo.product_id}"):
         await page.goto(f"{served.base}{path}")
         await _fits(page, path)
+    await page.screenshot(path=SHOTS / f"store-product-{width}.png", full_page=True)
     await page.click("button[type=submit]")  # buy now
     await page.wait_for_url("**/checkout?**")
     await _fits(page, "checkout")
