@@ -17,14 +17,15 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/xiaopu dev
 
-## Debian packages the tests use (Chromium renders the share landing page); skipped with a note
-## where they cannot be installed.
+## Debian packages the tests use (Chromium renders the share landing page and drives the
+## storefront; the Noto CJK fonts let it draw Chinese); skipped with a note where they cannot be
+## installed.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && dpkg -s fonts-noto-cjk >/dev/null 2>&1; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-	      || echo "note: could not install chromium; its test will be skipped"; \
-	  else echo "note: chromium missing and not installable here; its test will be skipped"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk) \
+	      || echo "note: could not install chromium; its tests will be skipped"; \
+	  else echo "note: chromium or fonts-noto-cjk missing and not installable here; browser tests may be skipped"; fi; }
 
 ## Lint, type-check and run every test on a real PostgreSQL (found or started by the tests).
 test: $(STAMP) system-deps
@@ -53,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/expiry.py
 	$(BIN)/python bench/revocation.py
+	$(BIN)/python bench/storefront.py
 
 ## Rewrite requirements.lock (what the image installs) from this environment's runtime packages.
 lock: $(STAMP)

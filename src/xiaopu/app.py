@@ -47,6 +47,10 @@ from xiaopu.payouts.endpoints import router as payouts_router
 from xiaopu.settlements.endpoints import operator_router as operator_settlements_router
 from xiaopu.settlements.endpoints import router as settlements_router
 from xiaopu.shops.endpoints import router as shops_router
+from xiaopu.storefront.cache import PageCache
+from xiaopu.storefront.endpoints import router as storefront_router
+from xiaopu.storefront.fast import PREFIX as STOREFRONT_PREFIX
+from xiaopu.storefront.fast import RenderedPages
 from xiaopu.suppliers.endpoints import operator_router as operator_suppliers_router
 from xiaopu.suppliers.endpoints import router as suppliers_router
 from xiaopu.webhooks.endpoints import router as webhooks_router
@@ -218,6 +222,10 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(links_router)
     app.include_router(operator_audit_router)
+    # The buyers' web pages under /m/, where share links land (left out of the API schema).
+    app.state.storefront_cache = PageCache()
+    app.state.storefront_pages = app.storefront_pages = RenderedPages()
+    app.include_router(storefront_router)
     if settings.checkout_fast_path:
         app.checkout = RequestContextMiddleware(
             checkout_route.CheckoutRoute(app, _route(orders_router, checkout_route.PATH, "POST")),
@@ -261,11 +269,13 @@ class XiaopuApp(FastAPI):
 
     /s/{code} is the hottest path of the product, so it is answered here, before Starlette's
     middleware stack, routing and dependency injection run at all. Checkout, the busiest write,
-    is answered here too (see orders/checkout_route.py), in the request-context middleware.
+    is answered here too (see orders/checkout_route.py), in the request-context middleware, and
+    so are storefront pages already rendered for everyone (see storefront/fast.py).
     """
 
     share_links: ShareLinks | None = None
     checkout: ASGIApp | None = None
+    storefront_pages: RenderedPages | None = None
 
     def include_router(self, router: APIRouter, *args: Any, **kwargs: Any) -> None:
         """Refuses a route without an explicit operation_id when it is included, not when
@@ -282,6 +292,13 @@ class XiaopuApp(FastAPI):
             and scope["path"].startswith(PREFIX)
         ):
             await self.share_links.handle(scope, send)
+            return
+        if (
+            self.storefront_pages is not None
+            and scope["type"] == "http"
+            and scope["path"].startswith(STOREFRONT_PREFIX)
+            and await self.storefront_pages.answer(scope, send)
+        ):
             return
         if self.checkout is not None and checkout_route.handles(scope):
             await self.checkout(scope, receive, send)

@@ -82,9 +82,11 @@ async def _seed(settings: Settings) -> bool:
 
 
 def _print_demo(settings: Settings) -> None:
-    from xiaopu.seed import DEMO_LOGINS, DEMO_PASSWORD
+    from xiaopu.seed import DEMO_LOGINS, DEMO_PASSWORD, demo_share_link
 
     typer.echo(f"\nXiaopu is up: {settings.public_base_url}/docs")
+    typer.echo("Open the demo share link on a phone (or a narrow window), as a buyer would:")
+    typer.echo(f"  {demo_share_link(settings.public_base_url)}")
     typer.echo(f"Demo logins (password {DEMO_PASSWORD}):")
     for demo in DEMO_LOGINS:
         typer.echo(f"  {demo.login:32} {demo.role}")

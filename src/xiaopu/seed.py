@@ -41,13 +41,18 @@ DEMO_LOGINS = (
 )
 
 
-_TEA = "https://images.example.com/demo/tea"
+# Pictures the storefront serves itself, so the demo looks right offline: made absolute URLs on
+# the configured public base URL when seeded (suppliers' image URLs are absolute too).
+DEMO_IMAGES = {
+    "PUER-357": "puer.svg",
+    "DIANHONG-250": "dianhong.svg",
+    "FLOWER-CAKE": "flower-cake.svg",
+}
 DEMO_PRODUCTS: list[dict[str, object]] = [
     {
         "ref": "PUER-357",
         "title": "云南普洱茶饼 357g Pu-erh tea cake",
         "description": "Aged raw pu-erh from Lincang, pressed in 2019.",
-        "image_urls": [f"{_TEA}/puer.jpg"],
         "category_id": "food.tea",
         "brand": "云南茶园",
         "commission_bps": 1500,
@@ -77,7 +82,6 @@ DEMO_PRODUCTS: list[dict[str, object]] = [
     {
         "ref": "DIANHONG-250",
         "title": "滇红金芽红茶 250g Dianhong black tea",
-        "image_urls": [f"{_TEA}/dianhong.jpg"],
         "category_id": "food.tea",
         "brand": "云南茶园",
         "commission_bps": 1200,
@@ -90,7 +94,6 @@ DEMO_PRODUCTS: list[dict[str, object]] = [
     {
         "ref": "FLOWER-CAKE",
         "title": "云南鲜花饼 礼盒 Rose flower cakes gift box",
-        "image_urls": [f"{_TEA}/flower-cake.jpg"],
         "category_id": "food.specialty",
         "commission_bps": 1000,
         "markup_ceiling_bps": 1000,
@@ -113,6 +116,18 @@ DEMO_PRODUCTS: list[dict[str, object]] = [
         ],
     },
 ]
+
+
+# What the shopkeeper says about each product, on its storefront page.
+DEMO_BLURBS = {
+    "PUER-357": "我家每天早上一壶，越陈越香。Our morning pot, every day.",
+    "DIANHONG-250": "蜜香甜润，冷泡也好喝。",
+}
+
+
+def demo_share_link(public_base_url: str) -> str:
+    """The demo product's share link: it opens the storefront's product page."""
+    return f"{public_base_url.rstrip('/')}/s/{DEMO_LINK_CODES[0]}"
 
 
 async def seed_demo(session: AsyncSession) -> bool:
@@ -139,14 +154,29 @@ async def seed_demo(session: AsyncSession) -> bool:
         ]
     )
     await session.flush()
-    await catalogue.bulk_upsert(session, supplier.id, BulkUpsert(products=DEMO_PRODUCTS))
     settings = get_settings()
-    await shops.open_shop(session, settings, shopkeeper.id, ShopCreate(slug="xiaolin"))
+    base = settings.public_base_url.rstrip("/")
+    products = [
+        {**p, "image_urls": [f"{base}/m/_/demo/{DEMO_IMAGES[str(p['ref'])]}"]}
+        for p in DEMO_PRODUCTS
+    ]
+    await catalogue.bulk_upsert(session, supplier.id, BulkUpsert(products=products))
+    await shops.open_shop(
+        session,
+        settings,
+        shopkeeper.id,
+        ShopCreate(
+            slug="xiaolin", blurb="云南的好茶，我自己喝过才上架。Teas from Yunnan I drink myself."
+        ),
+    )
     for product in await catalogue.sellable_products(
         session, [p.id for p in await catalogue.supplier_product_rows(session, supplier.id)]
     ):
         await shops.add_product(
-            session, settings, shopkeeper.id, SelectionAdd(product_id=product.id, markup_bps=500)
+            session,
+            settings,
+            shopkeeper.id,
+            SelectionAdd(product_id=product.id, markup_bps=500, blurb=DEMO_BLURBS.get(product.ref)),
         )
     shop = await shops.shop_of(session, shopkeeper.id)
     rows = await catalogue.supplier_product_rows(session, supplier.id)

@@ -83,7 +83,12 @@ async def test_a_custom_slug_is_kept(client: httpx.AsyncClient) -> None:
     assert shop["slug"] == "tea-corner-88"
     public = await client.get("/v1/shops/tea-corner-88")
     assert public.status_code == 200, public.text
-    assert public.json() == {"name": "Tea Corner", "slug": "tea-corner-88", "level": "trial"}
+    assert public.json() == {
+        "name": "Tea Corner",
+        "slug": "tea-corner-88",
+        "blurb": None,
+        "level": "trial",
+    }
 
 
 async def test_a_second_shop_is_a_conflict(client: httpx.AsyncClient) -> None:
@@ -241,7 +246,12 @@ async def test_public_shop_page(client: httpx.AsyncClient) -> None:
     missing_products = await client.get("/v1/shops/no-such-shop/products")
 
     assert found.status_code == 200, found.text
-    assert found.json() == {"name": "小林的茶铺", "slug": "xiaolin", "level": "trial"}
+    assert found.json() == {
+        "name": "小林的茶铺",
+        "slug": "xiaolin",
+        "blurb": None,
+        "level": "trial",
+    }
     assert "id" not in found.json()
     assert shop["slug"] == "xiaolin"
     assert_problem(missing, 404, "shop_not_found")

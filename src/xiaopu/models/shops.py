@@ -38,6 +38,8 @@ class Shop(IdMixin, TimestampMixin, Base):
         text_enum(ShopLevel, "shop_level"), default=ShopLevel.trial
     )
     completed_sales: Mapped[int] = mapped_column(Integer, default=0)
+    # The shopkeeper's words at the top of the shop's storefront page.
+    blurb: Mapped[str | None] = mapped_column(Text)
 
 
 class ShopProduct(IdMixin, CreatedAtMixin, Base):

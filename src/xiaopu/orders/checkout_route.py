@@ -14,14 +14,12 @@ from __future__ import annotations
 import email.message
 import functools
 import json
-import uuid
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,11 +27,10 @@ from starlette.types import Receive, Scope, Send
 
 from xiaopu.auth.auth import optional_person
 from xiaopu.config import Settings
-from xiaopu.db import run_unit_of_work
 from xiaopu.errors import IdempotencyKeyMissing
-from xiaopu.idempotency.service import Idempotency, check_key, set_principal
-from xiaopu.orders import service
-from xiaopu.orders.schemas import CheckoutIn, CheckoutOut
+from xiaopu.idempotency.service import check_key, set_principal
+from xiaopu.orders.placing import place
+from xiaopu.orders.schemas import CheckoutIn
 
 PATH = "/v1/orders"
 UNPARSABLE = "There was an error parsing the body"  # FastAPI's words
@@ -152,27 +149,6 @@ class CheckoutRoute:
             if cls in handlers and cls is not Exception:
                 return handlers[cls], False
         return handlers[Exception], True
-
-
-async def place(
-    app: FastAPI,
-    settings: Settings,
-    request: Request,
-    key: str,
-    account_id: uuid.UUID | None,
-    body: CheckoutIn,
-) -> tuple[CheckoutOut, str | None]:
-    """Checkout under its Idempotency-Key, in a unit of work that commits as one statement and
-    is run again should that statement find the stock or the key taken meanwhile (the run again
-    reads the stock as it is, or replays the twin's response); with the response's JSON as the
-    idempotency record stores it."""
-
-    async def attempt(session: AsyncSession) -> tuple[CheckoutOut, str | None]:
-        idempotency = Idempotency(session, request, key, hold=False)
-        out = await idempotency.once(lambda: service.checkout(session, settings, account_id, body))
-        return out, idempotency.stored_json
-
-    return await run_unit_of_work(app.state.sessionmaker, attempt)
 
 
 async def _body(request: Request) -> bytes:

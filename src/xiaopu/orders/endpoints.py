@@ -19,7 +19,7 @@ from xiaopu.idempotency.service import (
 )
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.models import RefundStatus, ReturnStatus, SupplierOrderStatus
-from xiaopu.orders import checkout_route, fulfilment, payments, returns, service
+from xiaopu.orders import fulfilment, payments, placing, returns, service
 from xiaopu.orders.auth import GuestToken, OrdersReader, OrdersWriter
 from xiaopu.orders.schemas import (
     CallbackResult,
@@ -76,7 +76,7 @@ async def checkout(
         # Guests' keys are scoped to their phone, so one guest's key never replays another's.
         set_principal(request, f"guest:{body.address.phone}")
     account_id = person.account_id if person else None
-    out, _ = await checkout_route.place(request.app, settings, request, key, account_id, body)
+    out, _ = await placing.place(request.app, settings, request, key, account_id, body)
     return out
 
 

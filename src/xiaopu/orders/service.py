@@ -7,6 +7,7 @@ import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ from xiaopu.orders.events import order_event
 from xiaopu.orders.providers import merchant_ref, provider_for
 from xiaopu.orders.schemas import (
     CheckoutIn,
+    CheckoutItem,
     CheckoutOut,
     LineOut,
     OrderOut,
@@ -123,14 +125,14 @@ def hash_access_token(token: str) -> bytes:
 # Checkout ----------------------------------------------------------------------------------
 
 
-def _check_lines(settings: Settings, data: CheckoutIn) -> None:
-    if len(data.items) > settings.max_order_lines:
+def _check_lines(settings: Settings, items: Sequence[CheckoutItem]) -> None:
+    if len(items) > settings.max_order_lines:
         raise TooManyLines(
             f"An order has at most {settings.max_order_lines} lines.",
             extra={"max_order_lines": settings.max_order_lines},
         )
     seen: set[uuid.UUID] = set()
-    for index, item in enumerate(data.items):
+    for index, item in enumerate(items):
         if item.variant_id in seen:
             raise DuplicateLine(index, "Put all units of a variant on one line.")
         seen.add(item.variant_id)
@@ -154,23 +156,76 @@ def _attribution(settings: Settings, token: str | None, shop_id: uuid.UUID) -> d
     return {"attribution": Attribution.link, "link_id": found.link_id, "click_id": found.click_id}
 
 
-async def checkout(
-    session: AsyncSession, settings: Settings, buyer_account_id: uuid.UUID | None, data: CheckoutIn
-) -> CheckoutOut:
-    _check_lines(settings, data)
-    # Read without locks: the order commits as one statement (db.send_deferred), which takes
-    # the stock only if it still has every line's units, or writes nothing and is run again.
-    variant_ids = [item.variant_id for item in data.items]
-    sales, shop = await read_together(
-        session, catalogue.for_sale(variant_ids), shops.checkout_shop(data.shop_slug, variant_ids)
-    )
+@dataclass(frozen=True, slots=True)
+class PricedLine:
+    """One line as the shop sells it now: the variant's terms, units and the shop's markup."""
+
+    sale: catalogue.ForSale
+    quantity: int
+    unit_markup_minor: int
+
+    @property
+    def unit_price_minor(self) -> int:
+        """What the buyer pays per unit (markup included)."""
+        return self.sale.price_minor + self.unit_markup_minor
+
+    @property
+    def total_minor(self) -> int:
+        return self.unit_price_minor * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class PricedPart:
+    """What one supplier will send: its lines and its shipping charge."""
+
+    supplier_id: uuid.UUID
+    supplier_name: str
+    shipping_minor: int
+    lines: list[PricedLine]
+
+    @property
+    def items_minor(self) -> int:
+        return sum(line.total_minor for line in self.lines)
+
+    @property
+    def total_minor(self) -> int:
+        return self.items_minor + self.shipping_minor
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """An order as checkout would place it now, split per supplier: what the storefront shows
+    before the buyer places it, and what checkout writes."""
+
+    shop: shops.CheckoutShop
+    currency: str
+    parts: list[PricedPart]
+
+    @property
+    def items_minor(self) -> int:
+        return sum(part.items_minor for part in self.parts)
+
+    @property
+    def shipping_minor(self) -> int:
+        return sum(part.shipping_minor for part in self.parts)
+
+    @property
+    def total_minor(self) -> int:
+        return self.items_minor + self.shipping_minor
+
+
+def _price(
+    items: Sequence[CheckoutItem],
+    sales: dict[uuid.UUID, catalogue.ForSale],
+    shop: shops.CheckoutShop | None,
+) -> Quote:
+    """Checkout's rules for the lines read: in the shop, on sale, in stock, of one currency,
+    shipping per supplier in that currency. Raises the refusal a checkout would get."""
     if shop is None:
         raise ShopUnavailable()
-    attribution = _attribution(settings, data.attribution_token, shop.id)
     markups = shop.markups
-
     currencies = {sale.currency for sale in sales.values()}
-    for index, item in enumerate(data.items):
+    for index, item in enumerate(items):
         sale = sales.get(item.variant_id)
         if sale is None or sale.product_id not in markups:
             raise NotInShop(index, f"Line {index}'s variant is not sold in this shop.")
@@ -180,7 +235,7 @@ async def checkout(
         raise MixedCurrencies(
             "Order items of one currency at a time.", extra={"currencies": sorted(currencies)}
         )
-    for index, item in enumerate(data.items):
+    for index, item in enumerate(items):
         stock = sales[item.variant_id].stock
         if stock < item.quantity:
             raise OutOfStock(
@@ -190,20 +245,53 @@ async def checkout(
             )
     (currency,) = currencies
 
-    by_supplier: dict[uuid.UUID, list[tuple[catalogue.ForSale, int]]] = defaultdict(list)
-    for item in data.items:
+    by_supplier: dict[uuid.UUID, list[PricedLine]] = defaultdict(list)
+    for item in items:
         sale = sales[item.variant_id]
-        by_supplier[sale.supplier_id].append((sale, item.quantity))
-    shipping: dict[uuid.UUID, int] = {}
-    for supplier_id, items in by_supplier.items():
-        first = items[0][0]
+        price = sale.price_minor
+        unit_markup = shop_price(price, markups[sale.product_id], sale.markup_ceiling_bps) - price
+        by_supplier[sale.supplier_id].append(PricedLine(sale, item.quantity, unit_markup))
+    parts = []
+    for supplier_id, lines in by_supplier.items():
+        first = lines[0].sale
         fee = first.shipping_fee_minor
         if fee and first.shipping_currency != currency:
             raise ShippingUnavailable(
                 f"{first.supplier_name} charges shipping in {first.shipping_currency} only.",
                 extra={"supplier_id": str(supplier_id)},
             )
-        shipping[supplier_id] = fee
+        parts.append(PricedPart(supplier_id, first.supplier_name, fee, lines))
+    return Quote(shop, currency, parts)
+
+
+async def quote(
+    session: AsyncSession, settings: Settings, shop_slug: str, items: Sequence[CheckoutItem]
+) -> Quote:
+    """The order these items would make in this shop now, refused as checkout would refuse
+    it: the storefront's order summary, priced by checkout's own rules."""
+    _check_lines(settings, items)
+    variant_ids = [item.variant_id for item in items]
+    sales, shop = await read_together(
+        session, catalogue.for_sale(variant_ids), shops.checkout_shop(shop_slug, variant_ids)
+    )
+    return _price(items, sales, shop)
+
+
+async def checkout(
+    session: AsyncSession, settings: Settings, buyer_account_id: uuid.UUID | None, data: CheckoutIn
+) -> CheckoutOut:
+    _check_lines(settings, data.items)
+    # Read without locks: the order commits as one statement (db.send_deferred), which takes
+    # the stock only if it still has every line's units, or writes nothing and is run again.
+    variant_ids = [item.variant_id for item in data.items]
+    sales, shop = await read_together(
+        session, catalogue.for_sale(variant_ids), shops.checkout_shop(data.shop_slug, variant_ids)
+    )
+    if shop is None:
+        raise ShopUnavailable()
+    attribution = _attribution(settings, data.attribution_token, shop.id)
+    priced = _price(data.items, sales, shop)
+    currency = priced.currency
 
     now = utcnow()
     access_token = None
@@ -231,24 +319,23 @@ async def checkout(
     )
     lines: list[OrderLine] = []
     parts: list[SupplierOrder] = []
-    for supplier_id, items in by_supplier.items():
+    for part in priced.parts:
         supplier_order = draft(
             SupplierOrder,
             id=new_id(),
             order_id=order.id,
-            supplier_id=supplier_id,
+            supplier_id=part.supplier_id,
             shop_id=shop.id,
             currency=currency,
-            shipping_minor=shipping[supplier_id],
+            shipping_minor=part.shipping_minor,
             refunded_minor=0,
             created_at=now,
         )
         items_minor = 0
-        for sale, quantity in items:
+        for priced_line in part.lines:
+            sale, quantity = priced_line.sale, priced_line.quantity
             price = sale.price_minor
-            unit_markup = (
-                shop_price(price, markups[sale.product_id], sale.markup_ceiling_bps) - price
-            )
+            unit_markup = priced_line.unit_markup_minor
             line = draft(
                 OrderLine,
                 order_id=order.id,

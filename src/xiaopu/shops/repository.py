@@ -188,3 +188,59 @@ def _checkout_shop(rows: Sequence[Any]) -> CheckoutShop | None:
     markups = {r[4]: r[5] for r in rows if r[4] is not None}
     first = rows[0]
     return CheckoutShop(first[0], first[1], first[2], first[3], markups)
+
+
+@dataclass(frozen=True, slots=True)
+class OnShelf:
+    """A product the shop carries that is on sale now, with the shop's terms and the
+    supplier's shipping charge."""
+
+    selection: ShopProduct
+    product: Product
+    supplier_name: str
+    shipping_fee_minor: int
+    shipping_currency: str
+
+
+def _on_shelf(shop_id: uuid.UUID) -> Any:
+    return (
+        select(
+            ShopProduct,
+            Product,
+            Supplier.name,
+            Supplier.shipping_fee_minor,
+            Supplier.shipping_currency,
+        )
+        .join(Product, Product.id == ShopProduct.product_id)
+        .join(Supplier, Supplier.id == Product.supplier_id)
+        .where(
+            ShopProduct.shop_id == shop_id,
+            Product.status == ProductStatus.active,
+            Supplier.status == SupplierStatus.active,
+        )
+    )
+
+
+async def shelf(
+    session: AsyncSession,
+    shop_id: uuid.UUID,
+    tsquery: str | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[OnShelf]:
+    """The shop's products on sale (sold out ones too), newest pick first, optionally only
+    those matching a to_tsquery('simple', ...) expression."""
+    stmt = _on_shelf(shop_id)
+    if tsquery is not None:
+        stmt = stmt.where(Product.search.op("@@")(func.to_tsquery("simple", tsquery)))
+    if after is not None:
+        stmt = stmt.where(ShopProduct.id < after)
+    rows = await session.execute(stmt.order_by(ShopProduct.id.desc()).limit(limit))
+    return [OnShelf(*row) for row in rows.all()]
+
+
+async def on_shelf(
+    session: AsyncSession, shop_id: uuid.UUID, product_id: uuid.UUID
+) -> OnShelf | None:
+    row = (await session.execute(_on_shelf(shop_id).where(Product.id == product_id))).first()
+    return OnShelf(*row) if row is not None else None

@@ -31,6 +31,9 @@ class ShopCreate(RequestModel):
         pattern=SLUG_PATTERN,
         description="3–48 lowercase letters, digits and hyphens; generated when omitted.",
     )
+    blurb: MultilineText | None = Field(
+        default=None, max_length=500, description="A few words to buyers, atop the shop's page."
+    )
 
 
 class ShopUpdate(ShopCreate):
@@ -41,6 +44,7 @@ class ShopOut(ResponseModel):
     id: uuid.UUID
     name: str
     slug: str
+    blurb: str | None
     level: ShopLevel
     completed_sales: int
     product_limit: int | None = Field(description="Products the shop may carry; null: no limit.")
@@ -91,4 +95,5 @@ class PublicProduct(ResponseModel):
 class PublicShop(ResponseModel):
     name: str
     slug: str
+    blurb: str | None
     level: ShopLevel

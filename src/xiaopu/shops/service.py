@@ -5,12 +5,15 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from slugify import slugify
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.catalogue import service as catalogue
+from xiaopu.catalogue.search import query_expression
 from xiaopu.config import Settings
 from xiaopu.db import Read
 from xiaopu.errors import AppError, Conflict, NotFound
@@ -18,7 +21,7 @@ from xiaopu.kit.money import shop_price
 from xiaopu.kit.pagination import Page, PageParams, encode_cursor
 from xiaopu.models import Account, Product, Shop, ShopLevel, ShopProduct
 from xiaopu.shops import repository
-from xiaopu.shops.repository import CheckoutShop
+from xiaopu.shops.repository import CheckoutShop as CheckoutShop
 from xiaopu.shops.schemas import (
     RESERVED_SLUGS,
     PublicProduct,
@@ -78,6 +81,7 @@ async def _out(session: AsyncSession, shop: Shop, settings: Settings) -> ShopOut
         id=shop.id,
         name=shop.name,
         slug=shop.slug,
+        blurb=shop.blurb,
         level=shop.level,
         completed_sales=shop.completed_sales,
         product_limit=_limit(shop, settings),
@@ -113,7 +117,7 @@ async def open_shop(
     slug = data.slug or await _free_slug(session, name)
     if data.slug and await repository.slug_taken(session, data.slug):
         raise SlugTaken()
-    shop = Shop(owner_account_id=account_id, name=name, slug=slug)
+    shop = Shop(owner_account_id=account_id, name=name, slug=slug, blurb=data.blurb)
     try:
         async with session.begin_nested():
             session.add(shop)
@@ -143,6 +147,8 @@ async def update_shop(
         if await repository.slug_taken(session, data.slug):
             raise SlugTaken()
         shop.slug = data.slug
+    if "blurb" in data.model_fields_set:
+        shop.blurb = data.blurb
     try:
         async with session.begin_nested():
             await session.flush()
@@ -268,7 +274,7 @@ async def public_shop(session: AsyncSession, slug: str) -> PublicShop:
     shop = await repository.by_slug(session, slug)
     if shop is None:
         raise ShopNotFound()
-    return PublicShop(name=shop.name, slug=shop.slug, level=shop.level)
+    return PublicShop(name=shop.name, slug=shop.slug, blurb=shop.blurb, level=shop.level)
 
 
 async def public_products(
@@ -348,3 +354,115 @@ def bought_by_owner(
     if phone is not None and phone == shop.owner_phone:
         return True
     return email is not None and email == shop.owner_email
+
+
+# The storefront's shelf ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShelfVariant:
+    id: uuid.UUID
+    options: dict[str, Any]
+    price_minor: int  # the shop's price: supplier price plus markup
+    currency: str
+    stock: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShelfProduct:
+    id: uuid.UUID
+    title: str
+    description: str
+    blurb: str | None
+    image_urls: list[str]
+    brand: str | None
+    return_window_days: int
+    supplier_name: str
+    shipping_fee_minor: int
+    shipping_currency: str
+    variants: list[ShelfVariant]
+
+    @property
+    def sold_out(self) -> bool:
+        return all(v.stock <= 0 for v in self.variants)
+
+    @property
+    def from_price(self) -> ShelfVariant | None:
+        """The cheapest variant in stock (else the cheapest): the price a listing shows."""
+        pool = [v for v in self.variants if v.stock > 0] or self.variants
+        return min(pool, key=lambda v: v.price_minor, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Shelf:
+    shop_name: str
+    slug: str
+    blurb: str | None
+    products: list[ShelfProduct]
+    next_cursor: str | None
+
+
+async def _shelf_products(
+    session: AsyncSession, rows: Sequence[repository.OnShelf]
+) -> list[ShelfProduct]:
+    variants = await catalogue.variants_for(session, [r.product.id for r in rows])
+    return [
+        ShelfProduct(
+            id=row.product.id,
+            title=row.product.title,
+            description=row.product.description,
+            blurb=row.selection.blurb,
+            image_urls=list(row.product.image_urls or []),
+            brand=row.product.brand,
+            return_window_days=row.product.return_window_days,
+            supplier_name=row.supplier_name,
+            shipping_fee_minor=row.shipping_fee_minor,
+            shipping_currency=row.shipping_currency,
+            variants=[
+                ShelfVariant(
+                    id=v.id,
+                    options=dict(v.options or {}),
+                    price_minor=shop_price(
+                        v.price_minor, row.selection.markup_bps, row.product.markup_ceiling_bps
+                    ),
+                    currency=v.currency,
+                    stock=v.stock,
+                )
+                for v in variants.get(row.product.id, [])
+            ],
+        )
+        for row in rows
+    ]
+
+
+async def shelf(session: AsyncSession, slug: str, query: str | None, page: PageParams) -> Shelf:
+    """The shop as the storefront shows it: its products on sale, sold out ones included, at
+    the shop's prices (the rule checkout prices by), optionally matching a search."""
+    shop = await repository.by_slug(session, slug)
+    if shop is None:
+        raise ShopNotFound()
+    tsquery = None
+    if query:
+        tsquery = query_expression(query)
+        if tsquery is None:  # nothing searchable: nothing found
+            return Shelf(shop.name, shop.slug, shop.blurb, [], None)
+    rows = await repository.shelf(session, shop.id, tsquery, page.after_id(), page.limit + 1)
+    cursor = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        cursor = encode_cursor([str(rows[-1].selection.id)])
+    return Shelf(shop.name, shop.slug, shop.blurb, await _shelf_products(session, rows), cursor)
+
+
+async def shelf_product(
+    session: AsyncSession, slug: str, product_id: uuid.UUID
+) -> tuple[str, ShelfProduct]:
+    """(shop name, product) of a product the shop carries and that is on sale now."""
+    shop = await repository.by_slug(session, slug)
+    if shop is None:
+        raise ShopNotFound()
+    row = await repository.on_shelf(session, shop.id, product_id)
+    if row is None:
+        raise NotInShop("The shop does not sell this product now.")
+    (product,) = await _shelf_products(session, [row])
+    return shop.name, product
