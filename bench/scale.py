@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -460,13 +461,63 @@ def main() -> None:
         "XIAOPU_LOG_LEVEL": "WARNING",
     }
     python = str(Path(sys.executable))
+    started = asyncio.run(_now(url))
     server_process = serve([python, "-m", "xiaopu.cli", "serve", "--port", str(port)], env)
     try:
         wait_ready(port, "/healthz")
         asyncio.run(_measure(port, server_process.pid, settings, v, args))
     finally:
-        server_process.terminate()
-        server_process.wait(timeout=30)
+        server_process.terminate()  # graceful: the click recorder flushes what it holds
+        server_process.wait(timeout=60)
+        asyncio.run(_forget_clicks(url, started))
+
+
+async def _now(url: str) -> datetime:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT now()")  # type: ignore[no-any-return]
+    finally:
+        await conn.close()
+
+
+async def _forget_clicks(url: str, since: datetime) -> None:
+    """Take back the clicks this run's redirects recorded, and their links' daily counts, so
+    that the kept database measures the same from run to run."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            links = await conn.fetch(
+                "WITH gone AS (DELETE FROM clicks WHERE created_at >= $1 RETURNING link_id) "
+                "SELECT DISTINCT link_id FROM gone",
+                since,
+            )
+            ids = [r["link_id"] for r in links]
+            day = since.astimezone(UTC).date()
+            for table in ("link_daily_visitors", "link_daily_stats"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE link_id = ANY($1) AND day >= $2",
+                    ids,
+                    day,
+                )
+            await conn.execute(
+                "INSERT INTO link_daily_visitors (link_id, day, visitor_id) "
+                "SELECT DISTINCT link_id, (created_at AT TIME ZONE 'UTC')::date, visitor_id "
+                "FROM clicks WHERE link_id = ANY($1) "
+                "AND (created_at AT TIME ZONE 'UTC')::date >= $2",
+                ids,
+                day,
+            )
+            await conn.execute(
+                "INSERT INTO link_daily_stats (link_id, day, clicks, unique_visitors) "
+                "SELECT link_id, (created_at AT TIME ZONE 'UTC')::date, count(*), "
+                "count(DISTINCT visitor_id) FROM clicks "
+                "WHERE link_id = ANY($1) AND (created_at AT TIME ZONE 'UTC')::date >= $2 "
+                "GROUP BY 1, 2",
+                ids,
+                day,
+            )
+    finally:
+        await conn.close()
 
 
 if __name__ == "__main__":
