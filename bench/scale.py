@@ -11,7 +11,9 @@ mints access tokens for the big and a small shop's owner, the big and a small su
 and an operator, and drives each GET operation of openapi/openapi.json (mapped to a concrete
 path per tenant) with --clients concurrent clients for --seconds each, printing
 `p95_ms=<n> p50_ms=<n> p99_ms=<n> rows=<n> endpoint=<name> tenant=<big|small>` per endpoint and
-tenant, then `worst p95_ms=<n> endpoint=<name>; rss_mb=<peak worker RSS>` (sampled every 100 ms).
+tenant; then a small shop's redirect and page measured while the big supplier's statement is
+produced over and over (`... while statements`); then
+`worst p95_ms=<n> endpoint=<name>; rss_mb=<peak worker RSS>` (sampled every 100 ms).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -401,11 +404,76 @@ async def _measure(
                 flush=True,
             )
             results.append((load.p95, target.endpoint))
+        results += await _while_statements(client, port, tenants, bearer, since, until, args)
     await sampler.stop()
     await db.close()
     if results:
         worst = max(results)
         print(f"worst p95_ms={worst[0]:.0f} endpoint={worst[1]}; rss_mb={sampler.peak / 2**20:.0f}")
+
+
+HEAVY_CLIENTS = 2  # big statements produced at once while others' reads are measured
+
+
+async def _repeat(
+    client: httpx.AsyncClient,
+    path: str,
+    headers: dict[str, str],
+    done: asyncio.Event,
+    latencies: list[float],
+) -> None:
+    while not done.is_set():
+        started = time.perf_counter()
+        await client.get(quote(path, safe="/?&=%:"), headers=headers)
+        latencies.append((time.perf_counter() - started) * 1000)
+
+
+async def _while_statements(
+    client: httpx.AsyncClient,
+    port: int,
+    tenants: list[Tenant],
+    bearer: Callable[[int], dict[str, str]],
+    since: str,
+    until: str,
+    args: argparse.Namespace,
+) -> list[tuple[float, str]]:
+    """A small tenant's redirect and page, measured while the big supplier's statement is being
+    produced over and over: what one tenant's large read costs everyone else on the worker."""
+    big, small = tenants
+    heavy_path = (
+        f"/v1/suppliers/{xid(K_SUPPLIER, big.supplier)}/statements?since={since}&until={until}"
+    )
+    heavy_headers = bearer(big.supplier_owner)
+    measured = [
+        ("/s/{code} while statements", f"/s/{link_code(small.shop)}", {}),
+        ("/v1/shops/mine/links while statements", "/v1/shops/mine/links", bearer(small.shop_owner)),
+    ]
+    results = []
+    for name, path, headers in measured:
+        if args.only and args.only not in name:
+            continue
+        rows = _rows(await client.get(path, headers=headers))
+        done = asyncio.Event()
+        produced: list[float] = []
+        tasks = [
+            asyncio.create_task(_repeat(client, heavy_path, heavy_headers, done, produced))
+            for _ in range(HEAVY_CLIENTS)
+        ]
+        await asyncio.sleep(0.5)  # the statements are under way
+        load = await asyncio.to_thread(_wrk, port, path, headers, args.seconds, args.clients)
+        if load.requests < 2 * args.clients:  # stalled past the run: time rounds to the end
+            load = await _rounds(client, path, headers, args.seconds, args.clients)
+        done.set()
+        await asyncio.gather(*tasks)
+        print(
+            f"p95_ms={load.p95:.0f} p50_ms={load.p50:.0f} p99_ms={load.p99:.0f} "
+            f"rows={rows} endpoint={name} tenant=small requests={load.requests} "
+            f"statements_meanwhile={len(produced)} "
+            f"slowest_statement_ms={max(produced, default=0):.0f}",
+            flush=True,
+        )
+        results.append((load.p95, name))
+    return results
 
 
 async def _ensure_database(server: str, v: Volumes, drop: bool) -> str:
