@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, text, update
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from xiaopu.db import Deferred, Read, defer
+from xiaopu.kit.pagination import SelectT
 from xiaopu.models import Category, Product, ProductStatus, Supplier, SupplierStatus, Variant
 
 
@@ -99,7 +100,7 @@ def sellable() -> Select[Product]:
     )
 
 
-def in_category(stmt: Select[Product], category_id: str) -> Select[Product]:
+def in_category(stmt: SelectT, category_id: str) -> SelectT:
     return stmt.where(
         or_(
             Product.category_id == category_id,
@@ -108,11 +109,7 @@ def in_category(stmt: Select[Product], category_id: str) -> Select[Product]:
     )
 
 
-def matching(stmt: Select[Product], tsquery: str) -> Select[Product]:
-    return stmt.where(Product.search.op("@@")(func.to_tsquery("simple", tsquery)))
-
-
-def after(
+def _after(
     stmt: Select[Product],
     key: InstrumentedAttribute[int] | None,
     key_value: int | None,
@@ -122,8 +119,49 @@ def after(
     """Keyset continuation after (key_value, last_id), ties broken by id descending."""
     if key is None or key_value is None:
         return stmt.where(Product.id < last_id)
-    beyond = key < key_value if descending else key > key_value
-    return stmt.where(or_(beyond, and_(key == key_value, Product.id < last_id)))
+    # The outer bound (key <= value, descending) is what the sort index seeks to; the rest
+    # drops the ties already shown.
+    if descending:
+        return stmt.where(key <= key_value, or_(key < key_value, Product.id < last_id))
+    return stmt.where(key >= key_value, or_(key > key_value, Product.id < last_id))
+
+
+# A search ranks at most this many matches: the newest ones the text index finds. A common
+# word would otherwise have every match fetched and sorted on every page.
+SEARCH_CANDIDATES = 1000
+
+
+def browse_statement(
+    *,
+    tsquery: str | None,
+    category_id: str | None,
+    key: InstrumentedAttribute[int] | None,
+    descending: bool,
+    after: tuple[int | None, uuid.UUID] | None,
+    limit: int,
+) -> Select[Product]:
+    """One page of the sellable catalogue, ordered by `key` (then id, newest first) or by id
+    alone, continuing after (key value, id). Served by the partial sort indexes on active
+    products (ix_products_by_commission, ix_products_by_price) or the primary key."""
+    stmt = sellable()
+    if tsquery is not None:
+        candidates = select(Product.id).where(
+            Product.status == ProductStatus.active,
+            Product.search.op("@@")(func.to_tsquery("simple", tsquery)),
+        )
+        if category_id:
+            candidates = in_category(candidates, category_id)
+        bounded = candidates.order_by(Product.id.desc()).limit(SEARCH_CANDIDATES)
+        stmt = stmt.where(Product.id.in_(bounded.scalar_subquery()))
+    elif category_id:
+        stmt = in_category(stmt, category_id)
+    if after is not None:
+        stmt = _after(stmt, key, after[0], after[1], descending)
+    if key is None:
+        stmt = stmt.order_by(Product.id.desc())
+    else:
+        stmt = stmt.order_by(key.desc() if descending else key.asc(), Product.id.desc())
+    return stmt.limit(limit)
 
 
 # What checkout sells: read without locks (checkout commits as one statement, see db.py), its

@@ -74,8 +74,13 @@ class Statement(ResponseModel):
     supplier_id: uuid.UUID
     since: datetime
     until: datetime
-    totals: list[StatementTotals]
-    lines: list[StatementLine]
+    totals: list[StatementTotals] = Field(description="The whole period's, on every page.")
+    lines: list[StatementLine] = Field(
+        description="One page of the period's lines, by time, supplier order, order line."
+    )
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page of lines; null at end."
+    )
 
 
 class HeldDecision(RequestModel):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -162,6 +163,10 @@ class Commission(IdMixin, TimestampMixin, Base):
             name="forfeited_to_forfeited",
         ),
         Index(None, "shop_id", "id"),
+        # A supplier's statement starts from its lines; the operators' queue of held
+        # self-purchases reads the few held ones newest first without walking the rest.
+        Index(None, "supplier_id", "id"),
+        Index("ix_commissions_held", "id", postgresql_where=text("status = 'held'")),
         # Room on each page for status changes to stay heap-only (no index touched): completion
         # rewrites every line once.
         {"postgresql_with": {"fillfactor": 85}},
@@ -196,7 +201,8 @@ class CommissionEvent(IdMixin, Base):
 
     __tablename__ = "commission_events"
     # The unique key also serves reading a line's history (its leading column).
-    __table_args__ = (UniqueConstraint("commission_id", "cause"),)
+    # A period's movements (statements over a short period, a big supplier's) are found by time.
+    __table_args__ = (UniqueConstraint("commission_id", "cause"), Index(None, "at"))
 
     commission_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("commissions.id"))
     action: Mapped[CommissionAction] = mapped_column(
