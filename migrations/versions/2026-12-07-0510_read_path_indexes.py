@@ -1,4 +1,5 @@
-"""read path indexes: supplier statements, catalogue sorts, a shop's products, held commissions
+"""read path indexes: supplier statements, catalogue sorts, a shop's products, held commissions;
+statement exports built in the background
 
 Revision ID: d19a7e5c0a10
 Revises: b5e55c0e4201
@@ -7,6 +8,7 @@ Create Date: 2026-12-07 05:10:00.000000+00:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d19a7e5c0a10"
@@ -32,6 +34,55 @@ INDEXES = [
 
 
 def upgrade() -> None:
+    op.create_table(
+        "statement_exports",
+        sa.Column("supplier_id", sa.Uuid(), nullable=False),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "queued",
+                "building",
+                "ready",
+                "failed",
+                name="statement_export_status",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("lines", sa.Integer(), nullable=False),
+        sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("until > since", name=op.f("ck_statement_exports_period_ordered")),
+        sa.ForeignKeyConstraint(
+            ["supplier_id"],
+            ["suppliers.id"],
+            name=op.f("fk_statement_exports_supplier_id_suppliers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_statement_exports")),
+    )
+    op.create_index(
+        op.f("ix_statement_exports_supplier_id"), "statement_exports", ["supplier_id", "id"]
+    )
+    op.create_table(
+        "statement_export_chunks",
+        sa.Column("export_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["export_id"],
+            ["statement_exports.id"],
+            name=op.f("fk_statement_export_chunks_export_id_statement_exports"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("export_id", "seq", name=op.f("pk_statement_export_chunks")),
+    )
     # Built without blocking writes (checkout, postings, the catalogue's bulk upserts); an index
     # left invalid by a broken-off run is dropped first.
     with op.get_context().autocommit_block():
@@ -45,3 +96,6 @@ def downgrade() -> None:
     with op.get_context().autocommit_block():
         for name, *_ in reversed(INDEXES):
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    op.drop_table("statement_export_chunks")
+    op.drop_index(op.f("ix_statement_exports_supplier_id"), table_name="statement_exports")
+    op.drop_table("statement_exports")

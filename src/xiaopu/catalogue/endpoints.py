@@ -91,7 +91,14 @@ async def browse_catalogue(
     person: CurrentPerson,
     session: DbSession,
     page: Pagination,
-    q: Annotated[str | None, Query(max_length=100, description="Words or Chinese text.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="Words or Chinese text. At most the 1,000 newest matches are ranked "
+            "and paged.",
+        ),
+    ] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     sort: Sort = Sort.newest,
 ) -> Page[CatalogueProduct]:

@@ -5,14 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from xiaopu.auth.auth import CurrentOperator, CurrentPerson
-from xiaopu.commissions import service, statements
+from xiaopu.commissions import exports, service, statements
 from xiaopu.commissions.auth import StatementsReader
-from xiaopu.commissions.schemas import CommissionOut, HeldDecision, Statement
-from xiaopu.db import DbSession
+from xiaopu.commissions.schemas import (
+    CommissionOut,
+    HeldDecision,
+    Statement,
+    StatementExportIn,
+    StatementExportOut,
+)
+from xiaopu.db import DbSession, Sessions
 from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
@@ -85,6 +92,46 @@ async def get_statement(
         session, caller.supplier_id, since, until, cursor=cursor, limit=limit, most=most
     )
     return Response(result.model_dump_json(), media_type="application/json")
+
+
+@supplier_router.post(
+    "/statements/exports",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="statements-request_export",
+)
+async def request_export(
+    caller: StatementsReader, session: DbSession, body: StatementExportIn
+) -> StatementExportOut:
+    """Ask for a period's statement as CSV, however long: the worker builds it in the
+    background; poll the export and download it once `ready`."""
+    return await exports.request_export(session, caller.supplier_id, body)
+
+
+@supplier_router.get("/statements/exports/{export_id}", operation_id="statements-get_export")
+async def get_export(
+    export_id: uuid.UUID, caller: StatementsReader, session: DbSession
+) -> StatementExportOut:
+    """An export's status and size so far."""
+    return await exports.export_status(session, caller.supplier_id, export_id)
+
+
+@supplier_router.get(
+    "/statements/exports/{export_id}/download",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    operation_id="statements-download_export",
+)
+async def download_export(
+    export_id: uuid.UUID, caller: StatementsReader, session: DbSession, sessions: Sessions
+) -> StreamingResponse:
+    """The ready export's CSV, streamed chunk by chunk (409 until it is ready)."""
+    export = await exports.ready_export(session, caller.supplier_id, export_id)
+    name = f"statement-{export.since:%Y%m%d}-{export.until:%Y%m%d}.csv"
+    return StreamingResponse(
+        exports.chunks(sessions, export.id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @operator_router.get("/held", operation_id="operator-list_held_commissions")

@@ -1,4 +1,4 @@
-"""Queries for commission lines and their history."""
+"""Queries for commission lines and their history, supplier statements and their exports."""
 
 from __future__ import annotations
 
@@ -18,15 +18,19 @@ from sqlalchemy import (
     TextClause,
     Uuid,
     bindparam,
+    delete,
     exists,
     func,
+    insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import PageParams, newest_first
+from xiaopu.models.exports import ExportStatus, StatementExport, StatementExportChunk
 from xiaopu.models.ledger import (
     PLATFORM_ID,
     Beneficiary,
@@ -428,3 +432,73 @@ async def oldest_available(
         .execution_options(populate_existing=True)
     )
     return (await session.scalars(stmt)).all()
+
+
+def exports_of(supplier_id: uuid.UUID) -> Select[StatementExport]:
+    """A supplier's statement exports: every read of one starts from here."""
+    return select(StatementExport).where(StatementExport.supplier_id == supplier_id)
+
+
+async def add_export(session: AsyncSession, export: StatementExport) -> None:
+    session.add(export)
+    await session.flush()
+
+
+async def export_of(
+    session: AsyncSession, supplier_id: uuid.UUID, export_id: uuid.UUID
+) -> StatementExport | None:
+    return await session.scalar(exports_of(supplier_id).where(StatementExport.id == export_id))
+
+
+async def claim_export(session: AsyncSession, export_id: uuid.UUID) -> StatementExport | None:
+    """Mark a queued (or, left by a dead worker, building) export as building and return it;
+    None if it is finished or gone."""
+    stmt = (
+        update(StatementExport)
+        .where(
+            StatementExport.id == export_id,
+            StatementExport.status.in_([ExportStatus.queued, ExportStatus.building]),
+        )
+        .values(status=ExportStatus.building, lines=0, size_bytes=0)
+        .returning(StatementExport)
+    )
+    export = await session.scalar(stmt)
+    if export is not None:
+        # A building export taken over starts again from its first chunk.
+        await session.execute(
+            delete(StatementExportChunk).where(StatementExportChunk.export_id == export_id)
+        )
+    return export
+
+
+async def add_export_chunk(
+    session: AsyncSession, export_id: uuid.UUID, seq: int, data: bytes, lines: int
+) -> None:
+    await session.execute(
+        insert(StatementExportChunk).values(export_id=export_id, seq=seq, data=data)
+    )
+    await session.execute(
+        update(StatementExport)
+        .where(StatementExport.id == export_id)
+        .values(
+            lines=StatementExport.lines + lines,
+            size_bytes=StatementExport.size_bytes + len(data),
+        )
+    )
+
+
+async def finish_export(
+    session: AsyncSession, export_id: uuid.UUID, status: ExportStatus, at: datetime
+) -> None:
+    await session.execute(
+        update(StatementExport)
+        .where(StatementExport.id == export_id)
+        .values(status=status, finished_at=at)
+    )
+
+
+async def export_chunk(session: AsyncSession, export_id: uuid.UUID, seq: int) -> bytes | None:
+    stmt = select(StatementExportChunk.data).where(
+        StatementExportChunk.export_id == export_id, StatementExportChunk.seq == seq
+    )
+    return await session.scalar(stmt)

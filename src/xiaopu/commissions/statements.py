@@ -33,7 +33,7 @@ class StatementTooLarge(AppError):
     title = "The period has more statement lines than are answered inline; request an export"
 
 
-def _check_period(since: datetime, until: datetime) -> None:
+def check_period(since: datetime, until: datetime) -> None:
     if until <= since or (until - since).days > MAX_PERIOD_DAYS:
         raise InvalidPeriod()
 
@@ -124,7 +124,7 @@ async def page(
 ) -> Statement:
     """One page of a period's lines (keyset: the cursor names the last line shown), with the
     whole period's totals from one aggregate; a period of more than `most` lines is refused."""
-    _check_period(since, until)
+    check_period(since, until)
     after = _after(cursor)
     totals = await _refuse_beyond(session, supplier_id, since, until, most)
     rows = await repository.statement_lines(session, supplier_id, since, until, after, limit + 1)
@@ -160,7 +160,7 @@ async def statement(
 ) -> Statement:
     """A whole period at once, for checks and small periods: its lines read in chunks and its
     totals from the aggregate. Requests use page(), which refuses periods too long to answer."""
-    _check_period(since, until)
+    check_period(since, until)
     lines: list[StatementLine] = []
     async for chunk in lines_in_chunks(session, supplier_id, since, until, 1000):
         lines.extend(chunk)
@@ -184,7 +184,7 @@ async def inline_csv(
     most: int,
 ) -> str:
     """The whole period as CSV, when it has at most `most` lines (else StatementTooLarge)."""
-    _check_period(since, until)
+    check_period(since, until)
     await _refuse_beyond(session, supplier_id, since, until, most)
     buffer = io.StringIO()
     csv.writer(buffer).writerow(csv_header())
