@@ -95,8 +95,8 @@ async def browse_catalogue(
         str | None,
         Query(
             max_length=100,
-            description="Words or Chinese text. At most the 1,000 newest matches are ranked "
-            "and paged.",
+            description="Words or Chinese text. At most 1,000 matches (the first the text "
+            "index yields) are sorted and paged.",
         ),
     ] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,

@@ -125,9 +125,8 @@ async def history(
 # a refund after it takes it from the supplier's payable like the rest of its share. The shop's
 # markup is never the supplier's money, and a refusal of nothing moves nothing.
 #
-# The events are found from the supplier's lines (ix_commissions_supplier_id, then each line's
-# few events), or, for a supplier with many lines, by time (ix_commission_events_at): the
-# planner picks by the supplier's share of the lines.
+# The supplier's events of the period are one range of ix_commission_events_supplier_id
+# (supplier, time), whatever the supplier's share of everyone's; each is joined to its line.
 _MOVES = """
 WITH moves AS (
     SELECT e.id AS event_id, e.at, e.cause, e.action, e.status AS event_status,
@@ -135,7 +134,7 @@ WITH moves AS (
         c.beneficiary, c.kind, c.order_id, c.supplier_order_id, c.order_line_id, c.currency
     FROM commission_events e
     JOIN commissions c ON c.id = e.commission_id
-    WHERE c.supplier_id = :supplier_id
+    WHERE e.supplier_id = :supplier_id
         AND e.at >= :since AND e.at < :until
         AND e.action IN ('accrued', 'reversed', 'forfeited')
         AND (c.beneficiary, c.kind) IN (('supplier', 'supplier_share'),
@@ -210,8 +209,8 @@ ORDER BY currency
 # most three events), so that a period far too long is refused without summing it.
 _EVENTS_UP_TO = """
 SELECT count(*) FROM (
-    SELECT 1 FROM commission_events e JOIN commissions c ON c.id = e.commission_id
-    WHERE c.supplier_id = :supplier_id AND e.at >= :since AND e.at < :until
+    SELECT 1 FROM commission_events e
+    WHERE e.supplier_id = :supplier_id AND e.at >= :since AND e.at < :until
         AND e.action IN ('accrued', 'reversed', 'forfeited')
     LIMIT :cap
 ) AS bounded

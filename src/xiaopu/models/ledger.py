@@ -201,10 +201,13 @@ class CommissionEvent(IdMixin, Base):
 
     __tablename__ = "commission_events"
     # The unique key also serves reading a line's history (its leading column).
-    # A period's movements (statements over a short period, a big supplier's) are found by time.
-    __table_args__ = (UniqueConstraint("commission_id", "cause"), Index(None, "at"))
+    # A supplier's statement reads its movements of a period in one range of (supplier, time).
+    __table_args__ = (UniqueConstraint("commission_id", "cause"), Index(None, "supplier_id", "at"))
 
     commission_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("commissions.id"))
+    # The line's supplier, copied for statements; the database fills it in from the line when an
+    # insert leaves it out (a trigger), so every writer of events keeps it right.
+    supplier_id: Mapped[uuid.UUID]
     action: Mapped[CommissionAction] = mapped_column(
         text_enum(CommissionAction, "commission_action")
     )
