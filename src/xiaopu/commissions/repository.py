@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -285,6 +285,17 @@ async def statement_lines(
 ) -> Sequence[Any]:
     stmt = statement_lines_statement(supplier_id, since, until, after, limit)
     return (await session.execute(stmt)).all()
+
+
+async def stream_statement_lines(
+    session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime, chunk: int
+) -> AsyncIterator[Sequence[Any]]:
+    """Every line of the period in order, `chunk` rows at a time from a server-side cursor: the
+    period is summed once, and only a chunk is held at a time."""
+    stmt = statement_lines_statement(supplier_id, since, until, None, 2**31 - 1)
+    result = await session.stream(stmt.execution_options(yield_per=chunk))
+    async for rows in result.partitions(chunk):
+        yield rows
 
 
 async def statement_totals(

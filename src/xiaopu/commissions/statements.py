@@ -143,16 +143,8 @@ async def lines_in_chunks(
     session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime, chunk: int
 ) -> AsyncIterator[list[StatementLine]]:
     """Every line of the period, `chunk` at a time (an export's way through a long period)."""
-    after: repository.LineKey | None = None
-    while True:
-        rows = await repository.statement_lines(session, supplier_id, since, until, after, chunk)
-        if not rows:
-            return
+    async for rows in repository.stream_statement_lines(session, supplier_id, since, until, chunk):
         yield [_line(r) for r in rows]
-        if len(rows) < chunk:
-            return
-        last = rows[-1]
-        after = repository.LineKey(last.at, last.supplier_order_id, last.line_key, last.cause)
 
 
 async def statement(
