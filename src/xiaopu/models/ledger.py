@@ -163,8 +163,9 @@ class Commission(IdMixin, TimestampMixin, Base):
             name="forfeited_to_forfeited",
         ),
         Index(None, "shop_id", "id"),
-        # A supplier's statement starts from its lines; the operators' queue of held
-        # self-purchases reads the few held ones newest first without walking the rest.
+        # A supplier's lines (its statement reads its events by supplier and time, below); the
+        # operators' queue of held self-purchases reads the few held ones newest first without
+        # walking the rest.
         Index(None, "supplier_id", "id"),
         Index("ix_commissions_held", "id", postgresql_where=text("status = 'held'")),
         # Room on each page for status changes to stay heap-only (no index touched): completion
