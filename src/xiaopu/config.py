@@ -277,6 +277,15 @@ class Settings(BaseSettings):
         default=99, ge=1, le=10_000, description="Most units of one variant in one order."
     )
     max_order_lines: int = Field(default=50, ge=1, le=500, description="Most lines in one order.")
+    statement_inline_max_lines: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description=(
+            "Most lines a supplier statement is answered with inline (JSON pages or CSV); a "
+            "longer period is refused with statement_too_large and built as an export."
+        ),
+    )
     payment_provider: str = Field(
         default="sandbox",
         description=(

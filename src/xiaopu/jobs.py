@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xiaopu.commissions import jobs as commission_jobs
 from xiaopu.idempotency import jobs as idempotency_jobs
 from xiaopu.ledger import jobs as ledger_jobs
 from xiaopu.links import partitions
@@ -48,6 +49,8 @@ def entrypoints() -> dict[str, Entrypoint]:
         webhook_jobs.DELIVER_JOB: Entrypoint(webhook_jobs.deliver),
         # Claim, commit, ask the payment provider outside any transaction, record, commit.
         REFUND_JOB: Entrypoint(order_jobs.refund, own_transactions=True),
+        # Claim and commit, then the CSV's chunks and `ready` in one transaction.
+        commission_jobs.EXPORT_JOB: Entrypoint(commission_jobs.export, own_transactions=True),
     }
 
 

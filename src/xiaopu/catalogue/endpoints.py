@@ -91,7 +91,14 @@ async def browse_catalogue(
     person: CurrentPerson,
     session: DbSession,
     page: Pagination,
-    q: Annotated[str | None, Query(max_length=100, description="Words or Chinese text.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="Words or Chinese text. At most 1,000 matches (the first the text "
+            "index yields) are sorted and paged.",
+        ),
+    ] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     sort: Sort = Sort.newest,
 ) -> Page[CatalogueProduct]:

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, text, update
+from sqlalchemy import Select, func, literal_column, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.sql.elements import ColumnClause
 
 from xiaopu.db import Deferred, Read, defer
+from xiaopu.kit.pagination import SelectT
 from xiaopu.models import Category, Product, ProductStatus, Supplier, SupplierStatus, Variant
 
 
@@ -99,7 +101,7 @@ def sellable() -> Select[Product]:
     )
 
 
-def in_category(stmt: Select[Product], category_id: str) -> Select[Product]:
+def in_category(stmt: SelectT, category_id: str) -> SelectT:
     return stmt.where(
         or_(
             Product.category_id == category_id,
@@ -108,22 +110,71 @@ def in_category(stmt: Select[Product], category_id: str) -> Select[Product]:
     )
 
 
-def matching(stmt: Select[Product], tsquery: str) -> Select[Product]:
-    return stmt.where(Product.search.op("@@")(func.to_tsquery("simple", tsquery)))
-
-
-def after(
+def _after(
     stmt: Select[Product],
-    key: InstrumentedAttribute[int] | None,
+    product: Any,
+    key: Any,
     key_value: int | None,
     last_id: uuid.UUID,
     descending: bool,
 ) -> Select[Product]:
     """Keyset continuation after (key_value, last_id), ties broken by id descending."""
     if key is None or key_value is None:
-        return stmt.where(Product.id < last_id)
-    beyond = key < key_value if descending else key > key_value
-    return stmt.where(or_(beyond, and_(key == key_value, Product.id < last_id)))
+        return stmt.where(product.id < last_id)
+    # The outer bound (key <= value, descending) is what the sort index seeks to; the rest
+    # drops the ties already shown.
+    if descending:
+        return stmt.where(key <= key_value, or_(key < key_value, product.id < last_id))
+    return stmt.where(key >= key_value, or_(key > key_value, product.id < last_id))
+
+
+# A search ranks at most this many matches, the first the text index yields (in the table's
+# order, not by any key): ranking every match of a common word would fetch and sort thousands of
+# rows on every page.
+SEARCH_CANDIDATES = 1000
+# The text search configuration the search column is built with (a constant, so inlined).
+_SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
+
+
+def browse_statement(
+    *,
+    tsquery: str | None,
+    category_id: str | None,
+    key: InstrumentedAttribute[int] | None,
+    descending: bool,
+    after: tuple[int | None, uuid.UUID] | None,
+    limit: int,
+) -> Select[Product]:
+    """One page of the sellable catalogue, ordered by `key` (then id, newest first) or by id
+    alone, continuing after (key value, id). Served by the partial sort indexes on active
+    products (ix_products_by_commission, ix_products_by_price) or the primary key; a search
+    ranks the SEARCH_CANDIDATES rows its text index yields first (whole rows, fetched once)."""
+    product: Any = Product
+    if tsquery is not None:
+        candidates = select(Product).where(
+            Product.status == ProductStatus.active,
+            Product.search.op("@@")(func.to_tsquery(_SIMPLE, tsquery)),
+        )
+        if category_id:
+            candidates = in_category(candidates, category_id)
+        product = aliased(Product, candidates.limit(SEARCH_CANDIDATES).subquery("candidates"))
+        stmt = (
+            select(product)
+            .join(Supplier, Supplier.id == product.supplier_id)
+            .where(Supplier.status == SupplierStatus.active)
+        )
+    else:
+        stmt = sellable()
+        if category_id:
+            stmt = in_category(stmt, category_id)
+    order_key = None if key is None else getattr(product, key.key)
+    if after is not None:
+        stmt = _after(stmt, product, order_key, after[0], after[1], descending)
+    if order_key is None:
+        stmt = stmt.order_by(product.id.desc())
+    else:
+        stmt = stmt.order_by(order_key.desc() if descending else order_key.asc(), product.id.desc())
+    return stmt.limit(limit)
 
 
 # What checkout sells: read without locks (checkout commits as one statement, see db.py), its

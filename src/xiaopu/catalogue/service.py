@@ -422,32 +422,33 @@ async def browse(
     sort: Sort,
     page: PageParams,
 ) -> Page[CatalogueProduct]:
-    stmt = repository.sellable()
+    expression = None
     if query:
         expression = query_expression(query)
         if expression is None:
             raise InvalidSearch()
-        stmt = repository.matching(stmt, expression)
-    if category_id:
-        stmt = repository.in_category(stmt, category_id)
     key, descending = {
         Sort.commission: (Product.max_commission_bps, True),
         Sort.price: (Product.min_price_minor, False),
         Sort.newest: (None, True),
     }[sort]
     cursor = page.decode()
+    after: tuple[int | None, uuid.UUID] | None = None
     if cursor:
         try:
             key_value = None if key is None else int(cursor[0])
-            last_id = uuid.UUID(str(cursor[-1]))
+            after = (key_value, uuid.UUID(str(cursor[-1])))
         except (ValueError, IndexError) as exc:
             raise InvalidCursor() from exc
-        stmt = repository.after(stmt, key, key_value, last_id, descending)
-    if key is None:
-        stmt = stmt.order_by(Product.id.desc())
-    else:
-        stmt = stmt.order_by(key.desc() if descending else key.asc(), Product.id.desc())
-    rows = list((await session.scalars(stmt.limit(page.limit + 1))).all())
+    stmt = repository.browse_statement(
+        tsquery=expression,
+        category_id=category_id,
+        key=key,
+        descending=descending,
+        after=after,
+        limit=page.limit + 1,
+    )
+    rows = list((await session.scalars(stmt)).all())
     next_cursor = None
     if len(rows) > page.limit:
         rows = rows[: page.limit]

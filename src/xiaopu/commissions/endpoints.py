@@ -5,14 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from xiaopu.auth.auth import CurrentOperator, CurrentPerson
-from xiaopu.commissions import service, statements
+from xiaopu.commissions import exports, service, statements
 from xiaopu.commissions.auth import StatementsReader
-from xiaopu.commissions.schemas import CommissionOut, HeldDecision, Statement
-from xiaopu.db import DbSession
+from xiaopu.commissions.schemas import (
+    CommissionOut,
+    HeldDecision,
+    Statement,
+    StatementExportIn,
+    StatementExportOut,
+)
+from xiaopu.db import DbSession, Sessions
+from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.models.ledger import PartStatus
@@ -20,6 +28,9 @@ from xiaopu.models.ledger import PartStatus
 router = APIRouter(prefix="/v1/shops/mine", tags=["wallet"])
 operator_router = APIRouter(prefix="/v1/operator/commissions", tags=["operator"])
 supplier_router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["statements"])
+
+DEFAULT_STATEMENT_PAGE = 100
+MAX_STATEMENT_PAGE = 500
 
 
 @router.get("/commissions", operation_id="wallet-list_commissions")
@@ -44,12 +55,16 @@ async def list_commissions(
 @supplier_router.get(
     "/statements",
     response_model=Statement,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        413: {"description": "More lines than answered inline (`statement_too_large`)."},
+    },
     operation_id="statements-get_statement",
 )
 async def get_statement(
     caller: StatementsReader,
     session: DbSession,
+    settings: AppSettings,
     since: Annotated[
         AwareDatetime, Query(description="Period start, inclusive (with a UTC offset).")
     ],
@@ -57,13 +72,66 @@ async def get_statement(
         AwareDatetime, Query(description="Period end, exclusive (with a UTC offset).")
     ],
     statement_format: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_STATEMENT_PAGE, description="Lines per page (JSON).")
+    ] = DEFAULT_STATEMENT_PAGE,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
 ) -> Response:
     """Sales, refunds, commissions, platform fees, shipping and net payable for a period, line
-    by line and per currency, from the same rows the ledger posts; as JSON or CSV."""
-    result = await statements.statement(session, caller.supplier_id, since, until)
+    by line and per currency, from the same rows the ledger posts. JSON: a page of lines (by
+    time; `cursor` continues) with the whole period's totals. CSV: every line of the period.
+    A period of more lines than `XIAOPU_STATEMENT_INLINE_MAX_LINES` is refused with 413
+    `statement_too_large`: request it as an export (`POST .../statements/exports`)."""
+    most = settings.statement_inline_max_lines
     if statement_format == "csv":
-        return Response(statements.as_csv(result), media_type="text/csv; charset=utf-8")
+        text = await statements.inline_csv(session, caller.supplier_id, since, until, most=most)
+        return Response(text, media_type="text/csv; charset=utf-8")
+    result = await statements.page(
+        session, caller.supplier_id, since, until, cursor=cursor, limit=limit, most=most
+    )
     return Response(result.model_dump_json(), media_type="application/json")
+
+
+@supplier_router.post(
+    "/statements/exports",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="statements-request_export",
+)
+async def request_export(
+    caller: StatementsReader, session: DbSession, body: StatementExportIn
+) -> StatementExportOut:
+    """Ask for a period's statement as CSV, however long: the worker builds it in the
+    background; poll the export and download it once `ready`."""
+    return await exports.request_export(session, caller.supplier_id, body)
+
+
+@supplier_router.get("/statements/exports/{export_id}", operation_id="statements-get_export")
+async def get_export(
+    export_id: uuid.UUID, caller: StatementsReader, session: DbSession
+) -> StatementExportOut:
+    """An export's status and size so far."""
+    return await exports.export_status(session, caller.supplier_id, export_id)
+
+
+@supplier_router.get(
+    "/statements/exports/{export_id}/download",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    operation_id="statements-download_export",
+)
+async def download_export(
+    export_id: uuid.UUID, caller: StatementsReader, session: DbSession, sessions: Sessions
+) -> StreamingResponse:
+    """The ready export's CSV, streamed chunk by chunk (409 until it is ready)."""
+    export = await exports.ready_export(session, caller.supplier_id, export_id)
+    name = f"statement-{export.since:%Y%m%d}-{export.until:%Y%m%d}.csv"
+    return StreamingResponse(
+        exports.chunks(sessions, export.id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @operator_router.get("/held", operation_id="operator-list_held_commissions")

@@ -1,4 +1,4 @@
-"""Response bodies for the shopkeeper's commission lines."""
+"""Request and response bodies for commission lines, supplier statements and their exports."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from xiaopu.kit.schema import RequestModel, ResponseModel
 from xiaopu.models.ledger import CommissionAction, PartKind, PartStatus, Rule
@@ -74,9 +74,32 @@ class Statement(ResponseModel):
     supplier_id: uuid.UUID
     since: datetime
     until: datetime
-    totals: list[StatementTotals]
-    lines: list[StatementLine]
+    totals: list[StatementTotals] = Field(description="The whole period's, on every page.")
+    lines: list[StatementLine] = Field(
+        description="One page of the period's lines, by time, supplier order, order line."
+    )
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page of lines; null at end."
+    )
 
 
 class HeldDecision(RequestModel):
     decision: Literal["release", "forfeit"]
+
+
+class StatementExportIn(RequestModel):
+    since: AwareDatetime = Field(description="Period start, inclusive (with a UTC offset).")
+    until: AwareDatetime = Field(description="Period end, exclusive (with a UTC offset).")
+
+
+class StatementExportOut(ResponseModel):
+    id: uuid.UUID
+    since: datetime
+    until: datetime
+    status: Literal["queued", "building", "ready", "failed"] = Field(
+        description="queued, building, ready (download it), or failed (ask again)."
+    )
+    lines: int = Field(description="Lines written so far.")
+    size_bytes: int
+    created_at: datetime
+    finished_at: datetime | None

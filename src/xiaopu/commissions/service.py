@@ -106,6 +106,7 @@ def _history(
 ) -> CommissionEvent:
     return CommissionEvent(
         commission_id=row.id,
+        supplier_id=row.supplier_id,
         action=action,
         status=row.status,
         amount_minor=amount,

@@ -6,30 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.commissions import repository
 from xiaopu.commissions.schemas import Statement, StatementLine, StatementTotals
-from xiaopu.errors import AppError
+from xiaopu.errors import AppError, InvalidCursor
 from xiaopu.kit.money import major_units
-from xiaopu.models.ledger import Beneficiary, CommissionAction, PartKind, PartStatus
+from xiaopu.kit.pagination import decode_cursor, encode_cursor
 
-# The columns a statement line fills from each part.
-_COLUMN = {
-    (Beneficiary.supplier, PartKind.supplier_share): "net_payable_minor",
-    (Beneficiary.supplier, PartKind.shipping): "shipping_minor",
-    (Beneficiary.shop, PartKind.commission): "commission_minor",
-    (Beneficiary.platform, PartKind.platform_fee): "platform_fee_minor",
-}
 MAX_PERIOD_DAYS = 93
-_KIND = {
-    CommissionAction.accrued: "sale",
-    CommissionAction.reversed: "refund",
-    CommissionAction.forfeited: "forfeit",
-}
 
 
 class InvalidPeriod(AppError):
@@ -38,75 +27,182 @@ class InvalidPeriod(AppError):
     title = "The statement period must end after it starts and span at most 93 days"
 
 
-async def statement(
-    session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime
-) -> Statement:
+class StatementTooLarge(AppError):
+    status = 413
+    code = "statement_too_large"
+    title = "The period has more statement lines than are answered inline; request an export"
+
+
+def check_period(since: datetime, until: datetime) -> None:
     if until <= since or (until - since).days > MAX_PERIOD_DAYS:
         raise InvalidPeriod()
-    rows = await repository.supplier_movements(session, supplier_id, since, until)
-    lines: dict[tuple[str, uuid.UUID, uuid.UUID | None], dict[str, object]] = {}
-    for event, commission, sku in rows:
-        kind = _KIND[event.action]
-        sign = -1 if kind == "refund" else 1
-        column = _COLUMN.get((commission.beneficiary, commission.kind))
-        if column is None or (kind == "forfeit" and not event.amount_minor):
-            # The shop's markup is the buyer's money for the shop (or, refused, the
-            # platform's), never the supplier's; a refusal of nothing moves nothing.
-            continue
-        key = (event.cause, commission.supplier_order_id, commission.order_line_id)
-        line = lines.setdefault(
-            key,
-            {
-                "at": event.at,
-                "kind": kind,
-                "cause": event.cause,
-                "order_id": commission.order_id,
-                "supplier_order_id": commission.supplier_order_id,
-                "order_line_id": commission.order_line_id,
-                "sku": sku,
-                "currency": commission.currency,
-                "sales_minor": 0,
-                "commission_minor": 0,
-                "platform_fee_minor": 0,
-                "shipping_minor": 0,
-                "net_payable_minor": 0,
-            },
+
+
+async def _refuse_beyond(
+    session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime, most: int
+) -> list[StatementTotals]:
+    """The period's totals, or StatementTooLarge when it has more than `most` lines. A period
+    with far more events than that is refused from a bounded count, before anything is summed."""
+    cap = most * repository.EVENTS_PER_LINE + 1
+    if await repository.statement_events(session, supplier_id, since, until, cap) >= cap:
+        raise StatementTooLarge(_too_large(most), extra={"max_lines": most})
+    rows = await repository.statement_totals(session, supplier_id, since, until)
+    if sum(int(r.lines) for r in rows) > most:
+        raise StatementTooLarge(_too_large(most), extra={"max_lines": most})
+    return [_totals(r) for r in rows]
+
+
+def _too_large(most: int) -> str:
+    return (
+        f"The period has more than {most} lines: request it as an export "
+        "(POST .../statements/exports) and download it when it is ready, or ask for a shorter "
+        "period."
+    )
+
+
+def _totals(row: Any) -> StatementTotals:
+    return StatementTotals(
+        currency=row.currency,
+        sales_minor=int(row.sales_minor),
+        refunds_minor=int(row.refunds_minor),
+        commission_minor=int(row.commission_minor),
+        platform_fee_minor=int(row.platform_fee_minor),
+        shipping_minor=int(row.shipping_minor),
+        net_payable_minor=int(row.net_payable_minor),
+    )
+
+
+def _line(row: Any) -> StatementLine:
+    return StatementLine(
+        at=row.at,
+        kind=row.kind,
+        cause=row.cause,
+        order_id=row.order_id,
+        supplier_order_id=row.supplier_order_id,
+        order_line_id=row.order_line_id,
+        sku=row.sku,
+        currency=row.currency,
+        sales_minor=int(row.sales_minor),
+        commission_minor=int(row.commission_minor),
+        platform_fee_minor=int(row.platform_fee_minor),
+        shipping_minor=int(row.shipping_minor),
+        net_payable_minor=int(row.net_payable_minor),
+    )
+
+
+def _cursor(row: Any) -> str:
+    return encode_cursor(
+        [row.at.isoformat(), str(row.supplier_order_id), str(row.line_key), row.cause]
+    )
+
+
+def _after(cursor: str | None) -> repository.LineKey | None:
+    if cursor is None:
+        return None
+    values = decode_cursor(cursor)
+    try:
+        at, supplier_order_id, line_key, cause = values
+        return repository.LineKey(
+            datetime.fromisoformat(str(at)),
+            uuid.UUID(str(supplier_order_id)),
+            uuid.UUID(str(line_key)),
+            str(cause),
         )
-        amount = sign * event.amount_minor
-        if column == "commission_minor" and event.status is PartStatus.forfeited:
-            # A refused hold's commission is the supplier's again: the refusal pays it back
-            # (the commission it gave up goes down as much), and a refund after it takes it
-            # from the supplier's payable like the rest of its share.
-            if kind == "forfeit":
-                line[column] = int(str(line[column])) - amount
-            column = "net_payable_minor"
-        line[column] = int(str(line[column])) + amount
-    out = [StatementLine.model_validate(v) for v in lines.values()]
-    for item in out:
-        # The base the supplier sold at: what it is owed plus what it gave up from the base.
-        item.sales_minor = item.net_payable_minor + item.commission_minor + item.platform_fee_minor
-        if item.order_line_id is None:
-            item.sales_minor = 0  # a shipping-only line
-    out.sort(key=lambda i: (i.at, str(i.supplier_order_id), str(i.order_line_id)))
-    totals: dict[str, StatementTotals] = defaultdict(lambda: StatementTotals(currency=""))
-    for item in out:
-        t = totals[item.currency]
-        t.currency = item.currency
-        if item.kind == "sale":
-            t.sales_minor += item.sales_minor
-        elif item.kind == "refund":
-            t.refunds_minor += -item.sales_minor
-        t.commission_minor += item.commission_minor
-        t.platform_fee_minor += item.platform_fee_minor
-        t.shipping_minor += item.shipping_minor
-        t.net_payable_minor += item.net_payable_minor + item.shipping_minor
+    except ValueError as exc:
+        raise InvalidCursor() from exc
+
+
+async def page(
+    session: AsyncSession,
+    supplier_id: uuid.UUID,
+    since: datetime,
+    until: datetime,
+    *,
+    cursor: str | None,
+    limit: int,
+    most: int,
+) -> Statement:
+    """One page of a period's lines (keyset: the cursor names the last line shown), with the
+    whole period's totals from one aggregate; a period of more than `most` lines is refused."""
+    check_period(since, until)
+    after = _after(cursor)
+    totals = await _refuse_beyond(session, supplier_id, since, until, most)
+    rows = await repository.statement_lines(session, supplier_id, since, until, after, limit + 1)
+    next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
     return Statement(
         supplier_id=supplier_id,
         since=since,
         until=until,
-        totals=sorted(totals.values(), key=lambda t: t.currency),
-        lines=out,
+        totals=totals,
+        lines=[_line(r) for r in rows[:limit]],
+        next_cursor=next_cursor,
     )
+
+
+async def lines_in_chunks(
+    session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime, chunk: int
+) -> AsyncIterator[list[StatementLine]]:
+    """Every line of the period, `chunk` at a time (an export's way through a long period)."""
+    async for rows in repository.stream_statement_lines(session, supplier_id, since, until, chunk):
+        yield [_line(r) for r in rows]
+
+
+async def statement(
+    session: AsyncSession, supplier_id: uuid.UUID, since: datetime, until: datetime
+) -> Statement:
+    """A whole period at once, for checks and small periods: its lines read in chunks and its
+    totals from the aggregate. Requests use page(), which refuses periods too long to answer."""
+    check_period(since, until)
+    lines: list[StatementLine] = []
+    async for chunk in lines_in_chunks(session, supplier_id, since, until, 1000):
+        lines.extend(chunk)
+    rows = await repository.statement_totals(session, supplier_id, since, until)
+    return Statement(
+        supplier_id=supplier_id,
+        since=since,
+        until=until,
+        totals=[_totals(r) for r in rows],
+        lines=lines,
+        next_cursor=None,
+    )
+
+
+async def inline_csv(
+    session: AsyncSession,
+    supplier_id: uuid.UUID,
+    since: datetime,
+    until: datetime,
+    *,
+    most: int,
+) -> str:
+    """The whole period as CSV, when it has at most `most` lines (else StatementTooLarge)."""
+    check_period(since, until)
+    await _refuse_beyond(session, supplier_id, since, until, most)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(csv_header())
+    async for chunk in lines_in_chunks(session, supplier_id, since, until, 1000):
+        buffer.write(csv_rows(chunk))
+    return buffer.getvalue()
+
+
+def csv_header() -> list[str]:
+    columns = list(StatementLine.model_fields)
+    return columns + [c.removesuffix("_minor") for c in columns if c.endswith("_minor")]
+
+
+def csv_rows(lines: list[StatementLine]) -> str:
+    """These lines as CSV rows (no header): see as_csv."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    columns = list(StatementLine.model_fields)
+    amounts = [c for c in columns if c.endswith("_minor")]
+    for line in lines:
+        data = line.model_dump(mode="json")
+        writer.writerow(
+            ["" if data[c] is None else data[c] for c in columns]
+            + [major_units(int(data[c]), line.currency) for c in amounts]
+        )
+    return buffer.getvalue()
 
 
 def as_csv(result: Statement) -> str:
@@ -114,14 +210,5 @@ def as_csv(result: Statement) -> str:
     `sales_minor`): a spreadsheet reader sees 12.34 CNY, 1234 JPY and 1.234 KWD as they are,
     by the currency's ISO 4217 exponent, while the minor units stay exact for machines."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    columns = list(StatementLine.model_fields)
-    amounts = [c for c in columns if c.endswith("_minor")]
-    writer.writerow(columns + [c.removesuffix("_minor") for c in amounts])
-    for line in result.lines:
-        data = line.model_dump(mode="json")
-        writer.writerow(
-            ["" if data[c] is None else data[c] for c in columns]
-            + [major_units(int(data[c]), line.currency) for c in amounts]
-        )
-    return buffer.getvalue()
+    csv.writer(buffer).writerow(csv_header())
+    return buffer.getvalue() + csv_rows(result.lines)

@@ -5,6 +5,7 @@ from xiaopu.models.api_keys import ApiKey
 from xiaopu.models.audit import AuditAction, AuditRecord
 from xiaopu.models.base import Base
 from xiaopu.models.catalogue import Category, Product, ProductStatus, Variant
+from xiaopu.models.exports import ExportStatus, StatementExport, StatementExportChunk
 from xiaopu.models.idempotency import IdempotencyKey
 from xiaopu.models.ledger import (
     Commission,
@@ -75,6 +76,7 @@ __all__ = [
     "DeliveryStatus",
     "EndpointStatus",
     "Event",
+    "ExportStatus",
     "IdempotencyKey",
     "LedgerAccount",
     "LedgerEntry",
@@ -110,6 +112,8 @@ __all__ = [
     "Shop",
     "ShopLevel",
     "ShopProduct",
+    "StatementExport",
+    "StatementExportChunk",
     "Supplier",
     "SupplierMember",
     "SupplierOrder",

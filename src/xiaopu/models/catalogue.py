@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,6 +51,20 @@ class Product(IdMixin, TimestampMixin, Base):
         CheckConstraint("return_window_days BETWEEN 0 AND 90", name="return_window_range"),
         Index(None, "status", "category_id"),
         Index("ix_products_search", "search", postgresql_using="gin"),
+        # The catalogue's sorts, on what it shows (active products), with the keyset's id
+        # tiebreaker in its direction: a page is read off the index with no sort.
+        Index(
+            "ix_products_by_commission",
+            text("max_commission_bps DESC"),
+            text("id DESC"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index(
+            "ix_products_by_price",
+            "min_price_minor",
+            text("id DESC"),
+            postgresql_where=text("status = 'active'"),
+        ),
     )
 
     supplier_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("suppliers.id", ondelete="CASCADE"))

@@ -14,6 +14,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -162,6 +163,11 @@ class Commission(IdMixin, TimestampMixin, Base):
             name="forfeited_to_forfeited",
         ),
         Index(None, "shop_id", "id"),
+        # A supplier's lines (its statement reads its events by supplier and time, below); the
+        # operators' queue of held self-purchases reads the few held ones newest first without
+        # walking the rest.
+        Index(None, "supplier_id", "id"),
+        Index("ix_commissions_held", "id", postgresql_where=text("status = 'held'")),
         # Room on each page for status changes to stay heap-only (no index touched): completion
         # rewrites every line once.
         {"postgresql_with": {"fillfactor": 85}},
@@ -196,9 +202,13 @@ class CommissionEvent(IdMixin, Base):
 
     __tablename__ = "commission_events"
     # The unique key also serves reading a line's history (its leading column).
-    __table_args__ = (UniqueConstraint("commission_id", "cause"),)
+    # A supplier's statement reads its movements of a period in one range of (supplier, time).
+    __table_args__ = (UniqueConstraint("commission_id", "cause"), Index(None, "supplier_id", "at"))
 
     commission_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("commissions.id"))
+    # The line's supplier, copied for statements; the database fills it in from the line when an
+    # insert leaves it out (a trigger), so every writer of events keeps it right.
+    supplier_id: Mapped[uuid.UUID]
     action: Mapped[CommissionAction] = mapped_column(
         text_enum(CommissionAction, "commission_action")
     )

@@ -48,6 +48,8 @@ class ShopProduct(IdMixin, CreatedAtMixin, Base):
         UniqueConstraint("shop_id", "product_id"),
         CheckConstraint("markup_bps BETWEEN 0 AND 10000", name="markup_bps_range"),
         Index(None, "product_id"),
+        # A shop's products, newest first.
+        Index(None, "shop_id", "id"),
     )
 
     shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))

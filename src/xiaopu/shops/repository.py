@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.db import Read
@@ -56,9 +56,10 @@ async def selection(
     )
 
 
-async def selections(
-    session: AsyncSession, shop_id: uuid.UUID, after: uuid.UUID | None, limit: int
-) -> Sequence[tuple[ShopProduct, Product]]:
+def selections_statement(
+    shop_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> Select[ShopProduct, Product]:
+    """A page of the shop's selections, newest first, off ix_shop_products_shop_id."""
     stmt = (
         select(ShopProduct, Product)
         .join(Product, Product.id == ShopProduct.product_id)
@@ -66,7 +67,13 @@ async def selections(
     )
     if after is not None:
         stmt = stmt.where(ShopProduct.id < after)
-    rows = await session.execute(stmt.order_by(ShopProduct.id.desc()).limit(limit))
+    return stmt.order_by(ShopProduct.id.desc()).limit(limit)
+
+
+async def selections(
+    session: AsyncSession, shop_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> Sequence[tuple[ShopProduct, Product]]:
+    rows = await session.execute(selections_statement(shop_id, after, limit))
     return [(sp, p) for sp, p in rows.all()]
 
 
@@ -121,10 +128,11 @@ async def take_back_sale(session: AsyncSession, shop_id: uuid.UUID) -> None:
     )
 
 
-async def public_selections(
-    session: AsyncSession, shop_id: uuid.UUID, after: uuid.UUID | None, limit: int
-) -> Sequence[tuple[ShopProduct, Product]]:
-    """The shop's products that are on sale with at least one variant in stock."""
+def public_selections_statement(
+    shop_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> Select[ShopProduct, Product]:
+    """The shop's products that are on sale with at least one variant in stock, newest first,
+    walking ix_shop_products_shop_id."""
     in_stock = (
         select(Variant.id).where(Variant.product_id == Product.id, Variant.stock > 0).exists()
     )
@@ -141,7 +149,13 @@ async def public_selections(
     )
     if after is not None:
         stmt = stmt.where(ShopProduct.id < after)
-    rows = await session.execute(stmt.order_by(ShopProduct.id.desc()).limit(limit))
+    return stmt.order_by(ShopProduct.id.desc()).limit(limit)
+
+
+async def public_selections(
+    session: AsyncSession, shop_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> Sequence[tuple[ShopProduct, Product]]:
+    rows = await session.execute(public_selections_statement(shop_id, after, limit))
     return [(sp, p) for sp, p in rows.all()]
 
 
