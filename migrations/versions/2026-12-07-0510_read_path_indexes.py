@@ -2,7 +2,7 @@
 commission_events.supplier_id (a statement's movements by supplier and time); statement exports
 
 Revision ID: d19a7e5c0a10
-Revises: b5e55c0e4201
+Revises: c5f0e0a11801
 Create Date: 2026-12-07 05:10:00.000000+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d19a7e5c0a10"
-down_revision: str | None = "b5e55c0e4201"
+down_revision: str | None = "c5f0e0a11801"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
