@@ -62,6 +62,7 @@ def upgrade() -> None:
                 "building",
                 "ready",
                 "failed",
+                "expired",
                 name="statement_export_status",
                 native_enum=False,
                 create_constraint=True,
@@ -72,6 +73,7 @@ def upgrade() -> None:
         sa.Column("lines", sa.Integer(), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("until > since", name=op.f("ck_statement_exports_period_ordered")),
@@ -85,6 +87,12 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_statement_exports_supplier_id"), "statement_exports", ["supplier_id", "id"]
+    )
+    op.create_index(
+        "ix_statement_exports_expiring",
+        "statement_exports",
+        ["expires_at"],
+        postgresql_where=sa.text("status = 'ready'"),
     )
     op.create_table(
         "statement_export_chunks",
@@ -141,5 +149,6 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS commission_events_supplier()")
     op.drop_column("commission_events", "supplier_id")
     op.drop_table("statement_export_chunks")
+    op.drop_index("ix_statement_exports_expiring", table_name="statement_exports")
     op.drop_index(op.f("ix_statement_exports_supplier_id"), table_name="statement_exports")
     op.drop_table("statement_exports")

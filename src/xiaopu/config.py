@@ -286,6 +286,24 @@ class Settings(BaseSettings):
             "longer period is refused with statement_too_large and built as an export."
         ),
     )
+    statement_export_retention_hours: int = Field(
+        default=168,
+        ge=1,
+        le=24 * 90,
+        description=(
+            "How long a ready statement export can be downloaded; then its CSV is deleted and "
+            "the export answers `expired`."
+        ),
+    )
+    statement_exports_pending_max: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description=(
+            "Most statement exports one supplier may have queued or building at once; another "
+            "is refused with 429 `too_many_exports` until one finishes."
+        ),
+    )
     payment_provider: str = Field(
         default="sandbox",
         description=(

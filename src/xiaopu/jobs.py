@@ -109,6 +109,13 @@ def schedules() -> list[Schedule]:
             own_transactions=True,
         ),
         Schedule(
+            commission_jobs.PURGE_JOB,
+            "23 * * * *",
+            commission_jobs.purge,
+            "Delete the CSV of statement exports past `statement_export_retention_hours` "
+            "(1,000 exports a run) and mark them expired.",
+        ),
+        Schedule(
             "ledger.reconcile",
             "7 * * * *",
             ledger_jobs.reconcile,

@@ -73,7 +73,7 @@ def _worker(settings: Settings, export_id: uuid.UUID) -> None:
     async def run() -> None:
         engine = create_engine(settings)
         try:
-            await exports.build(create_sessionmaker(engine), export_id)
+            await exports.build(create_sessionmaker(engine), export_id, retention=timedelta(days=7))
         finally:
             await engine.dispose()
 

@@ -24,8 +24,7 @@ from tests.catalogue.helpers import (
 )
 from tests.factories import api_key, bearer
 from xiaopu.config import Settings
-from xiaopu.jobs import JobContext, entrypoints
-from xiaopu.orders import jobs as order_jobs
+from xiaopu.jobs import JobContext, entrypoints, schedules
 from xiaopu.orders.payments import REFUND_JOB
 
 Headers = dict[str, str]
@@ -223,7 +222,7 @@ async def run_queued(
 
 
 async def run_schedule(session: AsyncSession, settings: Settings, name: str) -> None:
-    handler = {"orders.expire": order_jobs.expire, "orders.complete": order_jobs.complete}[name]
+    (handler,) = [s.handler for s in schedules() if s.name == name]
     async with httpx.AsyncClient() as http:
         await handler(session, JobContext(settings=settings, http=http), b"")
     await session.commit()

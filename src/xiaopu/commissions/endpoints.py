@@ -21,7 +21,7 @@ from xiaopu.commissions.schemas import (
 )
 from xiaopu.db import DbSession, Sessions
 from xiaopu.deps import AppSettings
-from xiaopu.idempotency.service import RequiredIdempotency
+from xiaopu.idempotency.service import OptionalIdempotency, RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.models.ledger import PartStatus
 
@@ -100,11 +100,19 @@ async def get_statement(
     operation_id="statements-request_export",
 )
 async def request_export(
-    caller: StatementsReader, session: DbSession, body: StatementExportIn
+    caller: StatementsReader,
+    session: DbSession,
+    settings: AppSettings,
+    body: StatementExportIn,
+    idempotency: OptionalIdempotency,
 ) -> StatementExportOut:
     """Ask for a period's statement as CSV, however long: the worker builds it in the
-    background; poll the export and download it once `ready`."""
-    return await exports.request_export(session, caller.supplier_id, body)
+    background; poll the export and download it once `ready` (until it expires). A retry with
+    the same Idempotency-Key answers the same export."""
+    most = settings.statement_exports_pending_max
+    return await idempotency.once(
+        lambda: exports.request_export(session, caller.supplier_id, body, most_pending=most)
+    )
 
 
 @supplier_router.get("/statements/exports/{export_id}", operation_id="statements-get_export")
@@ -118,13 +126,17 @@ async def get_export(
 @supplier_router.get(
     "/statements/exports/{export_id}/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        410: {"description": "The export's retention ended (`statement_export_expired`)."},
+    },
     operation_id="statements-download_export",
 )
 async def download_export(
     export_id: uuid.UUID, caller: StatementsReader, session: DbSession, sessions: Sessions
 ) -> StreamingResponse:
-    """The ready export's CSV, streamed chunk by chunk (409 until it is ready)."""
+    """The ready export's CSV, streamed chunk by chunk (409 until it is ready, 410 once it
+    expired)."""
     export = await exports.ready_export(session, caller.supplier_id, export_id)
     name = f"statement-{export.since:%Y%m%d}-{export.until:%Y%m%d}.csv"
     return StreamingResponse(

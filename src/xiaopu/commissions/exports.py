@@ -1,5 +1,6 @@
 """Statement exports: a period too long to answer inline is asked for, built by the worker into
-CSV chunks (off the API's event loop, a chunk of lines at a time) and downloaded when ready."""
+CSV chunks (off the API's event loop, a chunk of lines at a time), downloaded when ready and
+deleted when their retention ends."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from xiaopu.commissions import repository, statements
 from xiaopu.commissions.schemas import StatementExportIn, StatementExportOut
 from xiaopu.db import unit_of_work
-from xiaopu.errors import Conflict, NotFound
+from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.models.exports import ExportStatus, StatementExport
 from xiaopu.queue import enqueue
@@ -37,10 +39,34 @@ class ExportNotReady(Conflict):
     title = "The export is not ready yet; its status says when it is"
 
 
+class ExportExpired(AppError):
+    status = 410
+    code = "statement_export_expired"
+    title = "The export's download window has passed; ask for the period again"
+
+
+class TooManyExports(AppError):
+    status = 429
+    code = "too_many_exports"
+    title = "Too many exports are being built for this supplier; wait for one to finish"
+
+    def __init__(self, most: int) -> None:
+        # A build takes seconds to a few minutes: a retry a little later is the way on.
+        super().__init__(
+            f"At most {most} exports may be queued or building at once.",
+            extra={"max_pending": most, "retry_after": 30},
+            headers={"Retry-After": "30"},
+        )
+
+
 async def request_export(
-    session: AsyncSession, supplier_id: uuid.UUID, body: StatementExportIn
+    session: AsyncSession, supplier_id: uuid.UUID, body: StatementExportIn, *, most_pending: int
 ) -> StatementExportOut:
+    """Queue an export, unless the supplier already has `most_pending` being built: each holds
+    the worker for as long as its period takes, so one tenant cannot queue them without end."""
     statements.check_period(body.since, body.until)
+    if await repository.pending_exports(session, supplier_id) >= most_pending:
+        raise TooManyExports(most_pending)
     export = StatementExport(
         supplier_id=supplier_id,
         since=body.since,
@@ -69,6 +95,8 @@ async def ready_export(
     export = await repository.export_of(session, supplier_id, export_id)
     if export is None:
         raise ExportNotFound()
+    if export.status is ExportStatus.expired:
+        raise ExportExpired()
     if export.status is not ExportStatus.ready:
         raise ExportNotReady(extra={"status": export.status.value})
     return export
@@ -89,7 +117,9 @@ async def chunks(
         seq += 1
 
 
-async def build(sessionmaker: async_sessionmaker[AsyncSession], export_id: uuid.UUID) -> None:
+async def build(
+    sessionmaker: async_sessionmaker[AsyncSession], export_id: uuid.UUID, *, retention: timedelta
+) -> None:
     """Claim the export and commit, then write its CSV a chunk of lines at a time and mark it
     ready in one transaction (all or nothing); a failure marks it failed."""
     async with unit_of_work(sessionmaker) as session:
@@ -109,9 +139,18 @@ async def build(sessionmaker: async_sessionmaker[AsyncSession], export_id: uuid.
                 data = statements.csv_rows(lines).encode()
                 await repository.add_export_chunk(session, export_id, seq, data, len(lines))
                 seq += 1
-            await repository.finish_export(session, export_id, ExportStatus.ready, utcnow())
+            done = utcnow()
+            await repository.finish_export(
+                session, export_id, ExportStatus.ready, done, expires_at=done + retention
+            )
     except Exception:
         log.exception("statements.export_failed", export_id=str(export_id))
         async with unit_of_work(sessionmaker) as session:
             await repository.finish_export(session, export_id, ExportStatus.failed, utcnow())
         raise
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Delete the CSV of every ready export whose retention ended and mark it expired; the
+    export's row stays, so its id answers 410 rather than an unknown 404."""
+    return await repository.expire_exports(session, utcnow())

@@ -498,13 +498,63 @@ async def add_export_chunk(
 
 
 async def finish_export(
-    session: AsyncSession, export_id: uuid.UUID, status: ExportStatus, at: datetime
+    session: AsyncSession,
+    export_id: uuid.UUID,
+    status: ExportStatus,
+    at: datetime,
+    *,
+    expires_at: datetime | None = None,
 ) -> None:
     await session.execute(
         update(StatementExport)
         .where(StatementExport.id == export_id)
-        .values(status=status, finished_at=at)
+        .values(status=status, finished_at=at, expires_at=expires_at)
     )
+
+
+async def pending_exports(session: AsyncSession, supplier_id: uuid.UUID) -> int:
+    """How many of the supplier's exports are queued or building, counted under a lock on the
+    supplier's exports (a transaction-scoped advisory lock), so that two requests at once
+    cannot both pass the limit."""
+    await session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"exports:{supplier_id}", 0)))
+    )
+    stmt = (
+        select(func.count())
+        .select_from(StatementExport)
+        .where(
+            StatementExport.supplier_id == supplier_id,
+            StatementExport.status.in_([ExportStatus.queued, ExportStatus.building]),
+        )
+    )
+    return int(await session.scalar(stmt) or 0)
+
+
+async def expire_exports(session: AsyncSession, now: datetime, batch: int = 1000) -> int:
+    """Mark up to `batch` ready exports past their retention expired and delete their chunks;
+    how many were expired (a full batch means more may wait)."""
+    due = (
+        select(StatementExport.id)
+        .where(StatementExport.status == ExportStatus.ready, StatementExport.expires_at <= now)
+        .order_by(StatementExport.expires_at)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(
+        (
+            await session.scalars(
+                update(StatementExport)
+                .where(StatementExport.id.in_(due.scalar_subquery()))
+                .values(status=ExportStatus.expired)
+                .returning(StatementExport.id)
+            )
+        ).all()
+    )
+    if ids:
+        await session.execute(
+            delete(StatementExportChunk).where(StatementExportChunk.export_id.in_(ids))
+        )
+    return len(ids)
 
 
 async def export_chunk(session: AsyncSession, export_id: uuid.UUID, seq: int) -> bytes | None:

@@ -96,10 +96,14 @@ class StatementExportOut(ResponseModel):
     id: uuid.UUID
     since: datetime
     until: datetime
-    status: Literal["queued", "building", "ready", "failed"] = Field(
-        description="queued, building, ready (download it), or failed (ask again)."
+    status: Literal["queued", "building", "ready", "failed", "expired"] = Field(
+        description=(
+            "queued, building, ready (download it until `expires_at`), failed (ask again), or "
+            "expired (its CSV was deleted; ask again)."
+        )
     )
     lines: int = Field(description="Lines written so far.")
     size_bytes: int
     created_at: datetime
     finished_at: datetime | None
+    expires_at: datetime | None = Field(description="Until when a ready export is downloadable.")

@@ -17,6 +17,7 @@ class ExportStatus(enum.StrEnum):
     building = "building"
     ready = "ready"
     failed = "failed"
+    expired = "expired"
 
 
 class StatementExport(IdMixin, CreatedAtMixin, Base):
@@ -26,6 +27,8 @@ class StatementExport(IdMixin, CreatedAtMixin, Base):
     __table_args__ = (
         CheckConstraint("until > since", name="period_ordered"),
         Index(None, "supplier_id", "id"),
+        # What the purge looks for: ready exports whose download window closed.
+        Index("ix_statement_exports_expiring", "expires_at", postgresql_where="status = 'ready'"),
     )
 
     supplier_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("suppliers.id", ondelete="CASCADE"))
@@ -37,6 +40,8 @@ class StatementExport(IdMixin, CreatedAtMixin, Base):
     lines: Mapped[int] = mapped_column(Integer, default=0)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     finished_at: Mapped[datetime | None]
+    # Until when a ready export can be downloaded; then its chunks are deleted and it is expired.
+    expires_at: Mapped[datetime | None]
 
 
 class StatementExportChunk(Base):
