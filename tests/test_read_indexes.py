@@ -17,6 +17,7 @@ from xiaopu.kit.pagination import PageParams
 from xiaopu.ledger import repository as ledger
 from xiaopu.models import Product
 from xiaopu.models.ledger import OwnerKind
+from xiaopu.settlements import repository as settlements
 from xiaopu.shops import repository as shops
 
 BIG = uuid.UUID("00000000-0000-7000-8000-0000000000b1")  # the big supplier and the big shop
@@ -264,3 +265,10 @@ async def test_the_database_fills_in_an_events_supplier(rows: AsyncSession) -> N
         {"c": line.id},
     )
     assert filled == line.supplier_id == SMALL
+
+
+async def test_a_settlements_lines_are_paged_off_their_index(rows: AsyncSession) -> None:
+    for after in (None, (T0, SMALL)):
+        nodes = await _plan(rows, settlements.lines_statement(BIG, after, 101))
+        assert "ix_settlement_lines_settlement_id" in _indexes(nodes), after
+        assert _sorts(nodes) == [], after

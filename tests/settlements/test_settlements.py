@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -89,6 +90,7 @@ async def test_a_week_closes_into_a_statement_equal_to_the_ledger_and_is_paid(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
     test_clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     test_clock.freeze(MONDAY)
     m = await _market(client, session)
@@ -161,6 +163,29 @@ async def test_a_week_closes_into_a_statement_equal_to_the_ledger_and_is_paid(
         headers=supply.headers,
     )
     assert by_query.text == as_csv.text
+
+    # A page of lines at a time: the pages join up into the whole statement, in order.
+    url = f"/v1/suppliers/{supply.id}/settlements/{listed['id']}"
+    first = (await client.get(url, params={"limit": 1}, headers=supply.headers)).json()
+    assert len(first["lines"]) == 1
+    assert first["line_count"] == 2
+    assert first["net_minor"] == owed  # every page carries the whole statement's totals
+    rest = (
+        await client.get(
+            url, params={"limit": 1, "cursor": first["next_cursor"]}, headers=supply.headers
+        )
+    ).json()
+    assert rest["next_cursor"] is None
+    assert [ln["id"] for ln in first["lines"] + rest["lines"]] == [ln["id"] for ln in lines]
+    broken = await client.get(url, params={"cursor": "not-a-cursor"}, headers=supply.headers)
+    assert broken.status_code == 400
+    assert broken.json()["code"] == "invalid_cursor"
+    too_many = await client.get(url, params={"limit": 501}, headers=supply.headers)
+    assert too_many.status_code == 422
+    # The CSV is streamed a chunk of lines at a time; chunked, it is the same file.
+    monkeypatch.setattr(service, "CSV_CHUNK_LINES", 1)
+    chunked = await client.get(url, params={"format": "csv"}, headers=supply.headers)
+    assert chunked.text == as_csv.text
 
     run = await payouts.pay_supplier_payouts(sessionmaker, settings)
     assert (run.paid, run.failed) == (1, 0)

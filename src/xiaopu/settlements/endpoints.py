@@ -6,9 +6,10 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
 
 from xiaopu.auth.auth import CurrentOperator
-from xiaopu.db import DbSession
+from xiaopu.db import DbSession, Sessions
 from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
@@ -23,6 +24,9 @@ from xiaopu.settlements.schemas import (
 
 router = APIRouter(prefix="/v1/suppliers/{supplier_id}", tags=["settlements"])
 operator_router = APIRouter(prefix="/v1/operator/settlement-payouts", tags=["operator"])
+
+DEFAULT_LINES_PAGE = 100
+MAX_LINES_PAGE = 500
 
 
 @router.get("/balance", operation_id="settlements-get_balance")
@@ -53,22 +57,32 @@ async def get_settlement(
     settlement_id: uuid.UUID,
     caller: SettlementsReader,
     session: DbSession,
+    sessions: Sessions,
     settings: AppSettings,
     settlement_format: Annotated[
         Literal["json", "csv"] | None,
         Query(alias="format", description="csv, or send `Accept: text/csv`."),
     ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LINES_PAGE, description="Lines per page (JSON).")
+    ] = DEFAULT_LINES_PAGE,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    """One statement with its lines, as JSON or CSV (amounts in minor units and, for people,
-    in major units)."""
-    detail = await service.get_settlement(session, caller.supplier_id, settlement_id)
+    """One statement with its totals, as JSON with a page of its lines (`cursor` continues),
+    or as CSV with every line, streamed (amounts in minor units and, for people, in major
+    units)."""
     wants_csv = settlement_format == "csv" or (
         settlement_format is None and accept is not None and "text/csv" in accept
     )
+    detail = await service.get_settlement(
+        session, caller.supplier_id, settlement_id, cursor=cursor, limit=limit
+    )
     if wants_csv:
-        return Response(
-            service.as_csv(detail, settings),
+        return StreamingResponse(
+            service.settlement_csv(sessions, detail, settings),
             media_type="text/csv; charset=utf-8",
             headers={
                 "Content-Disposition": (

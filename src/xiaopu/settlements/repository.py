@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -247,13 +247,24 @@ async def settlement(
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def lines_of(session: AsyncSession, settlement_id: uuid.UUID) -> Sequence[SettlementLine]:
-    stmt = (
-        select(SettlementLine)
-        .where(SettlementLine.settlement_id == settlement_id)
-        .order_by(SettlementLine.at, SettlementLine.id)
-    )
-    return (await session.scalars(stmt)).all()
+def lines_statement(
+    settlement_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> Select[SettlementLine]:
+    """A page of a settlement's lines in order of time, read off (settlement_id, at, id): a
+    keyset page, as lines are immutable once settled."""
+    stmt = select(SettlementLine).where(SettlementLine.settlement_id == settlement_id)
+    if after is not None:
+        stmt = stmt.where(tuple_(SettlementLine.at, SettlementLine.id) > tuple_(*after))
+    return stmt.order_by(SettlementLine.at, SettlementLine.id).limit(limit)
+
+
+async def lines_of(
+    session: AsyncSession,
+    settlement_id: uuid.UUID,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[SettlementLine]:
+    return (await session.scalars(lines_statement(settlement_id, after, limit))).all()
 
 
 async def payouts_of(

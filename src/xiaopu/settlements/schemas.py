@@ -83,4 +83,10 @@ class SettlementLineOut(ResponseModel):
 
 
 class SettlementDetail(SettlementOut):
-    lines: list[SettlementLineOut] = Field(default_factory=list)
+    lines: list[SettlementLineOut] = Field(
+        default_factory=list,
+        description="A page of the lines, in order of time (`line_count` says how many in all).",
+    )
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page of lines; null at the end."
+    )

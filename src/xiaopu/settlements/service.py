@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from xiaopu.audit import service as audit
 from xiaopu.config import Settings
 from xiaopu.db import unit_of_work
-from xiaopu.errors import Conflict, NotFound
+from xiaopu.errors import Conflict, InvalidCursor, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.money import major_units
-from xiaopu.kit.pagination import Page, PageParams, id_page
+from xiaopu.kit.pagination import Page, PageParams, decode_cursor, encode_cursor, id_page
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
 from xiaopu.models import AuditAction, Commission
@@ -474,17 +474,43 @@ async def list_settlements(
     )
 
 
+# Lines a CSV download reads per short transaction: what the stream holds at once.
+CSV_CHUNK_LINES = 1000
+
+
+def _line_cursor(line: SettlementLine) -> str:
+    return encode_cursor([line.at.isoformat(), str(line.id)])
+
+
+def _after_line(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if cursor is None:
+        return None
+    try:
+        at, line_id = decode_cursor(cursor)
+        return datetime.fromisoformat(str(at)), uuid.UUID(str(line_id))
+    except ValueError as exc:
+        raise InvalidCursor() from exc
+
+
 async def get_settlement(
-    session: AsyncSession, supplier_id: uuid.UUID, settlement_id: uuid.UUID
+    session: AsyncSession,
+    supplier_id: uuid.UUID,
+    settlement_id: uuid.UUID,
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
 ) -> SettlementDetail:
+    """The statement's totals and payout with one page of its lines (a busy supplier's week
+    holds tens of thousands: never all at once)."""
     settlement = await repository.settlement(session, supplier_id, settlement_id)
     if settlement is None:
         raise SettlementNotFound()
     payouts = await repository.payouts_of(session, [settlement.id])
-    lines = await repository.lines_of(session, settlement.id)
+    lines = await repository.lines_of(session, settlement.id, _after_line(cursor), limit + 1)
     detail = SettlementDetail.model_validate(settlement)
     detail.payout = _payout_out(payouts.get(settlement.id))
-    detail.lines = [SettlementLineOut.model_validate(line) for line in lines]
+    detail.lines = [SettlementLineOut.model_validate(line) for line in lines[:limit]]
+    detail.next_cursor = _line_cursor(lines[limit - 1]) if len(lines) > limit else None
     return detail
 
 
@@ -498,13 +524,38 @@ _AMOUNTS = (
 )
 
 
-def as_csv(detail: SettlementDetail, settings: Settings) -> str:
+async def settlement_csv(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settlement: SettlementDetail,
+    settings: Settings,
+) -> AsyncIterator[str]:
     """One row per line, then the carry in and the totals; integer minor units beside the
-    same amounts in major units for people, and times in the platform's time zone."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    currency = detail.currency
-    writer.writerow(
+    same amounts in major units for people, and times in the platform's time zone.
+
+    Streamed a chunk of lines at a time, each read in a short transaction of its own: a
+    settlement's lines never change, so the pages join up, and neither the worker nor the
+    connection holds the whole statement."""
+    currency = settlement.currency
+
+    def rows(kind: str, at: str, source: str, order: str, part: str, amounts: list[int]) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow(
+            [
+                settlement.number,
+                kind,
+                at,
+                source,
+                order,
+                part,
+                currency,
+                *amounts,
+                *(major_units(a, currency) for a in amounts),
+            ]
+        )
+        return buffer.getvalue()
+
+    header = io.StringIO()
+    csv.writer(header).writerow(
         [
             "number",
             "row",
@@ -517,55 +568,48 @@ def as_csv(detail: SettlementDetail, settings: Settings) -> str:
             *(a for a in _AMOUNTS),
         ]
     )
-
-    def row(kind: str, at: str, source: str, order: str, part: str, amounts: list[int]) -> None:
-        writer.writerow(
-            [
-                detail.number,
-                kind,
-                at,
-                source,
-                order,
-                part,
-                currency,
-                *amounts,
-                *(major_units(a, currency) for a in amounts),
-            ]
+    yield header.getvalue()
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        async with unit_of_work(sessionmaker) as session:
+            lines = await repository.lines_of(session, settlement.id, after, CSV_CHUNK_LINES)
+        yield "".join(
+            rows(
+                str(line.kind),
+                line.at.astimezone(settings.zone).isoformat(),
+                line.source,
+                str(line.order_id or ""),
+                str(line.supplier_order_id or ""),
+                [
+                    line.sales_minor,
+                    line.commission_minor,
+                    line.platform_fee_minor,
+                    line.shipping_minor,
+                    line.other_minor,
+                    line.net_minor,
+                ],
+            )
+            for line in lines
         )
-
-    for line in detail.lines:
-        row(
-            str(line.kind),
-            line.at.astimezone(settings.zone).isoformat(),
-            line.source,
-            str(line.order_id or ""),
-            str(line.supplier_order_id or ""),
-            [
-                line.sales_minor,
-                line.commission_minor,
-                line.platform_fee_minor,
-                line.shipping_minor,
-                line.other_minor,
-                line.net_minor,
-            ],
-        )
-    row("carry_in", "", "", "", "", [0, 0, 0, 0, 0, detail.carry_in_minor])
-    row(
+        if len(lines) < CSV_CHUNK_LINES:
+            break
+        after = (lines[-1].at, lines[-1].id)
+    yield rows("carry_in", "", "", "", "", [0, 0, 0, 0, 0, settlement.carry_in_minor])
+    yield rows(
         "total",
         "",
         "",
         "",
         "",
         [
-            detail.sales_minor - detail.refunds_minor,
-            detail.commission_minor,
-            detail.platform_fee_minor,
-            detail.shipping_minor,
-            detail.other_minor,
-            detail.net_minor,
+            settlement.sales_minor - settlement.refunds_minor,
+            settlement.commission_minor,
+            settlement.platform_fee_minor,
+            settlement.shipping_minor,
+            settlement.other_minor,
+            settlement.net_minor,
         ],
     )
-    return buffer.getvalue()
 
 
 async def retry_payout(
