@@ -194,7 +194,11 @@ def create_app(
 
     install_error_handlers(app)
     app.add_exception_handler(Replay, replay_stored_response)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_response_bytes=settings.max_response_bytes,
+    )
     app.include_router(health_router)
     # Routes are matched in order, and checkout is the busiest route after the share redirect
     # (which never reaches the router): it is tried first. No other router shares its prefix.
@@ -230,6 +234,7 @@ def create_app(
         app.checkout = RequestContextMiddleware(
             checkout_route.CheckoutRoute(app, _route(orders_router, checkout_route.PATH, "POST")),
             max_body_bytes=settings.max_body_bytes,
+            max_response_bytes=settings.max_response_bytes,
         )
     return app
 

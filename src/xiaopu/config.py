@@ -159,6 +159,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted (413 beyond)."
     )
+    max_response_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=65_536,
+        description=(
+            "Largest answer sent whole (streamed CSV downloads excepted); a larger one is a "
+            "defect, refused as 500 `response_too_large` and counted."
+        ),
+    )
 
     supplier_auto_approve: bool = Field(
         default=False, description="Activate new suppliers at once instead of awaiting an operator."

@@ -204,6 +204,12 @@ class ValidationFailed(AppError):
     title = "The request is not valid"
 
 
+class ResponseTooLarge(AppError):
+    status = 500
+    code = "response_too_large"
+    title = "The answer exceeded the service's size limit; ask for a smaller page or a download"
+
+
 class DatabaseBusy(AppError):
     status = 503
     code = "service_busy"

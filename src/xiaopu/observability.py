@@ -14,7 +14,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xiaopu.errors import PayloadTooLarge, render
+from xiaopu.errors import PayloadTooLarge, ResponseTooLarge, render
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -27,6 +27,12 @@ HTTP_LATENCY = Histogram(
     "Time to answer HTTP requests.",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+RESPONSES_REFUSED = Counter(
+    "xiaopu_http_responses_too_large_total",
+    "Answers refused for exceeding XIAOPU_MAX_RESPONSE_BYTES (a defect to fix).",
+    ["route"],
 )
 
 log = structlog.get_logger("xiaopu.http")
@@ -64,11 +70,19 @@ class RequestContextMiddleware:
     It also caps request bodies: a declared Content-Length above the limit is turned away before
     any work is done, and a streamed body is stopped as soon as it grows past the limit (the
     HTTPException it raises is rendered as problem+json like every other error).
+
+    And it caps answers: every list is paged and every field bounded, so no answer should come
+    near `max_response_bytes`; one that does is a defect, answered as a 500 problem
+    (`response_too_large`), logged and counted, rather than sent. Streamed answers (CSV
+    downloads, built a chunk at a time) are the way to send more and are not capped.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_response_bytes: int = 8 * 1024 * 1024
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_response_bytes = max_response_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,10 +103,29 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
 
+        most = self.max_response_bytes
+        refused = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, refused
+            if refused:
+                return  # the oversized body's pieces: the problem was sent instead
             if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                length = headers.get("content-length")
+                if length is not None and length.isdigit() and int(length) > most:
+                    refused = True
+                    status = 500
+                    RESPONSES_REFUSED.labels(_route_of(scope)).inc()
+                    log.error("response_too_large", size_bytes=int(length), limit=most)
+                    await render(ResponseTooLarge())(scope, receive, send_with_id_unchecked)
+                    return
                 status = message["status"]
+                headers.append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        async def send_with_id_unchecked(message: Message) -> None:
+            if message["type"] == "http.response.start":
                 MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
             await send(message)
 

@@ -10,6 +10,7 @@ import httpx
 
 from tests.catalogue.helpers import assert_problem, bulk, product_body, variant_body
 from tests.factories import supplier
+from xiaopu.catalogue.schemas import MAX_VARIANTS_PER_PRODUCT
 
 
 def catalogue(products: int, variants_each: int) -> list[dict[str, Any]]:
@@ -216,3 +217,43 @@ async def test_a_non_list_variants_value_is_reported_not_a_crash(client: httpx.A
     result = response.json()
     assert result["created"] == 1
     assert [(f["index"], f["ref"]) for f in result["failed"]] == [(1, "BAD")]
+
+
+async def test_a_product_grows_to_at_most_its_variant_limit_across_calls(
+    client: httpx.AsyncClient,
+) -> None:
+    # A catalogue page shows each product with all its variants: the limit bounds the page.
+    supplier_id, owner = await supplier(client)
+    (base,) = catalogue(products=1, variants_each=MAX_VARIANTS_PER_PRODUCT - 1)
+    first = await bulk(client, supplier_id, owner, [base])
+    assert first.json()["created"] == MAX_VARIANTS_PER_PRODUCT - 1
+
+    def adding(*skus: str) -> dict[str, Any]:
+        more = copy.deepcopy(base)
+        more["variants"] = [variant_body(sku, price_minor=1000, stock=1) for sku in skus]
+        return more
+
+    # Leaving variants out keeps them: two new ones would make one too many.
+    over = await bulk(client, supplier_id, owner, [adding("X-1", "X-2")])
+    assert over.status_code == 200, over.text
+    (failed,) = over.json()["failed"]
+    assert failed["ref"] == base["ref"]
+    assert any(
+        e.startswith(f"too many variants: a product has at most {MAX_VARIANTS_PER_PRODUCT}")
+        for e in failed["errors"]
+    )
+    fits = await bulk(client, supplier_id, owner, [adding("X-1")])
+    assert fits.json()["created"] == 1
+    # Updating the variants it has is always allowed at the limit.
+    again = await bulk(client, supplier_id, owner, [adding("X-1", base["variants"][0]["sku"])])
+    assert again.json()["failed"] == []
+    (stored,) = await all_products(client, supplier_id, owner)
+    assert len(stored["variants"]) == MAX_VARIANTS_PER_PRODUCT
+
+    # One product created with more than the limit is refused as it is.
+    (big,) = catalogue(products=1, variants_each=MAX_VARIANTS_PER_PRODUCT + 1)
+    big["ref"] = "BIG"
+    for v in big["variants"]:
+        v["sku"] = "BIG-" + v["sku"]
+    created = await client.post(f"/v1/suppliers/{supplier_id}/products", json=big, headers=owner)
+    assert_problem(created, 422, "validation_error")

@@ -42,8 +42,9 @@ async def create_product(
 async def bulk_upsert_products(
     supplier_id: uuid.UUID, body: BulkUpsert, caller: ProductWriter, session: DbSession
 ) -> BulkResult:
-    """Create or update up to 1,000 variants by your product refs and SKUs. Sending the same
-    payload again changes nothing; items that fail are reported without failing the rest."""
+    """Create or update up to 1,000 variants by your product refs and SKUs (at most 200 to a
+    product; variants left out are kept). Sending the same payload again changes nothing;
+    items that fail are reported without failing the rest."""
     return await service.bulk_upsert(session, caller.supplier_id, body)
 
 

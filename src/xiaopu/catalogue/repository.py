@@ -51,6 +51,19 @@ async def variants_by_sku(
     return {v.sku: v for v in await session.scalars(stmt)}
 
 
+async def variant_counts(
+    session: AsyncSession, product_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    if not product_ids:
+        return {}
+    stmt = (
+        select(Variant.product_id, func.count())
+        .where(Variant.product_id.in_(product_ids))
+        .group_by(Variant.product_id)
+    )
+    return {product_id: int(n) for product_id, n in (await session.execute(stmt)).all()}
+
+
 async def variants_of(session: AsyncSession, product_ids: Collection[uuid.UUID]) -> list[Variant]:
     stmt = select(Variant).where(Variant.product_id.in_(product_ids)).order_by(Variant.sku)
     return list((await session.scalars(stmt)).all())

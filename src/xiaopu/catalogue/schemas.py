@@ -14,6 +14,9 @@ from xiaopu.kit.text import DisplayName, MultilineText
 from xiaopu.models import ProductStatus
 
 MAX_BULK_VARIANTS = 1000
+# Variants one product may have: a catalogue page lists each product with all its variants, so
+# this (with the page size) bounds what one page answers.
+MAX_VARIANTS_PER_PRODUCT = 200
 
 ImageUrl = WebUrl
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
@@ -53,7 +56,7 @@ class ProductIn(RequestModel):
         default=0, description="Highest markup shopkeepers may add; 0 allows none."
     )
     status: ProductStatus = ProductStatus.draft
-    variants: list[VariantIn] = Field(min_length=1, max_length=MAX_BULK_VARIANTS)
+    variants: list[VariantIn] = Field(min_length=1, max_length=MAX_VARIANTS_PER_PRODUCT)
 
     @model_validator(mode="after")
     def _skus_unique(self) -> Self:

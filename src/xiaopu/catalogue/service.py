@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from xiaopu.catalogue import repository
 from xiaopu.catalogue.schemas import (
     MAX_BULK_VARIANTS,
+    MAX_VARIANTS_PER_PRODUCT,
     BulkResult,
     BulkUpsert,
     CatalogueProduct,
@@ -115,7 +116,11 @@ def _assign(target: Product | Variant, fields: dict[str, Any]) -> bool:
 
 
 def _item_problems(
-    item: ProductIn, categories: set[str], owners: dict[str, Variant], products: dict[str, Product]
+    item: ProductIn,
+    categories: set[str],
+    owners: dict[str, Variant],
+    products: dict[str, Product],
+    counts: dict[uuid.UUID, int],
 ) -> list[str]:
     problems = []
     if item.category_id not in categories:
@@ -125,6 +130,14 @@ def _item_problems(
         existing = owners.get(variant.sku)
         if existing is not None and (product is None or existing.product_id != product.id):
             problems.append(f"sku {variant.sku!r} belongs to another of your products")
+    # Variants are kept when an upsert leaves them out, so a product grows across calls.
+    added = sum(1 for v in item.variants if v.sku not in owners)
+    total = (counts.get(product.id, 0) if product is not None else 0) + added
+    if total > MAX_VARIANTS_PER_PRODUCT:
+        problems.append(
+            f"too many variants: a product has at most {MAX_VARIANTS_PER_PRODUCT}, "
+            f"and this one would have {total}"
+        )
     return problems
 
 
@@ -137,10 +150,11 @@ async def _apply(
     products = await repository.products_by_ref(session, supplier_id, {i.ref for _, i in items})
     skus = {v.sku for _, item in items for v in item.variants}
     variants = await repository.variants_by_sku(session, supplier_id, skus)
+    counts = await repository.variant_counts(session, [p.id for p in products.values()])
     result = BulkResult(created=0, updated=0, unchanged=0, failed=[])
     touched: list[Product] = []
     for index, item in items:
-        problems = _item_problems(item, categories, variants, products)
+        problems = _item_problems(item, categories, variants, products, counts)
         if problems:
             result.failed.append(ItemError(index=index, ref=item.ref, errors=problems))
             continue
