@@ -25,6 +25,7 @@ from tests.webhooks.helpers import (
 from tests.webhooks.receiver import Receiver
 from xiaopu.kit.clock import Clock
 from xiaopu.models import DeliveryStatus, EndpointStatus
+from xiaopu.webhooks.service import MAX_ENDPOINTS
 
 ENDPOINT_FIELDS = {
     "id",
@@ -101,6 +102,23 @@ async def test_list_is_paginated_newest_first(client: httpx.AsyncClient) -> None
     )
     assert [e["id"] for e in second.json()["items"]] == ids[:1]
     assert second.json()["next_cursor"] is None
+
+
+async def test_a_supplier_has_at_most_its_endpoint_limit(client: httpx.AsyncClient) -> None:
+    # Each event fans out to every subscribed endpoint: the limit bounds one event's deliveries.
+    supplier_id, owner = await supplier(client)
+    made = [(await new_endpoint(client, supplier_id, owner))["id"] for _ in range(MAX_ENDPOINTS)]
+    body = {"url": "https://h.example.com/hook", "event_types": [CREATED]}
+    refused = await client.post(endpoints_url(supplier_id), json=body, headers=owner)
+    problem = assert_problem(refused, 409, "too_many_webhook_endpoints")
+    assert problem["max_endpoints"] == MAX_ENDPOINTS
+    # Another supplier's limit is its own; deleting one makes room again.
+    other_id, other_owner = await supplier(client)
+    await new_endpoint(client, other_id, other_owner)
+    deleted = await client.delete(f"{endpoints_url(supplier_id)}/{made[0]}", headers=owner)
+    assert deleted.status_code == 204
+    again = await client.post(endpoints_url(supplier_id), json=body, headers=owner)
+    assert again.status_code == 201, again.text
 
 
 INVALID_BODIES: list[tuple[dict[str, Any], str]] = [

@@ -38,6 +38,8 @@ async def create_webhook_endpoint(
     session: DbSession,
     settings: AppSettings,
 ) -> EndpointWithSecret:
+    """Add an endpoint for the event types named (at most 16 a supplier, 409
+    `too_many_webhook_endpoints` beyond); its signing secret is shown in this answer only."""
     return await service.create_endpoint(
         session, caller.supplier_id, body, allow_http=settings.webhook_allow_loopback
     )

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.db import Deferred, defer, raw_connection
@@ -24,6 +24,20 @@ from xiaopu.models import (
 
 def _endpoints(owner_id: uuid.UUID) -> Select[WebhookEndpoint]:
     return select(WebhookEndpoint).where(WebhookEndpoint.owner_id == owner_id)
+
+
+async def count_endpoints(session: AsyncSession, owner_id: uuid.UUID) -> int:
+    """How many endpoints the owner has, counted under a transaction-scoped advisory lock on the
+    owner's endpoints, so that two creations at once cannot both pass a limit."""
+    await session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"endpoints:{owner_id}", 0)))
+    )
+    stmt = (
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.owner_id == owner_id)
+    )
+    return int(await session.scalar(stmt) or 0)
 
 
 async def endpoint(

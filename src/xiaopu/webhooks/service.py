@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu import queue
-from xiaopu.errors import AppError, NotFound
+from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import Page, PageParams, id_page
@@ -104,9 +104,21 @@ def _new_secret() -> str:
 # Endpoints ------------------------------------------------------------------------------------
 
 
+# Endpoints one supplier may have: every event fans out to each subscribed one, so this bounds
+# the deliveries (and replays) one event can cause.
+MAX_ENDPOINTS = 16
+
+
+class TooManyEndpoints(Conflict):
+    code = "too_many_webhook_endpoints"
+    title = f"A supplier has at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+
+
 async def create_endpoint(
     session: AsyncSession, owner_id: uuid.UUID, data: EndpointCreate, *, allow_http: bool
 ) -> EndpointWithSecret:
+    if await repository.count_endpoints(session, owner_id) >= MAX_ENDPOINTS:
+        raise TooManyEndpoints(extra={"max_endpoints": MAX_ENDPOINTS})
     endpoint = WebhookEndpoint(
         owner_id=owner_id,
         url=_check_scheme(str(data.url), allow_http=allow_http),
