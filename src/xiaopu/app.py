@@ -261,7 +261,9 @@ def _route(router: APIRouter, path: str, method: str) -> APIRoute:
 def _share_links(app: XiaopuApp) -> None:
     settings: Settings = app.state.settings
     app.state.link_cache = LinkCache(app.state.sessionmaker, settings)
-    app.state.clicks = ClickRecorder(app.state.sessionmaker, max_buffer=settings.click_buffer_max)
+    app.state.clicks = ClickRecorder(
+        app.state.sessionmaker, max_buffer=settings.click_buffer_max, zone=settings.zone
+    )
     app.share_links = ShareLinks(settings, app.state.link_cache, app.state.clicks)
 
 

@@ -14,7 +14,7 @@ import struct
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -165,23 +165,45 @@ def referrer_host(referer: bytes | None) -> str | None:
 
 _DAY_MICROS = 86_400_000_000
 _POSIX_EPOCH = date(1970, 1, 1)
+# Offsets from UTC change only on quarter hours (every zone's transitions fall on them), so one
+# lookup serves every click of the same quarter hour.
+_QUARTER_MICROS = 900_000_000
 
 
-def _day(at: float, days: dict[int, date]) -> date:
-    """The UTC day of a click's created_at, made once per day number in a batch."""
-    number = _micros(at) // _DAY_MICROS
-    day = days.get(number)
-    if day is None:
-        day = days[number] = _POSIX_EPOCH + timedelta(days=number)
-    return day
+class LocalDays:
+    """The local day (in the platform's time zone) of a click's created_at, made once per
+    quarter hour and day number in a batch."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self._zone = zone
+        self._offsets: dict[int, int] = {}
+        self._days: dict[int, date] = {}
+
+    def __call__(self, at: float) -> date:
+        micros = _micros(at)
+        quarter = micros // _QUARTER_MICROS
+        offset = self._offsets.get(quarter)
+        if offset is None:
+            delta = datetime.fromtimestamp(quarter * 900, UTC).astimezone(self._zone).utcoffset()
+            offset = self._offsets[quarter] = (
+                0 if delta is None else delta // timedelta(microseconds=1)
+            )
+        number = (micros + offset) // _DAY_MICROS
+        day = self._days.get(number)
+        if day is None:
+            day = self._days[number] = _POSIX_EPOCH + timedelta(days=number)
+        return day
 
 
+# A link's clicks and unique visitors of a day, and its shop's (the sum of its links'), in the
+# transaction that stores the clicks.
 _STATS_SQL = text(
     """
     WITH fresh AS (
-        SELECT link_id, day, visitor_id
-        FROM unnest(CAST(:links AS uuid[]), CAST(:days AS date[]), CAST(:visitors AS text[]))
-            AS t(link_id, day, visitor_id)
+        SELECT link_id, shop_id, product_id, day, visitor_id
+        FROM unnest(CAST(:links AS uuid[]), CAST(:shops AS uuid[]), CAST(:products AS uuid[]),
+            CAST(:days AS date[]), CAST(:visitors AS text[]))
+            AS t(link_id, shop_id, product_id, day, visitor_id)
     ), new_visitors AS (
         INSERT INTO link_daily_visitors (link_id, day, visitor_id)
         SELECT DISTINCT link_id, day, visitor_id FROM fresh
@@ -190,14 +212,25 @@ _STATS_SQL = text(
     ), uniques AS (
         SELECT link_id, day, count(*) AS n FROM new_visitors GROUP BY link_id, day
     ), counted AS (
-        SELECT link_id, day, count(*) AS n FROM fresh GROUP BY link_id, day
+        SELECT link_id, min(shop_id::text)::uuid AS shop_id,
+            min(product_id::text)::uuid AS product_id, day, count(*) AS n
+        FROM fresh GROUP BY link_id, day
+    ), stats AS (
+        SELECT counted.*, coalesce(uniques.n, 0) AS visitors
+        FROM counted LEFT JOIN uniques USING (link_id, day)
+    ), links AS (
+        INSERT INTO link_daily_stats (link_id, day, shop_id, product_id, clicks, unique_visitors)
+        SELECT link_id, day, shop_id, product_id, n, visitors FROM stats
+        ON CONFLICT (link_id, day) DO UPDATE SET
+            clicks = link_daily_stats.clicks + EXCLUDED.clicks,
+            unique_visitors = link_daily_stats.unique_visitors + EXCLUDED.unique_visitors
     )
-    INSERT INTO link_daily_stats (link_id, day, clicks, unique_visitors)
-    SELECT counted.link_id, counted.day, counted.n, coalesce(uniques.n, 0)
-    FROM counted LEFT JOIN uniques USING (link_id, day)
-    ON CONFLICT (link_id, day) DO UPDATE SET
-        clicks = link_daily_stats.clicks + EXCLUDED.clicks,
-        unique_visitors = link_daily_stats.unique_visitors + EXCLUDED.unique_visitors
+    INSERT INTO shop_daily_traffic (shop_id, day, clicks, unique_visitors)
+    SELECT shop_id, day, sum(n), sum(visitors) FROM stats GROUP BY shop_id, day
+    ORDER BY shop_id, day
+    ON CONFLICT (shop_id, day) DO UPDATE SET
+        clicks = shop_daily_traffic.clicks + EXCLUDED.clicks,
+        unique_visitors = shop_daily_traffic.unique_visitors + EXCLUDED.unique_visitors
     """
 )
 
@@ -218,8 +251,11 @@ class ClickRecorder:
         max_buffer: int,
         flush_interval: float = 0.5,
         max_visitors_tracked: int = 200_000,
+        zone: tzinfo = UTC,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # Days are counted in the platform's time zone: the days people read.
+        self._zone = zone
         self._max_buffer = max_buffer
         self._flush_interval = flush_interval
         self._buffer: list[Pending] = []
@@ -298,7 +334,7 @@ class ClickRecorder:
 
     async def _write(self, batch: list[Pending], *, already_stored_possible: bool = False) -> None:
         counted = [click for click in batch if not click[6]]
-        days: dict[int, date] = {}
+        days = LocalDays(self._zone)
         async with self._sessionmaker() as session:
             raw = await raw_connection(session)
             # The slow path, for that rare case only, goes through a staging table to skip the
@@ -315,7 +351,9 @@ class ClickRecorder:
                     _STATS_SQL,
                     {
                         "links": [click[2].link_id for click in counted],
-                        "days": [_day(click[1], days) for click in counted],
+                        "shops": [click[2].shop_id for click in counted],
+                        "products": [click[2].product_id for click in counted],
+                        "days": [days(click[1]) for click in counted],
                         "visitors": [click[3] for click in counted],
                     },
                 )

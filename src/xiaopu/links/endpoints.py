@@ -67,10 +67,12 @@ async def get_link_stats(
     link_id: uuid.UUID,
     person: CurrentPerson,
     session: DbSession,
+    settings: AppSettings,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> LinkStats:
-    """Clicks and unique visitors per day, from counters kept as clicks are written."""
-    return await service.link_stats(session, person.account_id, link_id, days)
+    """Clicks and unique visitors per local day (`XIAOPU_TIME_ZONE`), today included, from
+    counters kept as clicks are written."""
+    return await service.link_stats(session, person.account_id, link_id, days, settings.zone)
 
 
 @router.get(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 
 import segno
 from sqlalchemy.exc import IntegrityError
@@ -120,10 +120,10 @@ async def share_kit(
 
 
 async def link_stats(
-    session: AsyncSession, account_id: uuid.UUID, link_id: uuid.UUID, days: int
+    session: AsyncSession, account_id: uuid.UUID, link_id: uuid.UUID, days: int, zone: tzinfo
 ) -> LinkStats:
     link = await _link(session, account_id, link_id)
-    since = (utcnow() - timedelta(days=days - 1)).date()
+    since = utcnow().astimezone(zone).date() - timedelta(days=days - 1)
     rows = await repository.daily_stats(session, [link.id], since)
     return LinkStats(
         link_id=link.id,

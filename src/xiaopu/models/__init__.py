@@ -7,6 +7,16 @@ from xiaopu.models.base import Base
 from xiaopu.models.catalogue import Category, Product, ProductStatus, Variant
 from xiaopu.models.exports import ExportStatus, StatementExport, StatementExportChunk
 from xiaopu.models.idempotency import IdempotencyKey
+from xiaopu.models.insights import (
+    PlatformDaily,
+    PlatformSalesDaily,
+    RollupChange,
+    SalesDaily,
+    ShopDaily,
+    ShopDailyTraffic,
+    SupplierDaily,
+    VariantDaily,
+)
 from xiaopu.models.ledger import (
     Commission,
     CommissionEvent,
@@ -94,6 +104,8 @@ __all__ = [
     "PaymentStatus",
     "PayoutBatch",
     "PayoutMethod",
+    "PlatformDaily",
+    "PlatformSalesDaily",
     "Product",
     "ProductStatus",
     "RefreshToken",
@@ -103,6 +115,8 @@ __all__ = [
     "RefundStatus",
     "Return",
     "ReturnStatus",
+    "RollupChange",
+    "SalesDaily",
     "SandboxPayout",
     "Settlement",
     "SettlementClose",
@@ -110,11 +124,14 @@ __all__ = [
     "SettlementLineKind",
     "ShareLink",
     "Shop",
+    "ShopDaily",
+    "ShopDailyTraffic",
     "ShopLevel",
     "ShopProduct",
     "StatementExport",
     "StatementExportChunk",
     "Supplier",
+    "SupplierDaily",
     "SupplierMember",
     "SupplierOrder",
     "SupplierOrderStatus",
@@ -122,6 +139,7 @@ __all__ = [
     "SupplierPayoutStatus",
     "SupplierStatus",
     "Variant",
+    "VariantDaily",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

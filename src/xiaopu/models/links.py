@@ -50,11 +50,19 @@ class Click(Base):
 
 
 class LinkDailyStats(Base):
+    """A link's clicks and unique visitors per local day (of the platform's time zone), with
+    its shop and product so a shop's dashboard reads them by shop and day."""
+
     __tablename__ = "link_daily_stats"
-    __table_args__ = (PrimaryKeyConstraint("link_id", "day"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("link_id", "day"),
+        Index(None, "shop_id", "day"),
+    )
 
     link_id: Mapped[uuid.UUID]
     day: Mapped[date] = mapped_column(Date)
+    shop_id: Mapped[uuid.UUID]
+    product_id: Mapped[uuid.UUID | None]
     clicks: Mapped[int] = mapped_column(Integer, default=0)
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0)
 

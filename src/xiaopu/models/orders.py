@@ -99,6 +99,9 @@ class Order(IdMixin, TimestampMixin, Base):
         # out of the index instead of filling it with NULLs on every checkout.
         Index(None, "buyer_account_id", "id", postgresql_where="buyer_account_id IS NOT NULL"),
         Index(None, "shop_id", "id"),
+        # A shop's orders of a local day, as the dashboards' rollup recomputes them; unpaid
+        # orders stay out (checkout writes no entry).
+        Index("ix_orders_shop_paid", "shop_id", "paid_at", postgresql_where="paid_at IS NOT NULL"),
         # The expiry job's queue: only unpaid orders are in this index.
         Index(
             "ix_orders_pending_expiry",
@@ -147,6 +150,13 @@ class SupplierOrder(IdMixin, TimestampMixin, Base):
         CheckConstraint("total_minor = items_minor + shipping_minor", name="total_adds_up"),
         CheckConstraint("refunded_minor <= total_minor", name="refund_within_total"),
         Index(None, "supplier_id", "status", "id"),
+        # A supplier's orders of a local day, for the dashboards' rollup.
+        Index(
+            "ix_supplier_orders_supplier_paid",
+            "supplier_id",
+            "paid_at",
+            postgresql_where="paid_at IS NOT NULL",
+        ),
         # Carrier callbacks find shipped supplier orders; unshipped ones stay out of the index.
         Index(None, "carrier", "tracking_number", postgresql_where="carrier IS NOT NULL"),
         # The completion job's queue.

@@ -27,7 +27,11 @@ class ShopLevel(enum.StrEnum):
 
 class Shop(IdMixin, TimestampMixin, Base):
     __tablename__ = "shops"
-    __table_args__ = (CheckConstraint("completed_sales >= 0", name="completed_sales_range"),)
+    __table_args__ = (
+        CheckConstraint("completed_sales >= 0", name="completed_sales_range"),
+        # Shops opened per local day (the operators' dashboard).
+        Index(None, "created_at"),
+    )
 
     owner_account_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), unique=True

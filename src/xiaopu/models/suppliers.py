@@ -34,6 +34,8 @@ class Supplier(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("shipping_fee_minor >= 0", name="shipping_fee_not_negative"),
         CheckConstraint("shipping_currency ~ '^[A-Z]{3}$'", name="shipping_currency_code"),
+        # Suppliers joined per local day (the operators' dashboard).
+        Index(None, "created_at"),
     )
 
     name: Mapped[str] = mapped_column(String(120))
