@@ -115,6 +115,7 @@ def upgrade() -> None:
         sa.Column("earnings_reversed_minor", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("shop_id", "day", "currency", name=op.f("pk_shop_daily")),
     )
+    op.create_index(op.f("ix_shop_daily_day"), "shop_daily", ["day"])
     op.create_table(
         "shop_daily_traffic",
         sa.Column("shop_id", sa.Uuid(), nullable=False),
@@ -123,6 +124,7 @@ def upgrade() -> None:
         sa.Column("unique_visitors", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("shop_id", "day", name=op.f("pk_shop_daily_traffic")),
     )
+    op.create_index(op.f("ix_shop_daily_traffic_day"), "shop_daily_traffic", ["day"])
     op.create_table(
         "supplier_daily",
         sa.Column("supplier_id", sa.Uuid(), nullable=False),
@@ -138,6 +140,7 @@ def upgrade() -> None:
         sa.Column("platform_fee_minor", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("supplier_id", "day", "currency", name=op.f("pk_supplier_daily")),
     )
+    op.create_index(op.f("ix_supplier_daily_day"), "supplier_daily", ["day"])
     op.create_table(
         "variant_daily",
         sa.Column("variant_id", sa.Uuid(), nullable=False),
@@ -211,8 +214,11 @@ def downgrade() -> None:
     op.drop_column("link_daily_stats", "shop_id")
     op.drop_index(op.f("ix_variant_daily_supplier_id"), table_name="variant_daily")
     op.drop_table("variant_daily")
+    op.drop_index(op.f("ix_supplier_daily_day"), table_name="supplier_daily")
     op.drop_table("supplier_daily")
+    op.drop_index(op.f("ix_shop_daily_traffic_day"), table_name="shop_daily_traffic")
     op.drop_table("shop_daily_traffic")
+    op.drop_index(op.f("ix_shop_daily_day"), table_name="shop_daily")
     op.drop_table("shop_daily")
     op.drop_index(op.f("ix_sales_daily_supplier_id"), table_name="sales_daily")
     op.drop_table("sales_daily")

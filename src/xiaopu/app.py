@@ -28,6 +28,9 @@ from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from xiaopu.health.endpoints import router as health_router
 from xiaopu.idempotency.service import Replay, document_required_keys, replay_stored_response
+from xiaopu.insights.endpoints import operator_router as operator_dashboards_router
+from xiaopu.insights.endpoints import router as dashboards_router
+from xiaopu.insights.endpoints import supplier_router as supplier_dashboards_router
 from xiaopu.kit.metrics_http import MetricsServer
 from xiaopu.kit.ratelimit import Limiter
 from xiaopu.links.clicks import ClickRecorder
@@ -217,6 +220,10 @@ def create_app(
     app.include_router(operator_commissions_router)
     app.include_router(payouts_router)
     app.include_router(operator_payouts_router)
+    # Before shops_router, whose /v1/shops/{slug}/... would otherwise be tried first.
+    app.include_router(dashboards_router)
+    app.include_router(supplier_dashboards_router)
+    app.include_router(operator_dashboards_router)
     app.include_router(shops_router)
     app.include_router(fulfilment_router)
     app.include_router(payments_router)

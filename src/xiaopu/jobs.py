@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from xiaopu.commissions import jobs as commission_jobs
 from xiaopu.idempotency import jobs as idempotency_jobs
+from xiaopu.insights import jobs as insights_jobs
 from xiaopu.ledger import jobs as ledger_jobs
 from xiaopu.links import partitions
 from xiaopu.orders import jobs as order_jobs
@@ -114,6 +115,14 @@ def schedules() -> list[Schedule]:
             commission_jobs.purge,
             "Delete the CSV of statement exports past `statement_export_retention_hours` "
             "(1,000 exports a run) and mark them expired.",
+        ),
+        Schedule(
+            insights_jobs.ROLLUP_JOB,
+            "* * * * *",
+            insights_jobs.run_rollup,
+            "Fold the orders whose figures changed (logged by triggers) into the dashboards' "
+            "daily rollups, 5,000 a run, and refresh the platform's today and yesterday; a full "
+            "batch queues the next run at once.",
         ),
         Schedule(
             "ledger.reconcile",

@@ -70,7 +70,8 @@ class ShopDaily(_Earnings, Base):
     money refunded and earnings."""
 
     __tablename__ = "shop_daily"
-    __table_args__ = (PrimaryKeyConstraint("shop_id", "day", "currency"),)
+    # By day: the platform's day sums every shop's.
+    __table_args__ = (PrimaryKeyConstraint("shop_id", "day", "currency"), Index(None, "day"))
 
     shop_id: Mapped[uuid.UUID]
     day: Mapped[date] = mapped_column(Date)
@@ -86,7 +87,7 @@ class ShopDailyTraffic(Base):
     flusher in the transaction that stores the clicks."""
 
     __tablename__ = "shop_daily_traffic"
-    __table_args__ = (PrimaryKeyConstraint("shop_id", "day"),)
+    __table_args__ = (PrimaryKeyConstraint("shop_id", "day"), Index(None, "day"))
 
     shop_id: Mapped[uuid.UUID]
     day: Mapped[date] = mapped_column(Date)
@@ -99,7 +100,7 @@ class SupplierDaily(Base):
     GMV, sales at the supplier's price, what was given back, and platform fees."""
 
     __tablename__ = "supplier_daily"
-    __table_args__ = (PrimaryKeyConstraint("supplier_id", "day", "currency"),)
+    __table_args__ = (PrimaryKeyConstraint("supplier_id", "day", "currency"), Index(None, "day"))
 
     supplier_id: Mapped[uuid.UUID]
     day: Mapped[date] = mapped_column(Date)

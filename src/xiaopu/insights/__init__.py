@@ -1,0 +1,1 @@
+"""Insights: the dashboards of shopkeepers, suppliers and operators, read from daily rollups."""
