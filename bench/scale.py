@@ -29,9 +29,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -50,12 +51,14 @@ from bench.scale_build import (
     K_PRODUCT,
     K_SHOP,
     K_SUPPLIER,
+    ZONE,
     Volumes,
     build,
     database_name,
     is_complete,
     link_code,
     product_of_order,
+    roll_up,
     supplier_of_product,
     xid,
 )
@@ -135,6 +138,24 @@ def _targets(v: Volumes, tenants: list[Tenant], statement_days: int) -> list[Tar
             "/v1/operator/refunds": [("", "/v1/operator/refunds", "operator")],
             "/v1/operator/returns": [("", "/v1/operator/returns", "operator")],
             "/v1/operator/suppliers": [("", "/v1/operator/suppliers", "operator")],
+            "/v1/operator/dashboard": [("", "/v1/operator/dashboard", "operator")],
+            "/v1/shops/mine/dashboard": [("", "/v1/shops/mine/dashboard", "shop")],
+            "/v1/shops/mine/dashboard/links": [("", "/v1/shops/mine/dashboard/links", "shop")],
+            "/v1/shops/mine/dashboard/products": [
+                ("", "/v1/shops/mine/dashboard/products", "shop")
+            ],
+            "/v1/suppliers/{supplier_id}/dashboard": [
+                ("", f"/v1/suppliers/{sup}/dashboard", "supplier")
+            ],
+            "/v1/suppliers/{supplier_id}/dashboard/products": [
+                ("", f"/v1/suppliers/{sup}/dashboard/products", "supplier")
+            ],
+            "/v1/suppliers/{supplier_id}/dashboard/products/{product_id}/shops": [
+                ("", f"/v1/suppliers/{sup}/dashboard/products/{product}/shops", "supplier")
+            ],
+            "/v1/suppliers/{supplier_id}/dashboard/stock": [
+                ("", f"/v1/suppliers/{sup}/dashboard/stock", "supplier")
+            ],
             "/v1/orders": [("", "/v1/orders", "shop")],
             "/v1/shops/mine": [("", "/v1/shops/mine", "shop")],
             "/v1/shops/mine/commissions": [("", "/v1/shops/mine/commissions", "shop")],
@@ -501,6 +522,13 @@ async def _ensure_database(server: str, v: Volumes, drop: bool) -> str:
     finally:
         await conn.close()
     print(f"built {name} in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    engine = create_engine(_settings(url).model_copy(update={"db_statement_timeout_ms": 0}))
+    try:
+        taken = await roll_up(create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+    print(f"rolled up {taken} orders for the dashboards in {time.perf_counter() - started:.1f} s")
     if v.scale <= RECONCILE_UP_TO:
         settings = _settings(url).model_copy(update={"db_statement_timeout_ms": 0})
         engine = create_engine(settings)
@@ -563,8 +591,10 @@ async def _now(url: str) -> datetime:
 
 
 async def _forget_clicks(url: str, since: datetime) -> None:
-    """Take back the clicks this run's redirects recorded, and their links' daily counts, so
-    that the kept database measures the same from run to run."""
+    """Take back the clicks this run's redirects recorded, and their links' and shops' daily
+    counts (local days, as the app keeps them), so that the kept database measures the same
+    from run to run."""
+    local = f"(created_at AT TIME ZONE '{ZONE}')::date"
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
@@ -574,7 +604,7 @@ async def _forget_clicks(url: str, since: datetime) -> None:
                 since,
             )
             ids = [r["link_id"] for r in links]
-            day = since.astimezone(UTC).date()
+            day = since.astimezone(ZoneInfo(ZONE)).date()
             for table in ("link_daily_visitors", "link_daily_stats"):
                 await conn.execute(
                     f"DELETE FROM {table} WHERE link_id = ANY($1) AND day >= $2",
@@ -583,18 +613,32 @@ async def _forget_clicks(url: str, since: datetime) -> None:
                 )
             await conn.execute(
                 "INSERT INTO link_daily_visitors (link_id, day, visitor_id) "
-                "SELECT DISTINCT link_id, (created_at AT TIME ZONE 'UTC')::date, visitor_id "
-                "FROM clicks WHERE link_id = ANY($1) "
-                "AND (created_at AT TIME ZONE 'UTC')::date >= $2",
+                f"SELECT DISTINCT link_id, {local}, visitor_id "
+                f"FROM clicks WHERE link_id = ANY($1) AND {local} >= $2",
                 ids,
                 day,
             )
             await conn.execute(
-                "INSERT INTO link_daily_stats (link_id, day, clicks, unique_visitors) "
-                "SELECT link_id, (created_at AT TIME ZONE 'UTC')::date, count(*), "
-                "count(DISTINCT visitor_id) FROM clicks "
-                "WHERE link_id = ANY($1) AND (created_at AT TIME ZONE 'UTC')::date >= $2 "
-                "GROUP BY 1, 2",
+                "INSERT INTO link_daily_stats (link_id, day, shop_id, product_id, clicks, "
+                "unique_visitors) "
+                "SELECT c.link_id, c.day, l.shop_id, l.product_id, c.n, c.v FROM ("
+                f"SELECT link_id, {local} AS day, count(*) AS n, count(DISTINCT visitor_id) AS v "
+                f"FROM clicks WHERE link_id = ANY($1) AND {local} >= $2 GROUP BY 1, 2) c "
+                "JOIN share_links l ON l.id = c.link_id",
+                ids,
+                day,
+            )
+            await conn.execute(
+                "DELETE FROM shop_daily_traffic WHERE day >= $2 AND shop_id IN "
+                "(SELECT shop_id FROM share_links WHERE id = ANY($1))",
+                ids,
+                day,
+            )
+            await conn.execute(
+                "INSERT INTO shop_daily_traffic (shop_id, day, clicks, unique_visitors) "
+                "SELECT shop_id, day, sum(clicks), sum(unique_visitors) FROM link_daily_stats "
+                "WHERE day >= $2 AND shop_id IN (SELECT shop_id FROM share_links "
+                "WHERE id = ANY($1)) GROUP BY shop_id, day",
                 ids,
                 day,
             )

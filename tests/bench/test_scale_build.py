@@ -17,8 +17,10 @@ from bench.scale_build import (
     build,
     is_complete,
     link_code,
+    roll_up,
     xid,
 )
+from sqlalchemy import text
 
 from tests.conftest import make_settings
 from xiaopu.app import create_app
@@ -89,6 +91,14 @@ async def test_scale_build_keeps_constraints_and_books_and_serves_reads(fresh_db
     try:
         async with sessionmaker() as session:
             assert await ledger.reconcile(session) == 0  # counters equal entries, all balance
+            paid = await session.scalar(
+                text("SELECT count(*) FROM orders WHERE paid_at IS NOT NULL")
+            )
+        assert await roll_up(sessionmaker) == paid
+        # The dashboards' rollups say what the orders say.
+        async with sessionmaker() as session:
+            rolled = await session.scalar(text("SELECT sum(orders) FROM shop_daily"))
+            assert rolled == paid
         app = create_app(settings, sessionmaker=sessionmaker)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
