@@ -37,6 +37,7 @@ from xiaopu.commissions.service import NothingHeld
 from xiaopu.config import Settings
 from xiaopu.db import create_engine
 from xiaopu.errors import AppError
+from xiaopu.insights import rollup
 from xiaopu.kit.clock import clock
 from xiaopu.kit.money import shop_price
 from xiaopu.ledger import service as ledger
@@ -1113,6 +1114,21 @@ class MoneyMachine(RuleBasedStateMachine):
                 w.status = "failed" if _fails_at_sandbox(w.amount) else "paid"
                 event(f"payout {w.status}{' on retry' if w.retried else ''}")
 
+    @rule()
+    def dashboards_agree(self) -> None:
+        """The dashboards' rollup folds in whatever the steps so far changed; then the shop's
+        and the suppliers' daily rollups say exactly what their orders, lines and commission
+        lines say, summed here over their whole history in one go."""
+        taken = self._run(lambda s: rollup.run(s, self.settings.zone, batch=1_000_000))
+        assert taken is not None
+        zone = rollup.zone_name(self.settings.zone)
+        shop = self.keeper.shop_id
+        assert self._rows(SHOP_ROLLED, shop=shop) == self._rows(SHOP_DIRECT, shop=shop, zone=zone)
+        suppliers = self.world.suppliers
+        assert self._rows(SUPPLIER_ROLLED, suppliers=suppliers) == self._rows(
+            SUPPLIER_DIRECT, suppliers=suppliers, zone=zone
+        )
+
     @precondition(lambda self: self._retryable_withdrawals())
     @rule(data=st.data())
     def retry_withdrawal(self, data: st.DataObject) -> None:
@@ -1578,6 +1594,55 @@ SELECT
         OR coalesce(moved.total, 0) <> s.payout_minor
         OR coalesce(paid.total, 0) <> CASE p.status WHEN 'paid' THEN p.amount_minor ELSE 0 END
   ) t) AS untransferred
+"""
+
+
+# A shop's days as the rollup keeps them, and as its orders and commission lines say.
+SHOP_ROLLED = """
+    SELECT day, currency, orders, completed_orders, gmv_minor, refunds_minor,
+        earnings_pending_minor, earnings_held_minor, earnings_available_minor,
+        earnings_paid_minor, earnings_forfeited_minor, earnings_reversed_minor
+    FROM shop_daily WHERE shop_id = :shop ORDER BY day, currency
+"""
+SHOP_DIRECT = """
+    WITH o AS (
+        SELECT id, currency, (paid_at AT TIME ZONE :zone)::date AS day, sale_counted_at,
+            items_minor, refunded_minor
+        FROM orders WHERE shop_id = :shop AND paid_at IS NOT NULL
+    ), e AS (
+        SELECT o.day, o.currency,
+            sum(c.accrued_minor - c.reversed_minor) FILTER (WHERE c.status = 'pending') AS p,
+            sum(c.accrued_minor - c.reversed_minor) FILTER (WHERE c.status = 'held') AS h,
+            sum(c.accrued_minor - c.reversed_minor) FILTER (WHERE c.status = 'available') AS a,
+            sum(c.accrued_minor - c.reversed_minor) FILTER (WHERE c.status = 'paid') AS pd,
+            sum(c.accrued_minor - c.reversed_minor) FILTER (WHERE c.status = 'forfeited') AS f,
+            sum(c.reversed_minor) AS r
+        FROM o JOIN commissions c ON c.order_id = o.id
+        WHERE c.beneficiary = 'shop' AND c.order_line_id IS NOT NULL
+        GROUP BY o.day, o.currency
+    )
+    SELECT day, currency, n, completed, items, refunded, coalesce(e.p, 0), coalesce(e.h, 0),
+        coalesce(e.a, 0), coalesce(e.pd, 0), coalesce(e.f, 0), coalesce(e.r, 0)
+    FROM (
+        SELECT day, currency, count(*) AS n, count(sale_counted_at) AS completed,
+            sum(items_minor) AS items, sum(refunded_minor) AS refunded
+        FROM o GROUP BY day, currency
+    ) d LEFT JOIN e USING (day, currency)
+    ORDER BY day, currency
+"""
+SUPPLIER_ROLLED = """
+    SELECT supplier_id, day, currency, orders, completed_orders, units, refunded_units,
+        sales_minor
+    FROM supplier_daily WHERE supplier_id = ANY(:suppliers) ORDER BY supplier_id, day, currency
+"""
+SUPPLIER_DIRECT = """
+    SELECT so.supplier_id, (so.paid_at AT TIME ZONE :zone)::date AS day, so.currency,
+        count(DISTINCT so.id), count(DISTINCT so.id) FILTER (WHERE so.status = 'completed'),
+        sum(l.quantity), sum(l.returned_quantity), sum(l.base_minor)
+    FROM supplier_orders so JOIN order_lines l ON l.supplier_order_id = so.id
+    WHERE so.supplier_id = ANY(:suppliers) AND so.paid_at IS NOT NULL
+    GROUP BY so.supplier_id, day, so.currency
+    ORDER BY so.supplier_id, day, so.currency
 """
 
 
