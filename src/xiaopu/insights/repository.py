@@ -49,40 +49,89 @@ async def shop_days(
     return (await session.scalars(stmt)).all()
 
 
-async def link_traffic(
-    session: AsyncSession, shop_id: uuid.UUID, since: date, until: date, *, by_product: bool
-) -> Sequence[Any]:
-    """(key, clicks, unique visitors) per link, or per product of the shop's product links."""
+def _traffic(shop_id: uuid.UUID, since: date, until: date, by_product: bool) -> Any:
     key = LinkDailyStats.product_id if by_product else LinkDailyStats.link_id
     stmt = (
-        select(key, func.sum(LinkDailyStats.clicks), func.sum(LinkDailyStats.unique_visitors))
+        select(
+            key.label("key"),
+            func.sum(LinkDailyStats.clicks).label("clicks"),
+            func.sum(LinkDailyStats.unique_visitors).label("visitors"),
+        )
         .where(LinkDailyStats.shop_id == shop_id, LinkDailyStats.day.between(since, until))
         .group_by(key)
     )
     if by_product:
         stmt = stmt.where(LinkDailyStats.product_id.is_not(None))
+    return stmt.subquery("traffic")
+
+
+def _shop_sales(
+    shop_id: uuid.UUID, since: date, until: date, by_product: bool, keys: Sequence[uuid.UUID] | None
+) -> Any:
+    key = SalesDaily.product_id if by_product else SalesDaily.link_id
+    stmt = select(key.label("key")).where(
+        SalesDaily.shop_id == shop_id, SalesDaily.day.between(since, until)
+    )
+    if keys is not None:
+        stmt = stmt.where(key.in_(keys))
+    return stmt, key
+
+
+async def shop_ranking(
+    session: AsyncSession,
+    shop_id: uuid.UUID,
+    since: date,
+    until: date,
+    *,
+    by_product: bool,
+    sort: str,
+    limit: int | None,
+) -> Sequence[Any]:
+    """(key, clicks, visitors, orders, units, refunded units) per link (NO_LINK for sales
+    through none) or product, ranked by `sort` in the database: only the top rows come back."""
+    traffic = _traffic(shop_id, since, until, by_product)
+    sales_stmt, key = _shop_sales(shop_id, since, until, by_product, None)
+    sales = (
+        sales_stmt.add_columns(
+            func.sum(SalesDaily.orders).label("orders"),
+            func.sum(SalesDaily.units).label("units"),
+            func.sum(SalesDaily.refunded_units).label("refunded"),
+        )
+        .group_by(key)
+        .subquery("sales")
+    )
+    merged_key = func.coalesce(traffic.c.key, sales.c.key)
+    columns = {
+        "clicks": func.coalesce(traffic.c.clicks, 0),
+        "visitors": func.coalesce(traffic.c.visitors, 0),
+        "orders": func.coalesce(sales.c.orders, 0),
+        "units": func.coalesce(sales.c.units, 0),
+        "refunded": func.coalesce(sales.c.refunded, 0),
+    }
+    stmt = (
+        select(merged_key, *columns.values())
+        .select_from(traffic.join(sales, traffic.c.key == sales.c.key, full=True))
+        .order_by(columns[sort].desc(), merged_key)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return (await session.execute(stmt)).all()
 
 
-async def shop_sales(
-    session: AsyncSession, shop_id: uuid.UUID, since: date, until: date, *, by_product: bool
+async def shop_money(
+    session: AsyncSession,
+    shop_id: uuid.UUID,
+    since: date,
+    until: date,
+    *,
+    by_product: bool,
+    keys: Sequence[uuid.UUID] | None,
 ) -> Sequence[Any]:
-    """(key, currency, orders, units, refunded units, GMV, standing earnings) per link (NO_LINK
-    for sales through none) or per product."""
-    key = SalesDaily.product_id if by_product else SalesDaily.link_id
-    stmt = (
-        select(
-            key,
-            SalesDaily.currency,
-            func.sum(SalesDaily.orders),
-            func.sum(SalesDaily.units),
-            func.sum(SalesDaily.refunded_units),
-            func.sum(SalesDaily.gmv_minor),
-            func.sum(_STANDING),
-        )
-        .where(SalesDaily.shop_id == shop_id, SalesDaily.day.between(since, until))
-        .group_by(key, SalesDaily.currency)
-    )
+    """(key, currency, GMV, standing earnings) of the keys given (every key: None)."""
+    stmt, key = _shop_sales(shop_id, since, until, by_product, keys)
+    stmt = stmt.add_columns(
+        SalesDaily.currency, func.sum(SalesDaily.gmv_minor), func.sum(_STANDING)
+    ).group_by(key, SalesDaily.currency)
     return (await session.execute(stmt)).all()
 
 
@@ -112,35 +161,64 @@ async def supplier_days(
     return (await session.scalars(stmt)).all()
 
 
-def _supplier_sales(supplier_id: uuid.UUID, since: date, until: date) -> Any:
-    return (
-        func.sum(SalesDaily.orders),
-        func.sum(SalesDaily.units),
-        func.sum(SalesDaily.refunded_units),
+_SUPPLIER_SUMS = (
+    func.sum(SalesDaily.orders).label("orders"),
+    func.sum(SalesDaily.units).label("units"),
+    func.sum(SalesDaily.refunded_units).label("refunded_units"),
+)
+
+
+async def product_ranking(
+    session: AsyncSession,
+    supplier_id: uuid.UUID,
+    since: date,
+    until: date,
+    *,
+    product_id: uuid.UUID | None,
+    sort: str,
+    limit: int | None,
+) -> Sequence[Any]:
+    """(key, orders, units, refunded units) per product of the supplier (or, for one product,
+    per shop that sold it), ranked by `sort` in the database, off ix_sales_daily_supplier_id."""
+    key = SalesDaily.product_id if product_id is None else SalesDaily.shop_id
+    stmt = select(key, *_SUPPLIER_SUMS).where(
+        SalesDaily.supplier_id == supplier_id, SalesDaily.day.between(since, until)
+    )
+    if product_id is not None:
+        stmt = stmt.where(SalesDaily.product_id == product_id)
+    sums = {c.name: c for c in _SUPPLIER_SUMS}
+    stmt = stmt.group_by(key).order_by(sums[sort].desc(), key)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return (await session.execute(stmt)).all()
+
+
+async def product_money(
+    session: AsyncSession,
+    supplier_id: uuid.UUID,
+    since: date,
+    until: date,
+    *,
+    product_id: uuid.UUID | None,
+    keys: Sequence[uuid.UUID] | None,
+) -> Sequence[Any]:
+    """(key, currency, GMV, sales, refunded, fee, shops selling) of the keys given (every key:
+    None): per product, or per shop of one product."""
+    key = SalesDaily.product_id if product_id is None else SalesDaily.shop_id
+    stmt = select(
+        key,
+        SalesDaily.currency,
         func.sum(SalesDaily.gmv_minor),
         func.sum(SalesDaily.sales_minor),
         func.sum(SalesDaily.refunded_minor),
         func.sum(SalesDaily.platform_fee_minor),
-    ), (SalesDaily.supplier_id == supplier_id, SalesDaily.day.between(since, until))
-
-
-async def product_sales(
-    session: AsyncSession, supplier_id: uuid.UUID, since: date, until: date
-) -> Sequence[Any]:
-    """(product, currency, orders, units, refunded units, GMV, sales, refunded, fee, shops
-    selling) per product and currency, off ix_sales_daily_supplier_id."""
-    sums, scope = _supplier_sales(supplier_id, since, until)
-    stmt = (
-        select(
-            SalesDaily.product_id,
-            SalesDaily.currency,
-            *sums,
-            func.count(distinct(SalesDaily.shop_id)),
-        )
-        .where(*scope)
-        .group_by(SalesDaily.product_id, SalesDaily.currency)
-    )
-    return (await session.execute(stmt)).all()
+        func.count(distinct(SalesDaily.shop_id)),
+    ).where(SalesDaily.supplier_id == supplier_id, SalesDaily.day.between(since, until))
+    if product_id is not None:
+        stmt = stmt.where(SalesDaily.product_id == product_id)
+    if keys is not None:
+        stmt = stmt.where(key.in_(keys))
+    return (await session.execute(stmt.group_by(key, SalesDaily.currency))).all()
 
 
 async def shops_carrying(
@@ -152,20 +230,6 @@ async def shops_carrying(
         .group_by(ShopProduct.product_id)
     )
     return {row[0]: int(row[1]) for row in await session.execute(stmt)}
-
-
-async def shops_selling(
-    session: AsyncSession, supplier_id: uuid.UUID, product_id: uuid.UUID, since: date, until: date
-) -> Sequence[Any]:
-    """(shop, currency, orders, units, refunded units, GMV, sales, refunded, fee) per shop that
-    sold the product in the range."""
-    sums, scope = _supplier_sales(supplier_id, since, until)
-    stmt = (
-        select(SalesDaily.shop_id, SalesDaily.currency, *sums)
-        .where(*scope, SalesDaily.product_id == product_id)
-        .group_by(SalesDaily.shop_id, SalesDaily.currency)
-    )
-    return (await session.execute(stmt)).all()
 
 
 async def shop_names(

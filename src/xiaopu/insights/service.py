@@ -175,41 +175,26 @@ async def shop_rows(
     sort: RowSort,
     limit: int | None,
 ) -> ShopRows:
-    """A shop's links (or products) over the range, the top `limit` by `sort` (all: None)."""
-    rows: dict[uuid.UUID, dict[str, Any]] = {}
-
-    def row(key: uuid.UUID) -> dict[str, Any]:
-        return rows.setdefault(
-            key,
-            {"clicks": 0, "visitors": 0, "orders": 0, "units": 0, "refunded": 0, "money": {}},
-        )
-
-    for key, clicks, visitors in await repository.link_traffic(
-        session, shop_id, *_ends(days), by_product=by_product
+    """A shop's links (or products) over the range, the top `limit` by `sort` (all: None),
+    ranked in the database; the money of the rows shown is read for them alone."""
+    ranked = await repository.shop_ranking(
+        session, shop_id, *_ends(days), by_product=by_product, sort=sort, limit=limit
+    )
+    keys = [row[0] for row in ranked]
+    money: dict[uuid.UUID, list[SalesMoney]] = defaultdict(list)
+    for key, currency, gmv, earned in await repository.shop_money(
+        session, shop_id, *_ends(days), by_product=by_product, keys=None if limit is None else keys
     ):
-        r = row(key)
-        r["clicks"], r["visitors"] = int(clicks), int(visitors)
-    for key, currency, orders, units, refunded, gmv, earned in await repository.shop_sales(
-        session, shop_id, *_ends(days), by_product=by_product
-    ):
-        r = row(key)
-        r["orders"] += int(orders)
-        r["units"] += int(units)
-        r["refunded"] += int(refunded)
-        r["money"][currency] = SalesMoney(
-            currency=currency, gmv_minor=int(gmv), earnings_minor=int(earned)
+        money[key].append(
+            SalesMoney(currency=currency, gmv_minor=int(gmv), earnings_minor=int(earned))
         )
-    sort_key = {"clicks": "clicks", "orders": "orders", "units": "units"}[sort]
-    ranked = sorted(rows.items(), key=lambda kv: (-kv[1][sort_key], str(kv[0])))
-    if limit is not None:
-        ranked = ranked[:limit]
-    keys = [k for k, _ in ranked if k != NO_LINK]
+    named = [k for k in keys if k != NO_LINK]
     if by_product:
-        names: dict[uuid.UUID, str | None] = dict(await repository.titles(session, keys))
+        names: dict[uuid.UUID, str | None] = dict(await repository.titles(session, named))
     else:
-        names = await repository.link_labels(session, shop_id, keys)
+        names = await repository.link_labels(session, shop_id, named)
     items = []
-    for key, r in ranked:
+    for key, clicks, visitors, orders, units, refunded in ranked:
         ident: dict[str, Any] = (
             {"product_id": key} if by_product else {"link_id": None if key == NO_LINK else key}
         )
@@ -217,13 +202,13 @@ async def shop_rows(
             ShopRow(
                 **ident,
                 title=names.get(key),
-                clicks=r["clicks"],
-                unique_visitors=r["visitors"],
-                orders=r["orders"],
-                units=r["units"],
-                refunded_units=r["refunded"],
-                conversion_bps=_rate(r["orders"], r["visitors"]),
-                money=[r["money"][c] for c in sorted(r["money"])],
+                clicks=int(clicks),
+                unique_visitors=int(visitors),
+                orders=int(orders),
+                units=int(units),
+                refunded_units=int(refunded),
+                conversion_bps=_rate(int(orders), int(visitors)),
+                money=sorted(money.get(key, []), key=lambda m: m.currency),
             )
         )
     return ShopRows(since=days.since, until=days.until, items=items)
@@ -283,28 +268,29 @@ async def supplier_dashboard(
     )
 
 
-def _sales_rows(
-    rows: Sequence[Any],
-) -> dict[uuid.UUID, dict[str, Any]]:
-    """Rows of (key, currency, orders, units, refunded units, GMV, sales, refunded, fee, ...)
-    merged per key across currencies."""
-    merged: dict[uuid.UUID, dict[str, Any]] = {}
-    for key, currency, orders, units, refunded_units, gmv, sales, refunded, fee, *rest in rows:
-        r = merged.setdefault(
-            key, {"orders": 0, "units": 0, "refunded_units": 0, "money": {}, "shops": 0}
+async def _money_of(
+    session: AsyncSession,
+    supplier_id: uuid.UUID,
+    days: Range,
+    product_id: uuid.UUID | None,
+    keys: list[uuid.UUID] | None,
+) -> tuple[dict[uuid.UUID, list[SupplierMoney]], dict[uuid.UUID, int]]:
+    """Money per key and currency, and the shops that sold each key, for the keys given."""
+    money: dict[uuid.UUID, list[SupplierMoney]] = defaultdict(list)
+    shops: dict[uuid.UUID, int] = defaultdict(int)
+    for key, currency, gmv, sales, refunded, fee, selling in await repository.product_money(
+        session, supplier_id, *_ends(days), product_id=product_id, keys=keys
+    ):
+        money[key].append(
+            _supplier_money(
+                currency,
+                {"gmv": int(gmv), "sales": int(sales), "refunded": int(refunded), "fee": int(fee)},
+            )
         )
-        r["orders"] += int(orders)
-        r["units"] += int(units)
-        r["refunded_units"] += int(refunded_units)
-        r["money"][currency] = {
-            "gmv": int(gmv),
-            "sales": int(sales),
-            "refunded": int(refunded),
-            "fee": int(fee),
-        }
-        if rest:
-            r["shops"] = max(r["shops"], int(rest[0]))
-    return merged
+        shops[key] = max(shops[key], int(selling))
+    for rows in money.values():
+        rows.sort(key=lambda m: m.currency)
+    return money, shops
 
 
 async def product_rows(
@@ -316,11 +302,13 @@ async def product_rows(
     limit: int | None,
 ) -> ProductRows:
     """The supplier's products that sold in the range, top `limit` by `sort` (all: None)."""
-    merged = _sales_rows(await repository.product_sales(session, supplier_id, *_ends(days)))
-    ranked = sorted(merged.items(), key=lambda kv: (-kv[1][sort], str(kv[0])))
-    if limit is not None:
-        ranked = ranked[:limit]
-    keys = [k for k, _ in ranked]
+    ranked = await repository.product_ranking(
+        session, supplier_id, *_ends(days), product_id=None, sort=sort, limit=limit
+    )
+    keys = [row[0] for row in ranked]
+    money, selling = await _money_of(
+        session, supplier_id, days, None, None if limit is None else keys
+    )
     names = await repository.titles(session, keys)
     carrying = await repository.shops_carrying(session, keys)
     return ProductRows(
@@ -330,15 +318,15 @@ async def product_rows(
             ProductRow(
                 product_id=key,
                 title=names.get(key, ""),
-                orders=r["orders"],
-                units=r["units"],
-                refunded_units=r["refunded_units"],
-                return_rate_bps=_rate(r["refunded_units"], r["units"]),
+                orders=int(orders),
+                units=int(units),
+                refunded_units=int(refunded),
+                return_rate_bps=_rate(int(refunded), int(units)),
                 shops_carrying=carrying.get(key, 0),
-                shops_selling=r["shops"],
-                money=[_supplier_money(c, m) for c, m in sorted(r["money"].items())],
+                shops_selling=selling.get(key, 0),
+                money=money.get(key, []),
             )
-            for key, r in ranked
+            for key, orders, units, refunded in ranked
         ],
     )
 
@@ -354,13 +342,14 @@ async def shops_selling(
     """The shops that sold most units of the product in the range."""
     if not await repository.product_of_supplier(session, supplier_id, product_id):
         raise DashboardProductNotFound()
-    merged = _sales_rows(
-        await repository.shops_selling(session, supplier_id, product_id, *_ends(days))
+    ranked = await repository.product_ranking(
+        session, supplier_id, *_ends(days), product_id=product_id, sort="units", limit=limit
     )
-    ranked = sorted(merged.items(), key=lambda kv: (-kv[1]["units"], str(kv[0])))
-    if limit is not None:
-        ranked = ranked[:limit]
-    names = await repository.shop_names(session, [k for k, _ in ranked])
+    keys = [row[0] for row in ranked]
+    money, _ = await _money_of(
+        session, supplier_id, days, product_id, None if limit is None else keys
+    )
+    names = await repository.shop_names(session, keys)
     return ShopsSelling(
         since=days.since,
         until=days.until,
@@ -370,12 +359,12 @@ async def shops_selling(
                 shop_id=key,
                 name=names.get(key, ("", ""))[0],
                 slug=names.get(key, ("", ""))[1],
-                orders=r["orders"],
-                units=r["units"],
-                refunded_units=r["refunded_units"],
-                money=[_supplier_money(c, m) for c, m in sorted(r["money"].items())],
+                orders=int(orders),
+                units=int(units),
+                refunded_units=int(refunded),
+                money=money.get(key, []),
             )
-            for key, r in ranked
+            for key, orders, units, refunded in ranked
         ],
     )
 
