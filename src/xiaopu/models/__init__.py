@@ -15,6 +15,12 @@ from xiaopu.models.ledger import (
     LedgerTransaction,
 )
 from xiaopu.models.links import Click, LinkDailyStats, LinkDailyVisitor, ShareLink
+from xiaopu.models.matching import (
+    Invitation,
+    InvitationStatus,
+    RecommendedShop,
+    ShopRecommendation,
+)
 from xiaopu.models.operators import Operator, OperatorRole
 from xiaopu.models.orders import (
     Attribution,
@@ -78,6 +84,8 @@ __all__ = [
     "Event",
     "ExportStatus",
     "IdempotencyKey",
+    "Invitation",
+    "InvitationStatus",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
@@ -96,6 +104,7 @@ __all__ = [
     "PayoutMethod",
     "Product",
     "ProductStatus",
+    "RecommendedShop",
     "RefreshToken",
     "Refund",
     "RefundLine",
@@ -112,6 +121,7 @@ __all__ = [
     "Shop",
     "ShopLevel",
     "ShopProduct",
+    "ShopRecommendation",
     "StatementExport",
     "StatementExportChunk",
     "Supplier",
