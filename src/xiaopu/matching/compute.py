@@ -175,8 +175,8 @@ _SCRATCH = [
         # Every active shop's smoothed share of activity in every category:
         # (its activity there + PRIOR × the platform's share) / (its activity + PRIOR).
         """WITH cat AS (
-            SELECT category_id, sum(:w * units + clicks) AS activity FROM m_cells
-            JOIN m_shop USING (shop_id) GROUP BY category_id
+            SELECT c.category_id, sum(:w * c.units + c.clicks) AS activity FROM m_cells c
+            JOIN m_shop s ON s.shop_id = c.shop_id GROUP BY c.category_id
         ), cats AS (
             SELECT k.category_id, coalesce(cat.activity, 0) AS activity
             FROM (SELECT category_id FROM cat UNION SELECT category_id FROM m_product) k
@@ -197,8 +197,8 @@ _SCRATCH = [
     (
         "m_band_share",
         """WITH band AS (
-            SELECT band, sum(:w * units + clicks) AS activity FROM m_cells
-            JOIN m_shop USING (shop_id) GROUP BY band
+            SELECT c.band, sum(:w * c.units + c.clicks) AS activity FROM m_cells c
+            JOIN m_shop s ON s.shop_id = c.shop_id GROUP BY c.band
         ), mine AS (
             SELECT shop_id, band, sum(units) AS units, sum(clicks) AS clicks,
                 sum(:w * units + clicks) AS activity FROM m_cells GROUP BY 1, 2
@@ -300,6 +300,8 @@ WITH cats AS (
 ), ranked AS (
     SELECT *, row_number() OVER (PARTITION BY shop_id ORDER BY score DESC, product_id) AS rank
     FROM final
+    -- A factor of 0 (a category or band nobody showed interest in) is no recommendation.
+    WHERE score > 0
 )
 SELECT shop_id, rank, product_id, score, category_id, cat_units, cat_clicks, cat_bps, band,
     band_units, band_clicks, band_bps, segment, peer_shops, segment_shops, peer_bps, visitors,
@@ -329,6 +331,7 @@ WITH scored AS (
     SELECT *, row_number() OVER (
         PARTITION BY category_id, band ORDER BY score DESC, shop_id) AS rank
     FROM scored
+    WHERE score > 0
 )
 SELECT category_id, band, rank, shop_id, score, cat_units, cat_clicks, cat_bps, band_bps,
     activity, visitors, orders, units, returned, conversion_bps, return_rate_bps, orders_7d,

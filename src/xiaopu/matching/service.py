@@ -148,7 +148,7 @@ def product_reasons(r: ShopRecommendation, categories: dict[str, str]) -> list[R
                 "share_bps": r.peer_share_bps,
                 "days": days,
             },
-            text=f"Sold by {r.peer_shops} of {r.segment_shops} shops like yours "
+            text=f"Sold by {r.peer_shops} of the {r.segment_shops} other shops like yours "
             f"(whose buyers favour {segment}) in {days} days",
         ),
         Reason(
