@@ -350,7 +350,9 @@ async def invite(
         raise AlreadyCarried()
     existing = await repository.invitation_to(session, product.id, shop_id)
     if existing is not None:
-        raise AlreadyInvited(extra={"invitation_id": str(existing.id), "status": existing.status})
+        raise AlreadyInvited(
+            extra={"invitation_id": str(existing.id), "invitation_status": str(existing.status)}
+        )
     invitation = Invitation(
         supplier_id=supplier_id,
         product_id=product.id,
