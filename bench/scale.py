@@ -54,7 +54,9 @@ from bench.scale_build import (
     ZONE,
     Volumes,
     build,
+    compute_matching,
     database_name,
+    has_matching,
     is_complete,
     link_code,
     product_of_order,
@@ -168,6 +170,8 @@ def _targets(v: Volumes, tenants: list[Tenant], statement_days: int) -> list[Tar
             ],
             "/v1/shops/mine/orders": [("", "/v1/shops/mine/orders", "shop")],
             "/v1/shops/mine/products": [("", "/v1/shops/mine/products", "shop")],
+            "/v1/shops/mine/recommendations": [("", "/v1/shops/mine/recommendations", "shop")],
+            "/v1/shops/mine/invitations": [("", "/v1/shops/mine/invitations", "shop")],
             "/v1/shops/mine/wallet": [("", "/v1/shops/mine/wallet", "shop")],
             "/v1/shops/mine/withdrawals": [("", "/v1/shops/mine/withdrawals", "shop")],
             "/v1/shops/{slug}": [("", f"/v1/shops/shop-{t.shop}", "public")],
@@ -193,6 +197,9 @@ def _targets(v: Volumes, tenants: list[Tenant], statement_days: int) -> list[Tar
             ],
             "/v1/suppliers/{supplier_id}/products/{product_id}": [
                 ("", f"/v1/suppliers/{sup}/products/{product}", "supplier")
+            ],
+            "/v1/suppliers/{supplier_id}/products/{product_id}/recommended-shops": [
+                ("", f"/v1/suppliers/{sup}/products/{product}/recommended-shops", "supplier")
             ],
             "/v1/suppliers/{supplier_id}/returns": [
                 ("", f"/v1/suppliers/{sup}/returns", "supplier")
@@ -509,6 +516,11 @@ async def _ensure_database(server: str, v: Volumes, drop: bool) -> str:
             try:
                 if await is_complete(conn, v.scale):
                     print(f"database {name} is built (scale {v.scale:g}); --drop rebuilds it")
+                    matched = await has_matching(conn)
+                    if matched is None:
+                        print("built before the matching tables: --drop rebuilds it")
+                    elif not matched:  # built before the job ran on it
+                        await _matching(url)
                     return url
             finally:
                 await conn.close()
@@ -547,7 +559,17 @@ async def _ensure_database(server: str, v: Volumes, drop: bool) -> str:
         print(f"ledger reconciled (the reconcile job's check): {problems} problems")
         if problems:
             sys.exit("the built ledger does not reconcile")
+    await _matching(url)
     return url
+
+
+async def _matching(url: str) -> None:
+    started = time.perf_counter()
+    result = await compute_matching(_settings(url))
+    print(
+        f"matching.compute in {time.perf_counter() - started:.1f} s: {result.shops} shops, "
+        f"{result.recommendations} recommendations, {result.recommended_shops} recommended shops"
+    )
 
 
 def main() -> None:

@@ -10,7 +10,11 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from xiaopu.config import Settings
+from xiaopu.db import create_engine, create_sessionmaker
 from xiaopu.insights import rollup
+from xiaopu.matching import service as matching
+from xiaopu.matching.compute import Result
 
 MARKER = "bench_scale_marker"
 PUERH_EVERY = 111  # one product in 111 is a 普洱 tea: 9k matches at --scale 0.1
@@ -532,3 +536,21 @@ async def roll_up(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         taken = await rollup.run(session, ZoneInfo(ZONE), batch=2**31 - 1)
         await session.commit()
     return taken or 0
+
+
+async def compute_matching(settings: Settings) -> Result:
+    """Run the nightly `matching.compute` job's work on the built database (settings name it),
+    so the recommendation reads have rows: the last 30 local days before now."""
+    engine = create_engine(settings.model_copy(update={"db_statement_timeout_ms": 0}))
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await matching.compute_all(session, settings)
+    finally:
+        await engine.dispose()
+
+
+async def has_matching(conn: asyncpg.Connection) -> bool | None:
+    """Whether the job's rows are there; None: the database predates the matching tables."""
+    if await conn.fetchval("SELECT to_regclass('shop_recommendations') IS NULL"):
+        return None
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM shop_recommendations)"))

@@ -52,6 +52,8 @@ BOUNDED = {
     "PlatformDay.money": "one per currency",
     "ApiKeyOut.scopes": "the scopes there are",
     "EndpointOut.event_types": "the event types there are",
+    "RecommendedProduct.reasons": "one per factor of the score: seven (matching/service.py)",
+    "RecommendedShopOut.reasons": "one per factor of the score: four (matching/service.py)",
 }
 
 

@@ -36,6 +36,8 @@ from xiaopu.kit.ratelimit import Limiter
 from xiaopu.links.clicks import ClickRecorder
 from xiaopu.links.endpoints import router as links_router
 from xiaopu.links.redirect import PREFIX, LinkCache, ShareLinks
+from xiaopu.matching.endpoints import shop_router as matching_shop_router
+from xiaopu.matching.endpoints import supplier_router as matching_supplier_router
 from xiaopu.observability import RequestContextMiddleware, configure_logging
 from xiaopu.orders import checkout_route
 from xiaopu.orders.endpoints import carrier_router as carriers_router
@@ -224,6 +226,8 @@ def create_app(
     app.include_router(dashboards_router)
     app.include_router(supplier_dashboards_router)
     app.include_router(operator_dashboards_router)
+    app.include_router(matching_shop_router)
+    app.include_router(matching_supplier_router)
     app.include_router(shops_router)
     app.include_router(fulfilment_router)
     app.include_router(payments_router)

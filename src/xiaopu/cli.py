@@ -1,4 +1,4 @@
-"""The `xiaopu` command: serve, dev, worker, migrate, seed, operator, audit, openapi."""
+"""The `xiaopu` command: serve, dev, worker, migrate, seed, operator, audit, matching, openapi."""
 
 from __future__ import annotations
 
@@ -347,6 +347,25 @@ def audit_verify() -> None:
         )
         raise typer.Exit(1)
     typer.echo(f"The audit log's chain holds: {report.records} records.")
+
+
+matching_app = typer.Typer(help="Matching (货配人): recommendations.", no_args_is_help=True)
+app.add_typer(matching_app, name="matching")
+
+
+@matching_app.command("compute")
+def matching_compute() -> None:
+    """Run the nightly `matching.compute` job now: rewrite every shop's recommendations and
+    every product's recommended shops from the last 30 local days, in one transaction."""
+    from xiaopu.matching import service as matching
+
+    settings = _settings()
+    result = _in_transaction(lambda session: matching.compute_all(session, settings))
+    typer.echo(
+        f"Computed from {result.window.start.isoformat()} to {result.window.end.isoformat()}: "
+        f"{result.shops} shops, {result.products} products on sale, "
+        f"{result.recommendations} recommendations, {result.recommended_shops} recommended shops."
+    )
 
 
 @app.command()

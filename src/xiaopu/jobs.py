@@ -13,6 +13,7 @@ from xiaopu.idempotency import jobs as idempotency_jobs
 from xiaopu.insights import jobs as insights_jobs
 from xiaopu.ledger import jobs as ledger_jobs
 from xiaopu.links import partitions
+from xiaopu.matching import jobs as matching_jobs
 from xiaopu.orders import jobs as order_jobs
 from xiaopu.orders.payments import REFUND_JOB
 from xiaopu.payouts import jobs as payout_jobs
@@ -129,5 +130,14 @@ def schedules() -> list[Schedule]:
             "7 * * * *",
             ledger_jobs.reconcile,
             "Check balance counters against ledger entries and every transaction's balance.",
+        ),
+        Schedule(
+            matching_jobs.COMPUTE_JOB,
+            # Nightly, after the local day (Asia/Shanghai by default) has ended: 02:40 there.
+            "40 18 * * *",
+            matching_jobs.compute,
+            "Rewrite every shop's recommended products and every category and price band's "
+            "recommended shops from the last 30 local days of orders and clicks, in one "
+            "transaction.",
         ),
     ]

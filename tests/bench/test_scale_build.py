@@ -15,6 +15,7 @@ from bench.scale_build import (
     K_SUPPLIER,
     Volumes,
     build,
+    compute_matching,
     is_complete,
     link_code,
     roll_up,
@@ -99,6 +100,10 @@ async def test_scale_build_keeps_constraints_and_books_and_serves_reads(fresh_db
         async with sessionmaker() as session:
             rolled = await session.scalar(text("SELECT sum(orders) FROM shop_daily"))
             assert rolled == paid
+        matched = await compute_matching(settings)
+        assert matched.shops > 0
+        assert matched.recommendations > 0
+        assert matched.recommended_shops > 0
         app = create_app(settings, sessionmaker=sessionmaker)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
@@ -118,6 +123,12 @@ async def test_scale_build_keeps_constraints_and_books_and_serves_reads(fresh_db
             )
             assert orders.status_code == 200, orders.text
             assert len(orders.json()["items"]) > 0
+            recommended = await c.get(
+                "/v1/shops/mine/recommendations",
+                headers={"Authorization": f"Bearer {shop_owner}"},
+            )
+            assert recommended.status_code == 200, recommended.text
+            assert len(recommended.json()["items"]) > 0
             products = await c.get(f"/v1/shops/shop-{BIG_SHOP}/products")
             assert products.status_code == 200, products.text
             assert len(products.json()["items"]) == v.big_shop_selections

@@ -25,6 +25,12 @@ from xiaopu.models.ledger import (
     LedgerTransaction,
 )
 from xiaopu.models.links import Click, LinkDailyStats, LinkDailyVisitor, ShareLink
+from xiaopu.models.matching import (
+    Invitation,
+    InvitationStatus,
+    RecommendedShop,
+    ShopRecommendation,
+)
 from xiaopu.models.operators import Operator, OperatorRole
 from xiaopu.models.orders import (
     Attribution,
@@ -88,6 +94,8 @@ __all__ = [
     "Event",
     "ExportStatus",
     "IdempotencyKey",
+    "Invitation",
+    "InvitationStatus",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
@@ -108,6 +116,7 @@ __all__ = [
     "PlatformSalesDaily",
     "Product",
     "ProductStatus",
+    "RecommendedShop",
     "RefreshToken",
     "Refund",
     "RefundLine",
@@ -128,6 +137,7 @@ __all__ = [
     "ShopDailyTraffic",
     "ShopLevel",
     "ShopProduct",
+    "ShopRecommendation",
     "StatementExport",
     "StatementExportChunk",
     "Supplier",

@@ -26,3 +26,4 @@ class EventType(enum.StrEnum):
     payout_failed = "payout.failed"
     supplier_payout_paid = "supplier_payout.paid"
     supplier_payout_failed = "supplier_payout.failed"
+    recommendation_invited = "recommendation.invited"

@@ -1,0 +1,1 @@
+"""Matching (货配人): products recommended to shops and shops to suppliers, with reasons."""
