@@ -56,8 +56,9 @@ SEED = [
     "INSERT INTO suppliers (id, name, status, created_at, updated_at) "
     "SELECT gen_random_uuid(), 'supplier ' || g, 'active', now(), now() "
     "FROM generate_series(1, 100) g",
-    "INSERT INTO webhook_endpoints (id, owner_id, url, event_types, secret, status, "
-    "created_at, updated_at) SELECT gen_random_uuid(), id, 'https://hooks.example.com/x', "
+    "INSERT INTO webhook_endpoints (id, owner_kind, owner_id, url, event_types, secret, status, "
+    "created_at, updated_at) SELECT gen_random_uuid(), 'supplier', id, "
+    "'https://hooks.example.com/x', "
     "ARRAY['supplier_order.completed'], 'whsec_x', 'enabled', now(), now() "
     "FROM (SELECT id FROM suppliers ORDER BY id LIMIT 5) s",
     "INSERT INTO products (id, supplier_id, ref, title, description, image_urls, category_id, "
@@ -211,7 +212,7 @@ async def _run(url: str, lines: int, rounds: int) -> None:
     subscribed = await _count(
         sessionmaker,
         "SELECT count(*) FROM supplier_orders s JOIN webhook_endpoints w "
-        "ON w.owner_id = s.supplier_id",
+        "ON w.owner_kind = 'supplier' AND w.owner_id = s.supplier_id",
     )
     sales = await _count(sessionmaker, "SELECT sum(completed_sales) FROM shops")
     async with sessionmaker() as session:

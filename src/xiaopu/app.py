@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from xiaopu.applications.endpoints import operator_router as operator_applications_router
 from xiaopu.audit.endpoints import operator_router as operator_audit_router
 from xiaopu.auth.endpoints import api_keys_router
 from xiaopu.auth.endpoints import router as auth_router
@@ -235,6 +236,7 @@ def create_app(
     app.include_router(operator_returns_router)
     app.include_router(operator_refunds_router)
     app.include_router(webhooks_router)
+    app.include_router(operator_applications_router)
     app.include_router(links_router)
     app.include_router(operator_audit_router)
     # The buyers' web pages under /m/, where share links land (left out of the API schema).

@@ -34,6 +34,8 @@ from xiaopu.auth.auth import CurrentOperator
 from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
 from xiaopu.settlements import payouts
+from xiaopu.webhooks import service as webhooks
+from xiaopu.webhooks.catalogue import EventType
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Call:
 
 
 Arrange = Callable[[World], Awaitable[Call]]
+# A Call's object_id for a route that creates its object: the id in the answer.
+CREATED = "<the id answered>"
 
 
 async def _approve(w: World) -> Call:
@@ -166,6 +170,102 @@ async def _payout_run(w: World) -> Call:
     return Call("/v1/operator/payouts/run", "payout.run", "payout_run", None)
 
 
+APPS = "/v1/operator/applications"
+
+
+async def _application(w: World) -> str:
+    made = await w.client.post(APPS, json={"name": "app backend"}, headers=w.op.headers)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+async def _app_endpoint(w: World) -> tuple[str, str]:
+    app_id = await _application(w)
+    made = await w.client.post(
+        f"{APPS}/{app_id}/webhook-endpoints",
+        json={"url": "https://app.example.com/hooks", "event_types": ["order.paid"]},
+        headers=w.op.headers,
+    )
+    assert made.status_code == 201, made.text
+    return app_id, str(made.json()["id"])
+
+
+async def _create_application(w: World) -> Call:
+    return Call(APPS, "application.create", "application", CREATED, {"name": "mobile app"})
+
+
+async def _disable_application(w: World) -> Call:
+    app_id = await _application(w)
+    return Call(
+        f"{APPS}/{app_id}/disable",
+        "application.disable",
+        "application",
+        app_id,
+        {"reason": "rotating vendors"},
+    )
+
+
+async def _enable_application(w: World) -> Call:
+    app_id = await _application(w)
+    off = await w.client.post(
+        f"{APPS}/{app_id}/disable", json={"reason": "paused"}, headers=w.op.headers
+    )
+    assert off.status_code == 200, off.text
+    return Call(f"{APPS}/{app_id}/enable", "application.enable", "application", app_id)
+
+
+async def _create_app_endpoint(w: World) -> Call:
+    app_id = await _application(w)
+    return Call(
+        f"{APPS}/{app_id}/webhook-endpoints",
+        "webhook_endpoint.create",
+        "webhook_endpoint",
+        CREATED,
+        {"url": "https://app.example.com/hooks", "event_types": ["commission.accrued"]},
+    )
+
+
+async def _update_app_endpoint(w: World) -> Call:
+    app_id, endpoint_id = await _app_endpoint(w)
+    return Call(
+        f"{APPS}/{app_id}/webhook-endpoints/{endpoint_id}",
+        "webhook_endpoint.update",
+        "webhook_endpoint",
+        endpoint_id,
+        {"event_types": ["order.paid", "shop.promoted"]},
+    )
+
+
+async def _delete_app_endpoint(w: World) -> Call:
+    app_id, endpoint_id = await _app_endpoint(w)
+    return Call(
+        f"{APPS}/{app_id}/webhook-endpoints/{endpoint_id}",
+        "webhook_endpoint.delete",
+        "webhook_endpoint",
+        endpoint_id,
+    )
+
+
+async def _rotate_app_secret(w: World) -> Call:
+    app_id, endpoint_id = await _app_endpoint(w)
+    return Call(
+        f"{APPS}/{app_id}/webhook-endpoints/{endpoint_id}/rotate-secret",
+        "webhook_endpoint.rotate_secret",
+        "webhook_endpoint",
+        endpoint_id,
+        {},
+    )
+
+
+async def _replay_to_app(w: World) -> Call:
+    app_id, _ = await _app_endpoint(w)
+    event = await webhooks.emit(w.session, EventType.order_paid, uuid.uuid4(), {"n": 1})
+    await w.session.flush()
+    return Call(
+        f"{APPS}/{app_id}/events/{event.id}/replay", "event.replay", "event", str(event.id), {}
+    )
+
+
 CASES: dict[tuple[str, str], Arrange] = {
     ("POST", "/v1/operator/suppliers/{supplier_id}/approve"): _approve,
     ("POST", "/v1/operator/suppliers/{supplier_id}/reject"): _reject,
@@ -175,6 +275,17 @@ CASES: dict[tuple[str, str], Arrange] = {
     ("POST", "/v1/operator/refunds/{refund_id}/retry"): _failed_refund,
     ("POST", "/v1/operator/settlement-payouts/{payout_id}/retry"): _failed_supplier_payout,
     ("POST", "/v1/operator/payouts/run"): _payout_run,
+    ("POST", APPS): _create_application,
+    ("POST", APPS + "/{application_id}/disable"): _disable_application,
+    ("POST", APPS + "/{application_id}/enable"): _enable_application,
+    ("POST", APPS + "/{application_id}/webhook-endpoints"): _create_app_endpoint,
+    ("PATCH", APPS + "/{application_id}/webhook-endpoints/{endpoint_id}"): _update_app_endpoint,
+    ("DELETE", APPS + "/{application_id}/webhook-endpoints/{endpoint_id}"): _delete_app_endpoint,
+    (
+        "POST",
+        APPS + "/{application_id}/webhook-endpoints/{endpoint_id}/rotate-secret",
+    ): _rotate_app_secret,
+    ("POST", APPS + "/{application_id}/events/{event_id}/replay"): _replay_to_app,
 }
 
 _OPERATOR_DEPENDENCY = typing.get_args(CurrentOperator)[1].dependency
@@ -256,10 +367,11 @@ async def test_an_operator_action_writes_one_audit_record(
     (record,) = records
     assert str(record["operator_id"]) == op.account_id
     assert record["actor"] == op.email
+    object_id = response.json()["id"] if call.object_id == CREATED else call.object_id
     assert (record["action"], record["object_type"], record["object_id"]) == (
         call.action,
         call.object_type,
-        call.object_id,
+        object_id,
     )
     assert record["request_id"] == request_id
     assert record["after"] is not None

@@ -22,7 +22,7 @@ from tests.webhooks.helpers import (
     the_delivery,
 )
 from tests.webhooks.receiver import Receiver
-from xiaopu.models import DeliveryStatus, WebhookEndpoint
+from xiaopu.models import DeliveryStatus, WebhookEndpoint, WebhookOwnerKind
 from xiaopu.webhooks.ssrf import BlockedDestination, is_forbidden, resolve_allowed
 
 LOOPBACK = ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"]
@@ -243,6 +243,7 @@ async def test_an_attempt_to_an_unencodable_host_is_recorded_and_retried(
     )
     assert accepted.status_code in (201, 422), accepted.text
     endpoint = WebhookEndpoint(
+        owner_kind=WebhookOwnerKind.supplier,
         owner_id=uuid.UUID(supplier_id),
         url=UNENCODABLE[0],
         event_types=["api_key.created"],

@@ -327,7 +327,9 @@ async def release_pending(
     """Make the pending parts of these supplier orders available and record that in their
     history, and move the money of their refused holds (forfeited before completion) on to the
     available stage, in one statement that keeps the rows in the database; returns what moved
-    summed per (currency, beneficiary, owner): the legs of the completion postings.
+    summed per (currency, beneficiary, owner): the legs of the completion postings (`part` is
+    null), and after them the shop's share of each supplier order (`part` is its id, with its
+    `order_id`; only those where the shop's lines moved), for the shop's events.
 
     A refused hold's line stays forfeited: its `forfeited_to` moves on (once: the update is its
     own guard) with the money in the ledger, and its history says so (`forfeit_completed`, the
@@ -339,8 +341,8 @@ async def release_pending(
             WITH moved AS (
                 UPDATE commissions SET status = 'available', updated_at = :now
                 WHERE supplier_order_id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'
-                RETURNING id, supplier_order_id, beneficiary, shop_id, supplier_id, currency,
-                    accrued_minor - reversed_minor AS remaining
+                RETURNING id, supplier_order_id, order_id, beneficiary, shop_id, supplier_id,
+                    currency, accrued_minor - reversed_minor AS remaining
             ), history AS (
                 INSERT INTO commission_events (id, commission_id, action, status, amount_minor,
                     cause, at)
@@ -366,13 +368,20 @@ async def release_pending(
             SELECT currency, beneficiary,
                 CASE beneficiary WHEN 'shop' THEN shop_id WHEN 'supplier' THEN supplier_id
                     ELSE CAST(:platform AS uuid) END AS owner_id,
-                sum(remaining)::bigint AS amount, count(*) AS lines
+                sum(remaining)::bigint AS amount, count(*) AS lines,
+                NULL::uuid AS part, NULL::uuid AS order_id
             FROM (
                 SELECT currency, beneficiary, shop_id, supplier_id, remaining FROM moved
                 UNION ALL
                 SELECT currency, beneficiary, NULL, supplier_id, remaining FROM forfeits
             ) AS released
             GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT currency, beneficiary, shop_id, sum(remaining)::bigint, count(*),
+                supplier_order_id, order_id
+            FROM moved WHERE beneficiary = 'shop'
+            GROUP BY currency, beneficiary, shop_id, supplier_order_id, order_id
+            ORDER BY part NULLS FIRST
             """
         ),
         {

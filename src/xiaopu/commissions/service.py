@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.audit import service as audit
-from xiaopu.commissions import repository
+from xiaopu.commissions import events, repository
 from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut, HeldDecision
 from xiaopu.commissions.split import PLATFORM_MARKUP, reversal, rounding_note, split_line
 from xiaopu.config import Settings
@@ -35,6 +35,8 @@ from xiaopu.models.ledger import (
     Rule,
 )
 from xiaopu.shops import service as shops
+from xiaopu.webhooks import service as webhooks
+from xiaopu.webhooks.catalogue import EventType
 
 _OWNER_KIND = {
     Beneficiary.shop: OwnerKind.shop,
@@ -194,6 +196,22 @@ async def accrue(
         _history(r, CommissionAction.accrued, r.accrued_minor, cause, now) for r in rows
     )
     await session.flush()
+    earning = [
+        r
+        for r in rows
+        if r.beneficiary is Beneficiary.shop and r.status is not PartStatus.forfeited
+    ]
+    if sum(r.accrued_minor for r in earning) > 0:
+        data = events.accrued(
+            shop_id=order.shop_id,
+            order_id=order.id,
+            supplier_order_id=part.id,
+            currency=part.currency,
+            commission_minor=sum(r.accrued_minor for r in earning if r.kind is PartKind.commission),
+            markup_minor=sum(r.accrued_minor for r in earning if r.kind is PartKind.markup),
+            held=any(r.status is PartStatus.held for r in earning),
+        )
+        await webhooks.emit(session, EventType.commission_accrued, order.shop_id, data)
 
 
 def _keys(shop_id: uuid.UUID, supplier_id: uuid.UUID, currency: str) -> list[ledger.AccountKey]:
@@ -229,7 +247,20 @@ async def release(session: AsyncSession, parts: Sequence[SupplierOrder]) -> int:
     batch = new_id()
     legs: dict[str, list[Leg]] = defaultdict(list)
     lines = 0
+    available: list[tuple[uuid.UUID, dict[str, object]]] = []
     for row in moved:
+        if row.part is not None:
+            if row.amount > 0:
+                data = events.available(
+                    shop_id=row.owner_id,
+                    order_id=row.order_id,
+                    supplier_order_id=row.part,
+                    currency=row.currency,
+                    amount_minor=row.amount,
+                    cause="completion",
+                )
+                available.append((row.owner_id, data))
+            continue
         beneficiary = Beneficiary(row.beneficiary)
         kind = _OWNER_KIND[beneficiary]
         legs[row.currency] += [
@@ -242,6 +273,9 @@ async def release(session: AsyncSession, parts: Sequence[SupplierOrder]) -> int:
         for currency, currency_legs in sorted(legs.items())
     ]
     await ledger.post_many(session, kind="completion", postings=postings)
+    # One event per supplier order whose shop earnings became available (its lines summed): the
+    # shop's notification is about an order, and a batch writes them in one statement.
+    await webhooks.emit_many(session, EventType.commission_available, available)
     return lines
 
 
@@ -263,6 +297,9 @@ async def reverse(
     now = utcnow()
     by_part = {(r.order_line_id, r.beneficiary, r.kind): r for r in rows}
     legs: list[Leg] = []
+    # The shop's part of it, for its event (a forfeited line's money is no longer the shop's).
+    shop_taken = 0
+    clawback = False
     for line_id, (line, refunded) in units.items():
         after = line.quantity - line.returned_quantity
         taken = reversal(
@@ -281,6 +318,9 @@ async def reverse(
             row.reversed_minor += amount
             legs.append(_holder_leg(row, amount))
             session.add(_history(row, CommissionAction.reversed, amount, cause, now))
+            if row.beneficiary is Beneficiary.shop and row.status is not PartStatus.forfeited:
+                shop_taken += amount
+                clawback = clawback or row.status in (PartStatus.available, PartStatus.paid)
     if shipping_minor:
         row = by_part.get((None, Beneficiary.supplier, PartKind.shipping))
         if row is not None:
@@ -303,6 +343,18 @@ async def reverse(
         reverses_id=await ledger.transaction_for(session, f"accrual:{part.id}"),
     )
     await session.flush()
+    if shop_taken > 0:
+        data = events.reversed_(
+            shop_id=part.shop_id,
+            order_id=part.order_id,
+            supplier_order_id=part.id,
+            currency=part.currency,
+            amount_minor=shop_taken,
+            cause="refund",
+            refund_id=refund_id,
+            clawback=clawback,
+        )
+        await webhooks.emit(session, EventType.commission_reversed, part.shop_id, data)
 
 
 async def mark_paid(
@@ -374,6 +426,7 @@ async def decide_held(
         session, kind="held_decision", cause=cause, currency=held[0].currency, legs=legs
     )
     await session.flush()
+    await _emit_held_decision(session, held, data.decision, stage)
     if operator_id is not None:
         await audit.record(
             session,
@@ -388,6 +441,43 @@ async def decide_held(
         )
     history = await repository.history(session, [r.id for r in held])
     return [_out(r, history) for r in held]
+
+
+async def _emit_held_decision(
+    session: AsyncSession, held: Sequence[Commission], decision: str, stage: PartStatus
+) -> None:
+    """The shop hears of a decision that changes what it can withdraw: a release after
+    completion (commission.available) or a forfeit (commission.reversed). A release before
+    completion says nothing yet: the completion's commission.available will."""
+    amount = sum(r.accrued_minor - r.reversed_minor for r in held)
+    if not held or amount <= 0:
+        return
+    row = held[0]  # one supplier order's lines: one shop, order and currency
+    if decision == "release":
+        if stage is not PartStatus.available:
+            return
+        event = EventType.commission_available
+        data = events.available(
+            shop_id=row.shop_id,
+            order_id=row.order_id,
+            supplier_order_id=row.supplier_order_id,
+            currency=row.currency,
+            amount_minor=amount,
+            cause="held_released",
+        )
+    else:
+        event = EventType.commission_reversed
+        data = events.reversed_(
+            shop_id=row.shop_id,
+            order_id=row.order_id,
+            supplier_order_id=row.supplier_order_id,
+            currency=row.currency,
+            amount_minor=amount,
+            cause="forfeited",
+            refund_id=None,
+            clawback=False,
+        )
+    await webhooks.emit(session, event, row.shop_id, data)
 
 
 def _held_state(rows: Sequence[Commission]) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from xiaopu.models.accounts import Account, AccountStatus, RefreshToken
 from xiaopu.models.api_keys import ApiKey
+from xiaopu.models.applications import Application, ApplicationStatus
 from xiaopu.models.audit import AuditAction, AuditRecord
 from xiaopu.models.base import Base
 from xiaopu.models.catalogue import Category, Product, ProductStatus, Variant
@@ -74,12 +75,15 @@ from xiaopu.models.webhooks import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookOwnerKind,
 )
 
 __all__ = [
     "Account",
     "AccountStatus",
     "ApiKey",
+    "Application",
+    "ApplicationStatus",
     "Attribution",
     "AuditAction",
     "AuditRecord",
@@ -153,6 +157,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WebhookOwnerKind",
     "Withdrawal",
     "WithdrawalStatus",
 ]

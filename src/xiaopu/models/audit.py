@@ -30,6 +30,14 @@ class AuditAction(enum.StrEnum):
     operator_create = "operator.create"
     operator_enable = "operator.enable"
     operator_disable = "operator.disable"
+    application_create = "application.create"
+    application_disable = "application.disable"
+    application_enable = "application.enable"
+    webhook_endpoint_create = "webhook_endpoint.create"
+    webhook_endpoint_update = "webhook_endpoint.update"
+    webhook_endpoint_delete = "webhook_endpoint.delete"
+    webhook_endpoint_rotate = "webhook_endpoint.rotate_secret"
+    event_replay = "event.replay"
 
 
 class AuditRecord(IdMixin, Base):

@@ -19,6 +19,14 @@ class EndpointStatus(enum.StrEnum):
     disabled = "disabled"
 
 
+class WebhookOwnerKind(enum.StrEnum):
+    """Who owns an endpoint: a supplier (its own events) or a platform application (the events
+    of every shop and buyer)."""
+
+    supplier = "supplier"
+    application = "application"
+
+
 class DeliveryStatus(enum.StrEnum):
     pending = "pending"
     succeeded = "succeeded"
@@ -33,16 +41,22 @@ class Event(IdMixin, CreatedAtMixin, Base):
     __table_args__ = (Index(None, "owner_id", "id"),)
 
     type: Mapped[str] = mapped_column(String(64))
-    # The tenant the event concerns (a supplier, for now); its endpoints receive it.
+    # The tenant the event concerns: a supplier, or a shop. Who receives it follows from its type
+    # (webhooks.catalogue): the owning supplier's endpoints, or every application's.
     owner_id: Mapped[uuid.UUID]
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
 class WebhookEndpoint(IdMixin, TimestampMixin, Base):
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (Index(None, "owner_id"),)
+    __table_args__ = (Index(None, "owner_kind", "owner_id"),)
 
-    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("suppliers.id", ondelete="CASCADE"))
+    owner_kind: Mapped[WebhookOwnerKind] = mapped_column(
+        text_enum(WebhookOwnerKind, "webhook_owner_kind")
+    )
+    # A supplier's or an application's id, as `owner_kind` says: no foreign key can name either
+    # table (ledger accounts' owners are kept the same way). Neither is ever deleted.
+    owner_id: Mapped[uuid.UUID]
     url: Mapped[str] = mapped_column(String(2048))
     description: Mapped[str | None] = mapped_column(String(200))
     event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)))

@@ -12,6 +12,9 @@ def order_event(order: Order) -> dict[str, Any]:
     return {
         "order_id": str(order.id),
         "shop_id": str(order.shop_id),
+        # The buyer's account, for the app to notify them; null for a guest checkout. Never the
+        # buyer's phone, name or address.
+        "buyer_account_id": str(order.buyer_account_id) if order.buyer_account_id else None,
         "status": str(order.status),
         "currency": order.currency,
         "total_minor": order.total_minor,

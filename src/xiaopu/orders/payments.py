@@ -409,9 +409,16 @@ async def _refund_owner(session: AsyncSession, refund: Refund) -> uuid.UUID:
 
 async def refund_event(session: AsyncSession, refund: Refund) -> dict[str, Any]:
     rows = await repository.refund_line_rows(session, refund.id)
+    order = await session.get(Order, refund.order_id)
+    if order is None:
+        raise RuntimeError(f"refund {refund.id} has no order")  # a foreign key
     return {
         "refund_id": str(refund.id),
         "order_id": str(refund.order_id),
+        # For applications, which hear of every refund: whose shop, and which buyer to tell
+        # (null for a guest), by id only.
+        "shop_id": str(order.shop_id),
+        "buyer_account_id": str(order.buyer_account_id) if order.buyer_account_id else None,
         "supplier_order_id": str(refund.supplier_order_id) if refund.supplier_order_id else None,
         "reason": str(refund.reason),
         "status": str(refund.status),

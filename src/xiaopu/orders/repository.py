@@ -409,7 +409,8 @@ WITH due AS (
 ), expired AS (
     UPDATE orders SET status = 'expired', expired_at = :now, updated_at = :now
     WHERE id = ANY(ARRAY(SELECT id FROM due)) AND status = 'pending_payment'
-    RETURNING id, shop_id, currency, total_minor, attribution, self_purchase, expired_at
+    RETURNING id, shop_id, buyer_account_id, currency, total_minor, attribution, self_purchase,
+        expired_at
 ), parts AS (
     UPDATE supplier_orders SET status = 'expired', updated_at = :now
     WHERE order_id = ANY(ARRAY(SELECT id FROM expired))
@@ -428,6 +429,7 @@ async def expire_due(session: AsyncSession, now: datetime, limit: int) -> list[O
             Order,
             id=r.id,
             shop_id=r.shop_id,
+            buyer_account_id=r.buyer_account_id,
             status=OrderStatus.expired,
             currency=r.currency,
             total_minor=r.total_minor,

@@ -83,29 +83,43 @@ async def get(
     return await session.get(Shop, shop_id, with_for_update=for_update)
 
 
+@dataclass(frozen=True, slots=True)
+class CountedSales:
+    found: int  # shops counted
+    promoted: list[tuple[uuid.UUID, int]]  # (shop, completed sales) of those promoted
+
+
 async def add_completed_sales(
     session: AsyncSession, sales: dict[uuid.UUID, int], standard_after: int
-) -> int:
+) -> CountedSales:
     """Add completed sales per shop, promoting a trial shop that reaches `standard_after`;
-    returns how many shops were found. Locks the shops in id order (several completion
-    batches may count for the same shops)."""
+    returns how many shops were found, and those promoted. Locks the shops in id order
+    (several completion batches may count for the same shops)."""
     result = await session.execute(
         text(
             """
-            UPDATE shops SET completed_sales = shops.completed_sales + c.sales,
-                level = CASE WHEN shops.level = 'trial'
-                    AND shops.completed_sales + c.sales >= :after THEN 'standard'
-                    ELSE shops.level END,
-                updated_at = :now
-            FROM (
-                SELECT s.id, c.sales
-                FROM shops AS s
-                JOIN unnest(CAST(:ids AS uuid[]), CAST(:sales AS int[])) AS c (id, sales)
-                    ON s.id = c.id
-                ORDER BY s.id
-                FOR UPDATE OF s
-            ) AS c
-            WHERE shops.id = c.id
+            WITH counted AS (
+                UPDATE shops SET completed_sales = shops.completed_sales + c.sales,
+                    level = CASE WHEN shops.level = 'trial'
+                        AND shops.completed_sales + c.sales >= :after THEN 'standard'
+                        ELSE shops.level END,
+                    updated_at = :now
+                FROM (
+                    SELECT s.id, s.level AS was, c.sales
+                    FROM shops AS s
+                    JOIN unnest(CAST(:ids AS uuid[]), CAST(:sales AS int[])) AS c (id, sales)
+                        ON s.id = c.id
+                    ORDER BY s.id
+                    FOR UPDATE OF s
+                ) AS c
+                WHERE shops.id = c.id
+                RETURNING shops.id, shops.completed_sales, shops.level <> c.was AS promoted
+            )
+            SELECT count(*) AS found,
+                coalesce(array_agg(id ORDER BY id) FILTER (WHERE promoted), '{}') AS ids,
+                coalesce(array_agg(completed_sales ORDER BY id) FILTER (WHERE promoted), '{}')
+                    AS sales
+            FROM counted
             """
         ),
         {
@@ -115,7 +129,8 @@ async def add_completed_sales(
             "now": utcnow(),
         },
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    row = result.one()
+    return CountedSales(int(row.found), list(zip(row.ids, row.sales, strict=True)))
 
 
 async def take_back_sale(session: AsyncSession, shop_id: uuid.UUID) -> None:

@@ -34,6 +34,8 @@ from xiaopu.shops.schemas import (
     ShopOut,
     ShopUpdate,
 )
+from xiaopu.webhooks import service as webhooks
+from xiaopu.webhooks.catalogue import EventType
 
 
 class ShopNotFound(NotFound):
@@ -161,20 +163,44 @@ async def record_completed_sale(
     session: AsyncSession, settings: Settings, shop_id: uuid.UUID
 ) -> None:
     """Count one completed sale of the shop (see record_completed_sales)."""
-    if not await repository.add_completed_sales(
+    counted = await repository.add_completed_sales(
         session, {shop_id: 1}, settings.standard_shop_after_sales
-    ):
+    )
+    if not counted.found:
         raise ShopNotFound()
+    await _emit_promoted(session, counted.promoted)
 
 
 async def record_completed_sales(
     session: AsyncSession, settings: Settings, sales: dict[uuid.UUID, int]
 ) -> None:
     """Count completed sales, per shop (one UPDATE however many shops); a trial shop reaching
-    `standard_shop_after_sales` becomes standard. A sale is a buyer order: the orders domain
-    says when one counts (orders.sale_counted_at) and calls this."""
+    `standard_shop_after_sales` becomes standard (one shop.promoted each). A sale is a buyer
+    order: the orders domain says when one counts (orders.sale_counted_at) and calls this."""
     if sales:
-        await repository.add_completed_sales(session, sales, settings.standard_shop_after_sales)
+        counted = await repository.add_completed_sales(
+            session, sales, settings.standard_shop_after_sales
+        )
+        await _emit_promoted(session, counted.promoted)
+
+
+async def _emit_promoted(session: AsyncSession, promoted: list[tuple[uuid.UUID, int]]) -> None:
+    await webhooks.emit_many(
+        session,
+        EventType.shop_promoted,
+        [
+            (
+                shop_id,
+                {
+                    "shop_id": str(shop_id),
+                    "level": str(ShopLevel.standard),
+                    "previous_level": str(ShopLevel.trial),
+                    "completed_sales": completed_sales,
+                },
+            )
+            for shop_id, completed_sales in promoted
+        ],
+    )
 
 
 async def take_back_sale(session: AsyncSession, shop_id: uuid.UUID) -> None:

@@ -1,8 +1,12 @@
-"""The event types subscribers can pick."""
+"""The event types, who receives each, and who may own the endpoints that receive them."""
 
 from __future__ import annotations
 
 import enum
+import uuid
+from dataclasses import dataclass
+
+from xiaopu.models import WebhookOwnerKind
 
 
 class EventType(enum.StrEnum):
@@ -26,4 +30,70 @@ class EventType(enum.StrEnum):
     payout_failed = "payout.failed"
     supplier_payout_paid = "supplier_payout.paid"
     supplier_payout_failed = "supplier_payout.failed"
+    commission_accrued = "commission.accrued"
+    commission_available = "commission.available"
+    commission_reversed = "commission.reversed"
+    shop_promoted = "shop.promoted"
     recommendation_invited = "recommendation.invited"
+
+
+# Events about one supplier, owned by it: delivered to that supplier's endpoints only.
+SUPPLIER_EVENTS = frozenset(
+    {
+        EventType.api_key_created,
+        EventType.api_key_revoked,
+        EventType.supplier_order_paid,
+        EventType.supplier_order_accepted,
+        EventType.supplier_order_shipped,
+        EventType.supplier_order_delivered,
+        EventType.supplier_order_cancelled,
+        EventType.supplier_order_completed,
+        EventType.return_requested,
+        EventType.return_decided,
+        EventType.refund_succeeded,
+        EventType.refund_failed,
+        EventType.product_stock_low,
+        EventType.supplier_payout_paid,
+        EventType.supplier_payout_failed,
+    }
+)
+# Events about shops and buyers: delivered to the endpoints of every active application, whoever
+# owns them (a refund's owner is the supplier whose order it refunds, which hears of it too).
+APPLICATION_EVENTS = frozenset(
+    {
+        EventType.order_placed,
+        EventType.order_paid,
+        EventType.order_expired,
+        EventType.refund_succeeded,
+        EventType.refund_failed,
+        EventType.payout_paid,
+        EventType.payout_failed,
+        EventType.commission_accrued,
+        EventType.commission_available,
+        EventType.commission_reversed,
+        EventType.shop_promoted,
+        EventType.recommendation_invited,
+    }
+)
+
+# What an endpoint of each kind of owner may subscribe to: what it can ever receive.
+SUBSCRIBABLE = {
+    WebhookOwnerKind.supplier: SUPPLIER_EVENTS,
+    WebhookOwnerKind.application: APPLICATION_EVENTS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whoever owns webhook endpoints: every endpoint, delivery and event read is scoped to one."""
+
+    kind: WebhookOwnerKind
+    id: uuid.UUID
+
+    @classmethod
+    def supplier(cls, supplier_id: uuid.UUID) -> Owner:
+        return cls(WebhookOwnerKind.supplier, supplier_id)
+
+    @classmethod
+    def application(cls, application_id: uuid.UUID) -> Owner:
+        return cls(WebhookOwnerKind.application, application_id)

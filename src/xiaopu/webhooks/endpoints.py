@@ -11,6 +11,7 @@ from xiaopu.deps import AppSettings
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.webhooks import service
 from xiaopu.webhooks.auth import WebhookManager
+from xiaopu.webhooks.catalogue import Owner
 from xiaopu.webhooks.schemas import (
     AttemptOut,
     DeliveryOut,
@@ -38,10 +39,14 @@ async def create_webhook_endpoint(
     session: DbSession,
     settings: AppSettings,
 ) -> EndpointWithSecret:
-    """Add an endpoint for the event types named (at most 16 a supplier, 409
-    `too_many_webhook_endpoints` beyond); its signing secret is shown in this answer only."""
+    """Add an endpoint for the event types named, among those a supplier receives (422
+    `event_type_not_available` otherwise); at most 16 a supplier (409
+    `too_many_webhook_endpoints` beyond). Its signing secret is shown in this answer only."""
     return await service.create_endpoint(
-        session, caller.supplier_id, body, allow_http=settings.webhook_allow_loopback
+        session,
+        Owner.supplier(caller.supplier_id),
+        body,
+        allow_http=settings.webhook_allow_loopback,
     )
 
 
@@ -49,14 +54,14 @@ async def create_webhook_endpoint(
 async def list_webhook_endpoints(
     supplier_id: uuid.UUID, caller: WebhookManager, session: DbSession, page: Pagination
 ) -> Page[EndpointOut]:
-    return await service.list_endpoints(session, caller.supplier_id, page)
+    return await service.list_endpoints(session, Owner.supplier(caller.supplier_id), page)
 
 
 @router.get("/webhook-endpoints/{endpoint_id}", operation_id="webhooks-get_webhook_endpoint")
 async def get_webhook_endpoint(
     supplier_id: uuid.UUID, endpoint_id: uuid.UUID, caller: WebhookManager, session: DbSession
 ) -> EndpointOut:
-    return await service.get_endpoint(session, caller.supplier_id, endpoint_id)
+    return await service.get_endpoint(session, Owner.supplier(caller.supplier_id), endpoint_id)
 
 
 @router.patch("/webhook-endpoints/{endpoint_id}", operation_id="webhooks-update_webhook_endpoint")
@@ -69,7 +74,11 @@ async def update_webhook_endpoint(
     settings: AppSettings,
 ) -> EndpointOut:
     return await service.update_endpoint(
-        session, caller.supplier_id, endpoint_id, body, allow_http=settings.webhook_allow_loopback
+        session,
+        Owner.supplier(caller.supplier_id),
+        endpoint_id,
+        body,
+        allow_http=settings.webhook_allow_loopback,
     )
 
 
@@ -81,7 +90,7 @@ async def update_webhook_endpoint(
 async def delete_webhook_endpoint(
     supplier_id: uuid.UUID, endpoint_id: uuid.UUID, caller: WebhookManager, session: DbSession
 ) -> Response:
-    await service.delete_endpoint(session, caller.supplier_id, endpoint_id)
+    await service.delete_endpoint(session, Owner.supplier(caller.supplier_id), endpoint_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -95,7 +104,9 @@ async def rotate_webhook_secret(
     caller: WebhookManager,
     session: DbSession,
 ) -> EndpointWithSecret:
-    return await service.rotate_secret(session, caller.supplier_id, endpoint_id, body)
+    return await service.rotate_secret(
+        session, Owner.supplier(caller.supplier_id), endpoint_id, body
+    )
 
 
 @router.get(
@@ -108,7 +119,9 @@ async def list_webhook_deliveries(
     session: DbSession,
     page: Pagination,
 ) -> Page[DeliveryOut]:
-    return await service.list_deliveries(session, caller.supplier_id, endpoint_id, page)
+    return await service.list_deliveries(
+        session, Owner.supplier(caller.supplier_id), endpoint_id, page
+    )
 
 
 @router.get(
@@ -121,14 +134,16 @@ async def list_webhook_attempts(
     session: DbSession,
     page: Pagination,
 ) -> Page[AttemptOut]:
-    return await service.list_attempts(session, caller.supplier_id, endpoint_id, page)
+    return await service.list_attempts(
+        session, Owner.supplier(caller.supplier_id), endpoint_id, page
+    )
 
 
 @router.get("/events", operation_id="webhooks-list_events")
 async def list_events(
     supplier_id: uuid.UUID, caller: WebhookManager, session: DbSession, page: Pagination
 ) -> Page[EventOut]:
-    return await service.list_events(session, caller.supplier_id, page)
+    return await service.list_events(session, Owner.supplier(caller.supplier_id), page)
 
 
 @router.post(
@@ -143,4 +158,6 @@ async def replay_event(
     caller: WebhookManager,
     session: DbSession,
 ) -> list[DeliveryOut]:
-    return await service.replay(session, caller.supplier_id, event_id, body.endpoint_id)
+    return await service.replay(
+        session, Owner.supplier(caller.supplier_id), event_id, body.endpoint_id
+    )

@@ -27,10 +27,11 @@ from xiaopu.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookOwnerKind,
 )
 from xiaopu.models.base import draft
 from xiaopu.webhooks import repository, sender
-from xiaopu.webhooks.catalogue import EventType
+from xiaopu.webhooks.catalogue import SUBSCRIBABLE, EventType, Owner
 from xiaopu.webhooks.schemas import (
     AttemptOut,
     DeliveryOut,
@@ -91,6 +92,33 @@ def _check_scheme(url: str, *, allow_http: bool) -> str:
     return url
 
 
+class EventTypeNotAvailable(AppError):
+    status = 422
+    code = "event_type_not_available"
+    title = "This endpoint's owner never receives some of these event types"
+
+
+_OWNER_NAMES = {
+    WebhookOwnerKind.supplier: "a supplier",
+    WebhookOwnerKind.application: "an application",
+}
+
+
+def _check_types(owner: Owner, event_types: Sequence[EventType]) -> list[str]:
+    """The types sorted, or EventTypeNotAvailable naming those the owner never receives (a
+    supplier hears of its own orders, an application of shops' and buyers')."""
+    refused = sorted(str(t) for t in event_types if t not in SUBSCRIBABLE[owner.kind])
+    if refused:
+        raise EventTypeNotAvailable(
+            f"Endpoints of {_OWNER_NAMES[owner.kind]} cannot subscribe to {', '.join(refused)}.",
+            extra={
+                "event_types": refused,
+                "available": sorted(str(t) for t in SUBSCRIBABLE[owner.kind]),
+            },
+        )
+    return sorted({str(t) for t in event_types})
+
+
 class PayloadTooLargeForWebhook(AppError):
     status = 500
     code = "webhook_payload_too_large"
@@ -104,26 +132,31 @@ def _new_secret() -> str:
 # Endpoints ------------------------------------------------------------------------------------
 
 
-# Endpoints one supplier may have: every event fans out to each subscribed one, so this bounds
-# the deliveries (and replays) one event can cause.
+# Endpoints one owner (a supplier, an application) may have: every event fans out to each
+# subscribed one, so this bounds the deliveries (and replays) one event can cause.
 MAX_ENDPOINTS = 16
 
 
 class TooManyEndpoints(Conflict):
     code = "too_many_webhook_endpoints"
-    title = f"A supplier has at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+    title = f"A supplier or application has at most {MAX_ENDPOINTS} webhook endpoints"
 
 
 async def create_endpoint(
-    session: AsyncSession, owner_id: uuid.UUID, data: EndpointCreate, *, allow_http: bool
+    session: AsyncSession, owner: Owner, data: EndpointCreate, *, allow_http: bool
 ) -> EndpointWithSecret:
-    if await repository.count_endpoints(session, owner_id) >= MAX_ENDPOINTS:
-        raise TooManyEndpoints(extra={"max_endpoints": MAX_ENDPOINTS})
+    event_types = _check_types(owner, data.event_types)
+    if await repository.count_endpoints(session, owner) >= MAX_ENDPOINTS:
+        raise TooManyEndpoints(
+            f"Delete one of the endpoints of this {owner.kind} first.",
+            extra={"max_endpoints": MAX_ENDPOINTS},
+        )
     endpoint = WebhookEndpoint(
-        owner_id=owner_id,
+        owner_kind=owner.kind,
+        owner_id=owner.id,
         url=_check_scheme(str(data.url), allow_http=allow_http),
         description=data.description,
-        event_types=[str(t) for t in data.event_types],
+        event_types=event_types,
         secret=_new_secret(),
     )
     session.add(endpoint)
@@ -134,24 +167,28 @@ async def create_endpoint(
 
 
 async def _endpoint(
-    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession, owner: Owner, endpoint_id: uuid.UUID, *, for_update: bool = False
 ) -> WebhookEndpoint:
-    endpoint = await repository.endpoint(session, owner_id, endpoint_id, for_update=for_update)
+    endpoint = await repository.endpoint(session, owner, endpoint_id, for_update=for_update)
     if endpoint is None:
         raise WebhookEndpointNotFound()
     return endpoint
 
 
 async def get_endpoint(
-    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID
+    session: AsyncSession, owner: Owner, endpoint_id: uuid.UUID, *, for_update: bool = False
 ) -> EndpointOut:
-    return EndpointOut.model_validate(await _endpoint(session, owner_id, endpoint_id))
+    """The endpoint; `for_update` holds it until the transaction ends (a caller recording its
+    state before a change)."""
+    return EndpointOut.model_validate(
+        await _endpoint(session, owner, endpoint_id, for_update=for_update)
+    )
 
 
 async def list_endpoints(
-    session: AsyncSession, owner_id: uuid.UUID, page: PageParams
+    session: AsyncSession, owner: Owner, page: PageParams
 ) -> Page[EndpointOut]:
-    rows = await repository.endpoints(session, owner_id, page)
+    rows = await repository.endpoints(session, owner, page)
     items, cursor = id_page(rows, page, lambda e: e.id)
     return Page[EndpointOut](
         items=[EndpointOut.model_validate(e) for e in items], next_cursor=cursor
@@ -160,17 +197,17 @@ async def list_endpoints(
 
 async def update_endpoint(
     session: AsyncSession,
-    owner_id: uuid.UUID,
+    owner: Owner,
     endpoint_id: uuid.UUID,
     data: EndpointUpdate,
     *,
     allow_http: bool,
 ) -> EndpointOut:
-    endpoint = await _endpoint(session, owner_id, endpoint_id, for_update=True)
+    endpoint = await _endpoint(session, owner, endpoint_id, for_update=True)
     if data.url is not None:
         endpoint.url = _check_scheme(str(data.url), allow_http=allow_http)
     if data.event_types is not None:
-        endpoint.event_types = sorted({str(t) for t in data.event_types})
+        endpoint.event_types = _check_types(owner, data.event_types)
     if "description" in data.model_fields_set:
         endpoint.description = data.description
     if data.enabled is True and endpoint.status is EndpointStatus.disabled:
@@ -183,18 +220,16 @@ async def update_endpoint(
     return EndpointOut.model_validate(endpoint)
 
 
-async def delete_endpoint(
-    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID
-) -> None:
-    endpoint = await _endpoint(session, owner_id, endpoint_id, for_update=True)
+async def delete_endpoint(session: AsyncSession, owner: Owner, endpoint_id: uuid.UUID) -> None:
+    endpoint = await _endpoint(session, owner, endpoint_id, for_update=True)
     await session.delete(endpoint)
     await session.flush()
 
 
 async def rotate_secret(
-    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, data: SecretRotation
+    session: AsyncSession, owner: Owner, endpoint_id: uuid.UUID, data: SecretRotation
 ) -> EndpointWithSecret:
-    endpoint = await _endpoint(session, owner_id, endpoint_id, for_update=True)
+    endpoint = await _endpoint(session, owner, endpoint_id, for_update=True)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = utcnow() + timedelta(seconds=data.overlap_seconds)
     endpoint.secret = _new_secret()
@@ -210,6 +245,12 @@ async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str
     await repository.cancel_pending(session, endpoint.id)
 
 
+async def cancel_pending_of_owner(session: AsyncSession, owner: Owner) -> None:
+    """Cancel the owner's pending deliveries (an application being disabled); its endpoints
+    keep their own status, so enabling the owner again restores them as they were."""
+    await repository.cancel_pending_of_owner(session, owner)
+
+
 # Outbox ---------------------------------------------------------------------------------------
 
 
@@ -221,8 +262,9 @@ async def emit(
     *,
     later: bool = False,
 ) -> Event:
-    """Record an event in the caller's transaction and queue one delivery per subscribed
-    endpoint; both commit or vanish with the change that caused them. With `later`, the event
+    """Record an event in the caller's transaction and queue one delivery per endpoint that
+    receives it (catalogue: the owning supplier's, or every active application's, subscribed to
+    its type); both commit or vanish with the change that caused them. With `later`, the event
     is written with the unit of work's next statement (see db.defer), and its deliveries
     queued then: for a caller whose unit of work ends with db.unit_of_work, which sends it."""
     created_at = utcnow()
@@ -336,10 +378,10 @@ async def attempt_delivery(
     found = await repository.delivery_for_update(session, delivery_id)
     if found is None:
         return None
-    delivery, endpoint, event = found
+    delivery, endpoint, event, owner_receives = found
     if delivery.status is not DeliveryStatus.pending or delivery.attempts != attempt - 1:
         return None
-    if endpoint.status is not EndpointStatus.enabled:
+    if endpoint.status is not EndpointStatus.enabled or not owner_receives:
         delivery.status = DeliveryStatus.cancelled
         delivery.next_attempt_at = None
         DELIVERIES.labels("cancelled").inc()
@@ -409,19 +451,17 @@ async def attempt_delivery(
 # Events, deliveries, attempts, replay ----------------------------------------------------------
 
 
-async def list_events(
-    session: AsyncSession, owner_id: uuid.UUID, page: PageParams
-) -> Page[EventOut]:
-    rows = await repository.events(session, owner_id, page)
+async def list_events(session: AsyncSession, owner: Owner, page: PageParams) -> Page[EventOut]:
+    rows = await repository.events(session, owner, page)
     items, cursor = id_page(rows, page, lambda e: e.id)
     return Page[EventOut](items=[EventOut.model_validate(e) for e in items], next_cursor=cursor)
 
 
 async def list_deliveries(
-    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, page: PageParams
+    session: AsyncSession, owner: Owner, endpoint_id: uuid.UUID, page: PageParams
 ) -> Page[DeliveryOut]:
-    await _endpoint(session, owner_id, endpoint_id)
-    rows = await repository.deliveries(session, owner_id, endpoint_id, page)
+    await _endpoint(session, owner, endpoint_id)
+    rows = await repository.deliveries(session, owner, endpoint_id, page)
     items, cursor = id_page(rows, page, lambda d: d.id)
     return Page[DeliveryOut](
         items=[DeliveryOut.model_validate(d) for d in items], next_cursor=cursor
@@ -429,24 +469,25 @@ async def list_deliveries(
 
 
 async def list_attempts(
-    session: AsyncSession, owner_id: uuid.UUID, endpoint_id: uuid.UUID, page: PageParams
+    session: AsyncSession, owner: Owner, endpoint_id: uuid.UUID, page: PageParams
 ) -> Page[AttemptOut]:
-    await _endpoint(session, owner_id, endpoint_id)
-    rows = await repository.attempts(session, owner_id, endpoint_id, page)
+    await _endpoint(session, owner, endpoint_id)
+    rows = await repository.attempts(session, owner, endpoint_id, page)
     items, cursor = id_page(rows, page, lambda a: a.id)
     return Page[AttemptOut](items=[AttemptOut.model_validate(a) for a in items], next_cursor=cursor)
 
 
 async def replay(
-    session: AsyncSession, owner_id: uuid.UUID, event_id: uuid.UUID, endpoint_id: uuid.UUID | None
+    session: AsyncSession, owner: Owner, event_id: uuid.UUID, endpoint_id: uuid.UUID | None
 ) -> list[DeliveryOut]:
-    """Deliver an event again (same webhook-id) to one endpoint or every subscribed one."""
-    event = await repository.event(session, owner_id, event_id)
+    """Deliver an event again (same webhook-id) to one of the owner's endpoints or every one
+    of them subscribed to its type."""
+    event = await repository.event(session, owner, event_id)
     if event is None:
         raise EventNotFound()
     if endpoint_id is not None:
-        targets = [await _endpoint(session, owner_id, endpoint_id)]
+        targets = [await _endpoint(session, owner, endpoint_id)]
     else:
-        targets = list(await repository.subscribed_endpoints(session, owner_id, event.type))
+        targets = list(await repository.subscribed_endpoints(session, owner, event.type))
     deliveries = [await _new_delivery(session, event, endpoint.id) for endpoint in targets]
     return [DeliveryOut.model_validate(d) for d in deliveries]

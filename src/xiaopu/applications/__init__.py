@@ -1,0 +1,1 @@
+"""Platform applications (the mobile app's backend): operators create them and their endpoints."""
