@@ -1128,6 +1128,9 @@ class MoneyMachine(RuleBasedStateMachine):
         assert self._rows(SUPPLIER_ROLLED, suppliers=suppliers) == self._rows(
             SUPPLIER_DIRECT, suppliers=suppliers, zone=zone
         )
+        assert self._rows(PRODUCTS_ROLLED, suppliers=suppliers) == self._rows(
+            PRODUCTS_DIRECT, suppliers=suppliers, zone=zone
+        )
 
     @precondition(lambda self: self._retryable_withdrawals())
     @rule(data=st.data())
@@ -1643,6 +1646,22 @@ SUPPLIER_DIRECT = """
     WHERE so.supplier_id = ANY(:suppliers) AND so.paid_at IS NOT NULL
     GROUP BY so.supplier_id, day, so.currency
     ORDER BY so.supplier_id, day, so.currency
+"""
+
+PRODUCTS_ROLLED = """
+    SELECT supplier_id, day, product_id, currency, orders, units, refunded_units, sales_minor,
+        gmv_minor
+    FROM supplier_product_daily WHERE supplier_id = ANY(:suppliers)
+    ORDER BY supplier_id, day, product_id, currency
+"""
+PRODUCTS_DIRECT = """
+    SELECT so.supplier_id, (so.paid_at AT TIME ZONE :zone)::date AS day, l.product_id,
+        so.currency, count(DISTINCT so.order_id), sum(l.quantity), sum(l.returned_quantity),
+        sum(l.base_minor), sum(l.base_minor + l.markup_minor)
+    FROM supplier_orders so JOIN order_lines l ON l.supplier_order_id = so.id
+    WHERE so.supplier_id = ANY(:suppliers) AND so.paid_at IS NOT NULL
+    GROUP BY so.supplier_id, day, l.product_id, so.currency
+    ORDER BY so.supplier_id, day, l.product_id, so.currency
 """
 
 

@@ -18,6 +18,7 @@ from xiaopu.models.insights import (
     ShopDaily,
     ShopDailyTraffic,
     SupplierDaily,
+    SupplierProductDaily,
     VariantDaily,
 )
 from xiaopu.models.links import LinkDailyStats
@@ -161,11 +162,23 @@ async def supplier_days(
     return (await session.scalars(stmt)).all()
 
 
-_SUPPLIER_SUMS = (
-    func.sum(SalesDaily.orders).label("orders"),
-    func.sum(SalesDaily.units).label("units"),
-    func.sum(SalesDaily.refunded_units).label("refunded_units"),
-)
+def _supplier_scope(
+    supplier_id: uuid.UUID, since: date, until: date, product_id: uuid.UUID | None
+) -> tuple[Any, Any, tuple[Any, ...]]:
+    """Where a supplier's per-product figures come from: its product rollup (rows of a product
+    kept together), or, for one product's shops, the sales rollup through its product index."""
+    if product_id is None:
+        t: Any = SupplierProductDaily
+        return t, t.product_id, (t.supplier_id == supplier_id, t.day.between(since, until))
+    return (
+        SalesDaily,
+        SalesDaily.shop_id,
+        (
+            SalesDaily.product_id == product_id,
+            SalesDaily.day.between(since, until),
+            SalesDaily.supplier_id == supplier_id,
+        ),
+    )
 
 
 async def product_ranking(
@@ -179,15 +192,14 @@ async def product_ranking(
     limit: int | None,
 ) -> Sequence[Any]:
     """(key, orders, units, refunded units) per product of the supplier (or, for one product,
-    per shop that sold it), ranked by `sort` in the database, off ix_sales_daily_supplier_id."""
-    key = SalesDaily.product_id if product_id is None else SalesDaily.shop_id
-    stmt = select(key, *_SUPPLIER_SUMS).where(
-        SalesDaily.supplier_id == supplier_id, SalesDaily.day.between(since, until)
-    )
-    if product_id is not None:
-        stmt = stmt.where(SalesDaily.product_id == product_id)
-    sums = {c.name: c for c in _SUPPLIER_SUMS}
-    stmt = stmt.group_by(key).order_by(sums[sort].desc(), key)
+    per shop that sold it), ranked by `sort` in the database."""
+    table, key, scope = _supplier_scope(supplier_id, since, until, product_id)
+    sums = {
+        "orders": func.sum(table.orders),
+        "units": func.sum(table.units),
+        "refunded_units": func.sum(table.refunded_units),
+    }
+    stmt = select(key, *sums.values()).where(*scope).group_by(key).order_by(sums[sort].desc(), key)
     if limit is not None:
         stmt = stmt.limit(limit)
     return (await session.execute(stmt)).all()
@@ -202,23 +214,32 @@ async def product_money(
     product_id: uuid.UUID | None,
     keys: Sequence[uuid.UUID] | None,
 ) -> Sequence[Any]:
-    """(key, currency, GMV, sales, refunded, fee, shops selling) of the keys given (every key:
-    None): per product, or per shop of one product."""
-    key = SalesDaily.product_id if product_id is None else SalesDaily.shop_id
+    """(key, currency, GMV, sales, refunded, fee) of the keys given (every key: None): per
+    product, or per shop of one product."""
+    table, key, scope = _supplier_scope(supplier_id, since, until, product_id)
     stmt = select(
         key,
-        SalesDaily.currency,
-        func.sum(SalesDaily.gmv_minor),
-        func.sum(SalesDaily.sales_minor),
-        func.sum(SalesDaily.refunded_minor),
-        func.sum(SalesDaily.platform_fee_minor),
-        func.count(distinct(SalesDaily.shop_id)),
-    ).where(SalesDaily.supplier_id == supplier_id, SalesDaily.day.between(since, until))
-    if product_id is not None:
-        stmt = stmt.where(SalesDaily.product_id == product_id)
+        table.currency,
+        func.sum(table.gmv_minor),
+        func.sum(table.sales_minor),
+        func.sum(table.refunded_minor),
+        func.sum(table.platform_fee_minor),
+    ).where(*scope)
     if keys is not None:
         stmt = stmt.where(key.in_(keys))
-    return (await session.execute(stmt.group_by(key, SalesDaily.currency))).all()
+    return (await session.execute(stmt.group_by(key, table.currency))).all()
+
+
+async def shops_selling(
+    session: AsyncSession, product_ids: Sequence[uuid.UUID], since: date, until: date
+) -> dict[uuid.UUID, int]:
+    """How many shops sold each product in the range, off ix_sales_daily_product_day."""
+    stmt = (
+        select(SalesDaily.product_id, func.count(distinct(SalesDaily.shop_id)))
+        .where(SalesDaily.product_id.in_(product_ids), SalesDaily.day.between(since, until))
+        .group_by(SalesDaily.product_id)
+    )
+    return {row[0]: int(row[1]) for row in await session.execute(stmt)}
 
 
 async def shops_carrying(

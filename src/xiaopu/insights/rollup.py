@@ -190,6 +190,26 @@ _SALES = [
         """
     ),
     text(
+        "DELETE FROM supplier_product_daily s USING rollup_supplier_days k "
+        "WHERE s.supplier_id = k.supplier_id AND s.day = k.day"
+    ),
+    text(
+        f"""
+        INSERT INTO supplier_product_daily (supplier_id, day, product_id, currency, orders,
+            units, refunded_units, gmv_minor, sales_minor, refunded_minor, platform_fee_minor)
+        SELECT k.supplier_id, k.day, l.product_id, so.currency, count(DISTINCT so.order_id),
+            sum(l.quantity), sum(l.returned_quantity), sum(l.base_minor + l.markup_minor),
+            sum(l.base_minor),
+            sum(l.returned_quantity * (l.unit_price_minor + l.unit_markup_minor)),
+            coalesce(sum(c.fee), 0)
+        FROM rollup_supplier_days k
+        JOIN supplier_orders so ON so.supplier_id = k.supplier_id AND {_WITHIN.format(t="so")}
+        JOIN order_lines l ON l.supplier_order_id = so.id
+        {_LINE_SHARES}
+        GROUP BY k.supplier_id, k.day, l.product_id, so.currency
+        """
+    ),
+    text(
         "DELETE FROM variant_daily v USING rollup_supplier_days k "
         "WHERE v.supplier_id = k.supplier_id AND v.day = k.day"
     ),

@@ -274,11 +274,10 @@ async def _money_of(
     days: Range,
     product_id: uuid.UUID | None,
     keys: list[uuid.UUID] | None,
-) -> tuple[dict[uuid.UUID, list[SupplierMoney]], dict[uuid.UUID, int]]:
-    """Money per key and currency, and the shops that sold each key, for the keys given."""
+) -> dict[uuid.UUID, list[SupplierMoney]]:
+    """Money per key and currency, for the keys given."""
     money: dict[uuid.UUID, list[SupplierMoney]] = defaultdict(list)
-    shops: dict[uuid.UUID, int] = defaultdict(int)
-    for key, currency, gmv, sales, refunded, fee, selling in await repository.product_money(
+    for key, currency, gmv, sales, refunded, fee in await repository.product_money(
         session, supplier_id, *_ends(days), product_id=product_id, keys=keys
     ):
         money[key].append(
@@ -287,10 +286,9 @@ async def _money_of(
                 {"gmv": int(gmv), "sales": int(sales), "refunded": int(refunded), "fee": int(fee)},
             )
         )
-        shops[key] = max(shops[key], int(selling))
     for rows in money.values():
         rows.sort(key=lambda m: m.currency)
-    return money, shops
+    return money
 
 
 async def product_rows(
@@ -306,9 +304,8 @@ async def product_rows(
         session, supplier_id, *_ends(days), product_id=None, sort=sort, limit=limit
     )
     keys = [row[0] for row in ranked]
-    money, selling = await _money_of(
-        session, supplier_id, days, None, None if limit is None else keys
-    )
+    money = await _money_of(session, supplier_id, days, None, None if limit is None else keys)
+    selling = await repository.shops_selling(session, keys, *_ends(days))
     names = await repository.titles(session, keys)
     carrying = await repository.shops_carrying(session, keys)
     return ProductRows(
@@ -346,9 +343,7 @@ async def shops_selling(
         session, supplier_id, *_ends(days), product_id=product_id, sort="units", limit=limit
     )
     keys = [row[0] for row in ranked]
-    money, _ = await _money_of(
-        session, supplier_id, days, product_id, None if limit is None else keys
-    )
+    money = await _money_of(session, supplier_id, days, product_id, None if limit is None else keys)
     names = await repository.shop_names(session, keys)
     return ShopsSelling(
         since=days.since,

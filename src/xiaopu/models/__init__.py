@@ -16,6 +16,7 @@ from xiaopu.models.insights import (
     ShopDaily,
     ShopDailyTraffic,
     SupplierDaily,
+    SupplierProductDaily,
     VariantDaily,
 )
 from xiaopu.models.ledger import (
@@ -151,6 +152,7 @@ __all__ = [
     "SupplierOrderStatus",
     "SupplierPayout",
     "SupplierPayoutStatus",
+    "SupplierProductDaily",
     "SupplierStatus",
     "Variant",
     "VariantDaily",

@@ -47,6 +47,8 @@ class SalesDaily(_Earnings, Base):
     __table_args__ = (
         PrimaryKeyConstraint("shop_id", "day", "product_id", "link_id", "currency"),
         Index(None, "supplier_id", "day"),
+        # The shops that sold a product (a supplier's dashboard, for the products it shows).
+        Index("ix_sales_daily_product_day", "product_id", "day"),
     )
 
     shop_id: Mapped[uuid.UUID]
@@ -111,6 +113,27 @@ class SupplierDaily(Base):
     gmv_minor: Mapped[int] = mapped_column(BigInteger)
     sales_minor: Mapped[int] = mapped_column(BigInteger)
     refunded_units: Mapped[int] = mapped_column(Integer)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger)
+    platform_fee_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class SupplierProductDaily(Base):
+    """Per supplier, local day of payment, product and currency: the supplier's sales of the
+    product over every shop and link, so a supplier's per-product dashboard reads a few rows a
+    product, kept together, instead of the product's rows of every shop."""
+
+    __tablename__ = "supplier_product_daily"
+    __table_args__ = (PrimaryKeyConstraint("supplier_id", "day", "product_id", "currency"),)
+
+    supplier_id: Mapped[uuid.UUID]
+    day: Mapped[date] = mapped_column(Date)
+    product_id: Mapped[uuid.UUID]
+    currency: Mapped[str] = mapped_column(String(3))
+    orders: Mapped[int] = mapped_column(Integer)
+    units: Mapped[int] = mapped_column(Integer)
+    refunded_units: Mapped[int] = mapped_column(Integer)
+    gmv_minor: Mapped[int] = mapped_column(BigInteger)
+    sales_minor: Mapped[int] = mapped_column(BigInteger)
     refunded_minor: Mapped[int] = mapped_column(BigInteger)
     platform_fee_minor: Mapped[int] = mapped_column(BigInteger)
 
