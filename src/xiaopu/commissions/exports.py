@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from xiaopu.commissions import repository, statements
 from xiaopu.commissions.schemas import StatementExportIn, StatementExportOut
 from xiaopu.db import unit_of_work
-from xiaopu.errors import AppError, Conflict, NotFound
+from xiaopu.errors import AppError, Conflict, NotFound, TooManyRequests
 from xiaopu.kit.clock import utcnow
 from xiaopu.models.exports import ExportStatus, StatementExport
 from xiaopu.queue import enqueue
@@ -45,18 +45,14 @@ class ExportExpired(AppError):
     title = "The export's download window has passed; ask for the period again"
 
 
-class TooManyExports(AppError):
-    status = 429
+class TooManyExports(TooManyRequests):
     code = "too_many_exports"
     title = "Too many exports are being built for this supplier; wait for one to finish"
 
     def __init__(self, most: int) -> None:
         # A build takes seconds to a few minutes: a retry a little later is the way on.
-        super().__init__(
-            f"At most {most} exports may be queued or building at once.",
-            extra={"max_pending": most, "retry_after": 30},
-            headers={"Retry-After": "30"},
-        )
+        super().__init__(30, f"At most {most} exports may be queued or building at once.")
+        self.extra["max_pending"] = most
 
 
 async def request_export(
