@@ -19,6 +19,8 @@ from xiaopu.audit.endpoints import operator_router as operator_audit_router
 from xiaopu.auth.endpoints import api_keys_router
 from xiaopu.auth.endpoints import router as auth_router
 from xiaopu.auth.revocations import SessionRevocations
+from xiaopu.campaigns.endpoints import shop_router as campaigns_shop_router
+from xiaopu.campaigns.endpoints import supplier_router as campaigns_supplier_router
 from xiaopu.catalogue.endpoints import browse_router as catalogue_browse_router
 from xiaopu.catalogue.endpoints import router as catalogue_router
 from xiaopu.commissions.endpoints import operator_router as operator_commissions_router
@@ -228,6 +230,8 @@ def create_app(
     app.include_router(supplier_dashboards_router)
     app.include_router(operator_dashboards_router)
     app.include_router(matching_shop_router)
+    app.include_router(campaigns_supplier_router)
+    app.include_router(campaigns_shop_router)
     app.include_router(matching_supplier_router)
     app.include_router(shops_router)
     app.include_router(fulfilment_router)

@@ -285,6 +285,14 @@ class Settings(BaseSettings):
         default=99, ge=1, le=10_000, description="Most units of one variant in one order."
     )
     max_order_lines: int = Field(default=50, ge=1, le=500, description="Most lines in one order.")
+    campaign_shards: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Rows each campaign's allocation (per variant) and budget (per currency) are "
+        "split over, so that a flash sale's checkouts take different rows instead of queueing "
+        "on one.",
+    )
     statement_inline_max_lines: int = Field(
         default=2000,
         ge=1,

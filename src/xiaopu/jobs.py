@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xiaopu.campaigns import jobs as campaign_jobs
 from xiaopu.commissions import jobs as commission_jobs
 from xiaopu.idempotency import jobs as idempotency_jobs
 from xiaopu.insights import jobs as insights_jobs
@@ -53,6 +54,8 @@ def entrypoints() -> dict[str, Entrypoint]:
         REFUND_JOB: Entrypoint(order_jobs.refund, own_transactions=True),
         # Claim and commit, then the CSV's chunks and `ready` in one transaction.
         commission_jobs.EXPORT_JOB: Entrypoint(commission_jobs.export, own_transactions=True),
+        # Queued by campaigns.tick every few seconds of the minute while a campaign is live.
+        campaign_jobs.REFRESH_JOB: Entrypoint(campaign_jobs.refresh),
     }
 
 
@@ -124,6 +127,15 @@ def schedules() -> list[Schedule]:
             "Fold the orders whose figures changed (logged by triggers) into the dashboards' "
             "daily rollups, 5,000 a run, and refresh the platform's today and yesterday; a full "
             "batch queues the next run at once.",
+        ),
+        Schedule(
+            campaign_jobs.TICK_JOB,
+            "* * * * *",
+            campaign_jobs.tick,
+            "Move campaigns by the clock (warm-up, `campaign.starting` an hour ahead, live, "
+            "ended with unsold units back to stock, settled once every campaign order is "
+            "final), note an exhausted boost budget once, refresh live and ended campaigns' "
+            "results, and queue refreshes every 5 s of the minute while one is live.",
         ),
         Schedule(
             "ledger.reconcile",

@@ -168,6 +168,7 @@ async def test_a_shops_order_commission_and_promotion_reach_the_application_not_
         "currency": "CNY",
         "amount_minor": 4_000,
         "commission_minor": 2_000,
+        "boost_minor": 0,
         "markup_minor": 2_000,
         "status": "pending",
     }

@@ -369,3 +369,30 @@ async def give_back(session: AsyncSession, returned: dict[uuid.UUID, int], at: d
         text(_GIVE_BACK),
         {"ids": list(returned), "units": list(returned.values()), "now": at},
     )
+
+
+# As _GIVE_BACK, in the same lock order, taking only where every unit is there.
+_SET_ASIDE = """
+UPDATE variants SET stock = variants.stock - g.units, updated_at = :now
+FROM (
+    SELECT v.id, r.units
+    FROM variants AS v
+    JOIN unnest(CAST(:ids AS uuid[]), CAST(:units AS int[])) AS r (id, units) ON v.id = r.id
+    WHERE v.supplier_id = :supplier_id
+    ORDER BY v.id
+    FOR UPDATE OF v
+) AS g
+WHERE variants.id = g.id AND variants.stock >= g.units
+RETURNING variants.id
+"""
+
+
+async def set_aside(
+    session: AsyncSession, supplier_id: uuid.UUID, units: dict[uuid.UUID, int], at: datetime
+) -> set[uuid.UUID]:
+    """Take units out of these variants' stock where each has them all; the variants taken."""
+    rows = await session.execute(
+        text(_SET_ASIDE),
+        {"ids": list(units), "units": list(units.values()), "now": at, "supplier_id": supplier_id},
+    )
+    return {row[0] for row in rows}

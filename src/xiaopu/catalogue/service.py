@@ -561,3 +561,26 @@ async def give_back_stock(session: AsyncSession, returned: dict[uuid.UUID, int])
         return
     await session.flush()  # the statement below writes past the session
     await repository.give_back(session, returned, utcnow())
+
+
+class AllocationShort(Conflict):
+    code = "allocation_exceeds_stock"
+    title = "A variant has fewer units in stock than the campaign allocates"
+
+
+async def set_aside(
+    session: AsyncSession, supplier_id: uuid.UUID, units: dict[uuid.UUID, int]
+) -> None:
+    """Take a campaign's allocated units out of the variants' stock, all or none (a variant
+    short of them is a 409 naming it and its stock): from here they sell at campaign terms
+    only, and come back with give_back_stock."""
+    if not units:
+        return
+    await session.flush()
+    taken = await repository.set_aside(session, supplier_id, units, utcnow())
+    short = [v for v in units if v not in taken]
+    if short:
+        raise AllocationShort(
+            "Stock does not cover the allocation of every variant.",
+            extra={"variant_ids": [str(v) for v in short]},
+        )

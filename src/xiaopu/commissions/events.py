@@ -15,15 +15,18 @@ def accrued(
     commission_minor: int,
     markup_minor: int,
     held: bool,
+    boost_minor: int = 0,
 ) -> dict[str, object]:
-    """commission.accrued: the shop's earnings on one supplier order, on payment."""
+    """commission.accrued: the shop's earnings on one supplier order, on payment (a campaign's
+    boost is its own part)."""
     return {
         "shop_id": str(shop_id),
         "order_id": str(order_id),
         "supplier_order_id": str(supplier_order_id),
         "currency": currency,
-        "amount_minor": commission_minor + markup_minor,
+        "amount_minor": commission_minor + boost_minor + markup_minor,
         "commission_minor": commission_minor,
+        "boost_minor": boost_minor,
         "markup_minor": markup_minor,
         "status": "held" if held else "pending",
     }

@@ -138,7 +138,8 @@ WITH moves AS (
         AND e.at >= :since AND e.at < :until
         AND e.action IN ('accrued', 'reversed', 'forfeited')
         AND (c.beneficiary, c.kind) IN (('supplier', 'supplier_share'),
-            ('supplier', 'shipping'), ('shop', 'commission'), ('platform', 'platform_fee'))
+            ('supplier', 'shipping'), ('shop', 'commission'), ('shop', 'boost'),
+            ('platform', 'platform_fee'))
         AND NOT (e.action = 'forfeited' AND e.amount_minor = 0)
 ), lines AS (
     SELECT
@@ -147,13 +148,16 @@ WITH moves AS (
         cause, supplier_order_id, order_line_id,
         (array_agg(order_id ORDER BY event_id))[1] AS order_id,
         (array_agg(currency ORDER BY event_id))[1] AS currency,
-        coalesce(sum(amount) FILTER (WHERE kind = 'commission' AND event_status <> 'forfeited'),
-            0) - coalesce(sum(amount) FILTER (WHERE kind = 'commission'
+        -- A campaign's boost is commission the supplier pays on top: counted in.
+        coalesce(sum(amount) FILTER (WHERE kind IN ('commission', 'boost')
+            AND event_status <> 'forfeited'), 0)
+            - coalesce(sum(amount) FILTER (WHERE kind IN ('commission', 'boost')
             AND event_status = 'forfeited' AND action = 'forfeited'), 0) AS commission_minor,
         coalesce(sum(amount) FILTER (WHERE kind = 'platform_fee'), 0) AS platform_fee_minor,
         coalesce(sum(amount) FILTER (WHERE kind = 'shipping'), 0) AS shipping_minor,
         coalesce(sum(amount) FILTER (WHERE kind = 'supplier_share'
-            OR (kind = 'commission' AND event_status = 'forfeited')), 0) AS net_payable_minor
+            OR (kind IN ('commission', 'boost') AND event_status = 'forfeited')), 0)
+            AS net_payable_minor
     FROM moves
     GROUP BY cause, supplier_order_id, order_line_id
 ), priced AS (

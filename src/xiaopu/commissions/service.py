@@ -134,11 +134,18 @@ async def accrue(
     rows: list[Commission] = []
     for line in lines:
         parts = split_line(
-            line.base_minor, line.markup_minor, line.commission_bps, line.platform_fee_bps, rule
+            line.base_minor,
+            line.markup_minor,
+            line.commission_bps,
+            line.platform_fee_bps,
+            rule,
+            line.boost_bps,
         )
         for (beneficiary, kind), amount in parts.items():
             if (beneficiary, kind) == PLATFORM_MARKUP and rule is not Rule.self_purchase_none:
                 continue  # only the `none` policy sends markup to the platform
+            if kind is PartKind.boost and not line.boost_bps:
+                continue  # a line sold at a campaign's terms with a boost has its own part
             status = PartStatus.pending
             if beneficiary is Beneficiary.shop and rule is Rule.self_purchase_hold:
                 status = PartStatus.held
@@ -146,6 +153,7 @@ async def accrue(
                 status = PartStatus.forfeited
             rate = {
                 PartKind.commission: line.commission_bps,
+                PartKind.boost: line.boost_bps,
                 PartKind.platform_fee: line.platform_fee_bps,
             }.get(kind)
             base = line.markup_minor if kind is PartKind.markup else line.base_minor
@@ -208,6 +216,7 @@ async def accrue(
             supplier_order_id=part.id,
             currency=part.currency,
             commission_minor=sum(r.accrued_minor for r in earning if r.kind is PartKind.commission),
+            boost_minor=sum(r.accrued_minor for r in earning if r.kind is PartKind.boost),
             markup_minor=sum(r.accrued_minor for r in earning if r.kind is PartKind.markup),
             held=any(r.status is PartStatus.held for r in earning),
         )
@@ -310,6 +319,7 @@ async def reverse(
             line.commission_bps,
             line.platform_fee_bps,
             rows[0].rule,
+            line.boost_bps,
         )
         for (beneficiary, kind), amount in taken.items():
             row = by_part.get((line_id, beneficiary, kind))
@@ -416,7 +426,9 @@ async def decide_held(
             row.status = stage
             action = CommissionAction.held_released
         else:
-            to = Beneficiary.supplier if row.kind is PartKind.commission else Beneficiary.platform
+            # The commission and a campaign's boost come from the supplier's share: back to it.
+            supplier_funded = row.kind in (PartKind.commission, PartKind.boost)
+            to = Beneficiary.supplier if supplier_funded else Beneficiary.platform
             row.status = PartStatus.forfeited
             row.forfeited_to = _PURPOSE[(to, stage)]
             action = CommissionAction.forfeited

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import structlog
@@ -458,3 +459,20 @@ async def dismiss(
         invitation.decided_at = utcnow()
         await session.flush()
     return await _shop_out(session, invitation)
+
+
+async def top_shop_ids(
+    session: AsyncSession,
+    supplier_id: uuid.UUID,
+    product_ids: Sequence[uuid.UUID],
+    per_product: int,
+) -> list[uuid.UUID]:
+    """The best-ranked recommended shops of each of the supplier's products, in rank order:
+    whom a campaign of these products invites first."""
+    found: list[uuid.UUID] = []
+    for product_id in product_ids:
+        page = await recommended_shops(
+            session, supplier_id, product_id, PageParams(limit=per_product, cursor=None)
+        )
+        found += [item.shop_id for item in page.items]
+    return list(dict.fromkeys(found))

@@ -5,6 +5,17 @@ from xiaopu.models.api_keys import ApiKey
 from xiaopu.models.applications import Application, ApplicationStatus
 from xiaopu.models.audit import AuditAction, AuditRecord
 from xiaopu.models.base import Base
+from xiaopu.models.campaigns import (
+    Campaign,
+    CampaignBudget,
+    CampaignBudgetShard,
+    CampaignItem,
+    CampaignResult,
+    CampaignShop,
+    CampaignStatus,
+    CampaignUnitShard,
+    Recruitment,
+)
 from xiaopu.models.catalogue import Category, Product, ProductStatus, Variant
 from xiaopu.models.exports import ExportStatus, StatementExport, StatementExportChunk
 from xiaopu.models.idempotency import IdempotencyKey
@@ -89,6 +100,14 @@ __all__ = [
     "AuditAction",
     "AuditRecord",
     "Base",
+    "Campaign",
+    "CampaignBudget",
+    "CampaignBudgetShard",
+    "CampaignItem",
+    "CampaignResult",
+    "CampaignShop",
+    "CampaignStatus",
+    "CampaignUnitShard",
     "Category",
     "Click",
     "Commission",
@@ -122,6 +141,7 @@ __all__ = [
     "Product",
     "ProductStatus",
     "RecommendedShop",
+    "Recruitment",
     "RefreshToken",
     "Refund",
     "RefundLine",

@@ -99,6 +99,7 @@ class Beneficiary(enum.StrEnum):
 
 class PartKind(enum.StrEnum):
     commission = "commission"  # the shop's share of the base, at the line's commission rate
+    boost = "boost"  # a campaign's extra commission, from the supplier's share like commission
     markup = "markup"  # the shop's markup, paid by the buyer on top of the base
     platform_fee = "platform_fee"
     supplier_share = "supplier_share"  # base - commission - fee (+ shipping, on its own part)

@@ -209,8 +209,16 @@ class OrderLine(IdMixin, CreatedAtMixin, Base):
         ),
         CheckConstraint("commission_bps BETWEEN 0 AND 10000", name="commission_bps_range"),
         CheckConstraint("platform_fee_bps BETWEEN 0 AND 10000", name="platform_fee_bps_range"),
+        CheckConstraint("boost_bps BETWEEN 0 AND 10000", name="boost_bps_range"),
+        CheckConstraint(
+            "campaign_id IS NOT NULL OR (boost_bps = 0 AND NOT boost_withheld)",
+            name="boost_only_on_campaign_lines",
+        ),
         Index(None, "order_id"),
         Index(None, "supplier_order_id"),
+        Index(
+            "ix_order_lines_campaign_id", "campaign_id", postgresql_where="campaign_id IS NOT NULL"
+        ),
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
@@ -233,6 +241,12 @@ class OrderLine(IdMixin, CreatedAtMixin, Base):
     return_window_days: Mapped[int] = mapped_column(SmallInteger)
     # Units approved for return (refunded or being refunded); never above quantity.
     returned_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # Sold at a campaign's terms: unit_price_minor is the campaign price, and boost_bps the boost
+    # the line reserved from the campaign's budget (0, with boost_withheld, when what was left
+    # could not cover it). Units and boost go back to the campaign on expiry, cancel and refunds.
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("campaigns.id"))
+    boost_bps: Mapped[int] = mapped_column(SmallInteger, default=0)
+    boost_withheld: Mapped[bool] = mapped_column(default=False)
 
 
 class Payment(IdMixin, TimestampMixin, Base):

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from xiaopu.catalogue import service as catalogue
 from xiaopu.commissions import service as commissions
 from xiaopu.config import Settings
 from xiaopu.errors import Conflict, NotFound, ValidationFailed
@@ -25,7 +24,7 @@ from xiaopu.models import (
     SupplierOrder,
     SupplierOrderStatus,
 )
-from xiaopu.orders import payments, repository
+from xiaopu.orders import payments, repository, service
 from xiaopu.orders.events import supplier_order_event
 from xiaopu.orders.providers import InvalidCallbackSignature
 from xiaopu.orders.schemas import (
@@ -85,6 +84,9 @@ def _line_out(line: OrderLine) -> SupplierLineOut:
         commission_bps=line.commission_bps,
         platform_fee_bps=line.platform_fee_bps,
         return_window_days=line.return_window_days,
+        campaign_id=line.campaign_id,
+        boost_bps=line.boost_bps,
+        boost_withheld=line.boost_withheld,
     )
 
 
@@ -217,8 +219,8 @@ async def cancel(
         await payments.refund_part(
             session, order, part, RefundReason.supplier_cancelled, refunded, shipping
         )
-    await catalogue.give_back_stock(
-        session, {ln.variant_id: refunded[ln.id][0] for ln in lines if ln.id in refunded}
+    await service.give_back(
+        session, [(ln, refunded[ln.id][0], True) for ln in lines if ln.id in refunded]
     )
     await session.flush()
     await _emit(session, EventType.supplier_order_cancelled, part)

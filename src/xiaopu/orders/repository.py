@@ -444,11 +444,12 @@ async def expire_due(session: AsyncSession, now: datetime, limit: int) -> list[O
 async def units_of_orders(
     session: AsyncSession, order_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    """Units per variant on these orders' lines."""
+    """Units per variant on these orders' lines sold from stock (not at a campaign's terms)."""
     rows = await session.execute(
         text(
             "SELECT variant_id, sum(quantity)::int FROM order_lines "
-            "WHERE order_id = ANY(CAST(:ids AS uuid[])) GROUP BY variant_id"
+            "WHERE order_id = ANY(CAST(:ids AS uuid[])) AND campaign_id IS NULL "
+            "GROUP BY variant_id"
         ),
         {"ids": list(order_ids)},
     )

@@ -11,7 +11,6 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.audit import service as audit
-from xiaopu.catalogue import service as catalogue
 from xiaopu.errors import Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import Page, PageParams, id_page
@@ -24,7 +23,7 @@ from xiaopu.models import (
     ReturnStatus,
     SupplierOrderStatus,
 )
-from xiaopu.orders import payments, repository
+from xiaopu.orders import payments, repository, service
 from xiaopu.orders.schemas import (
     OperatorReturnDecision,
     RefundOut,
@@ -232,8 +231,7 @@ async def _approve(session: AsyncSession, row: Return, restock: bool) -> None:
     row.status = ReturnStatus.approved
     row.refund_id = refund.id
     row.restock = restock
-    if restock:
-        await catalogue.give_back_stock(session, {line.variant_id: row.quantity})
+    await service.give_back(session, [(line, row.quantity, restock)])
     if part.status is SupplierOrderStatus.completed:
         # An operator's overrule after completion: if no completed supplier order of the order
         # keeps a unit any more, the order no longer counts as a completed sale.

@@ -65,6 +65,18 @@ class LineOut(ResponseModel):
     currency: str
     unit_price_minor: int = Field(description="What the buyer pays per unit (markup included).")
     total_minor: int
+    campaign_id: uuid.UUID | None = Field(
+        default=None, description="The campaign whose price the line was sold at."
+    )
+
+
+class ShopLineOut(LineOut):
+    """A line as its shop sees it: with the campaign boost it earns, if any."""
+
+    boost_bps: int = Field(description="The campaign's boost on this line (0: none).")
+    boost_withheld: bool = Field(
+        description="Sold at the campaign price without a boost: the budget could not cover it."
+    )
 
 
 class SupplierOrderSummary(ResponseModel):
@@ -146,7 +158,7 @@ class ShopOrderOut(ResponseModel):
     self_purchase: bool
     created_at: datetime
     paid_at: datetime | None
-    lines: list[LineOut]
+    lines: list[ShopLineOut]
 
 
 class SupplierLineOut(ResponseModel):
@@ -163,6 +175,9 @@ class SupplierLineOut(ResponseModel):
     commission_bps: int
     platform_fee_bps: int
     return_window_days: int
+    campaign_id: uuid.UUID | None = Field(description="Sold at this campaign's price.")
+    boost_bps: int = Field(description="The campaign boost paid on the line (0: none).")
+    boost_withheld: bool = Field(description="Sold without a boost: the budget was spent.")
 
 
 class SupplierOrderOut(ResponseModel):

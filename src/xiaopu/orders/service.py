@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.campaigns import service as campaigns
 from xiaopu.catalogue import service as catalogue
 from xiaopu.config import Settings
 from xiaopu.db import read_together
@@ -40,6 +41,7 @@ from xiaopu.orders.schemas import (
     LineOut,
     OrderOut,
     PaymentOut,
+    ShopLineOut,
     ShopOrderOut,
     SupplierOrderSummary,
 )
@@ -100,6 +102,12 @@ class OutOfStock(LineProblem):
     status = 409
     code = "out_of_stock"
     title = "A line asks for more units than are in stock"
+
+
+class CampaignUnitsShort(LineProblem):
+    status = 409
+    code = "campaign_units_short"
+    title = "A line asks for more units than the campaign has left at its price"
 
 
 class MixedCurrencies(AppError):
@@ -163,11 +171,19 @@ class PricedLine:
     sale: catalogue.ForSale
     quantity: int
     unit_markup_minor: int
+    # Sold at a campaign's terms (the shop signed up, the sale is on, the allocation has the
+    # units): the campaign price instead of the variant's.
+    campaign: campaigns.Terms | None = None
+
+    @property
+    def price_minor(self) -> int:
+        """The supplier's price per unit: the campaign's, or the variant's."""
+        return self.campaign.price_minor if self.campaign else self.sale.price_minor
 
     @property
     def unit_price_minor(self) -> int:
         """What the buyer pays per unit (markup included)."""
-        return self.sale.price_minor + self.unit_markup_minor
+        return self.price_minor + self.unit_markup_minor
 
     @property
     def total_minor(self) -> int:
@@ -218,9 +234,15 @@ def _price(
     items: Sequence[CheckoutItem],
     sales: dict[uuid.UUID, catalogue.ForSale],
     shop: shops.CheckoutShop | None,
+    terms: dict[uuid.UUID, campaigns.Terms],
 ) -> Quote:
     """Checkout's rules for the lines read: in the shop, on sale, in stock, of one currency,
-    shipping per supplier in that currency. Raises the refusal a checkout would get."""
+    shipping per supplier in that currency. Raises the refusal a checkout would get.
+
+    A variant the shop sells at a campaign's terms takes its units from the campaign's
+    allocation, not the stock: at the campaign price while the allocation has them all, at the
+    regular price once it has none (sold out at campaign terms), and refused in between, so a
+    buyer never pays a price they were not shown for part of a line."""
     if shop is None:
         raise ShopUnavailable()
     markups = shop.markups
@@ -235,7 +257,21 @@ def _price(
         raise MixedCurrencies(
             "Order items of one currency at a time.", extra={"currencies": sorted(currencies)}
         )
+    at_campaign: dict[uuid.UUID, campaigns.Terms] = {}
     for index, item in enumerate(items):
+        offer = terms.get(item.variant_id)
+        if offer is not None and offer.currency == sales[item.variant_id].currency:
+            left = offer.units_left
+            if left >= item.quantity:
+                at_campaign[item.variant_id] = offer
+                continue
+            if left > 0:
+                raise CampaignUnitsShort(
+                    index,
+                    f"Line {index} asks for {item.quantity} units; the campaign has {left} left "
+                    "at its price.",
+                    available=left,
+                )
         stock = sales[item.variant_id].stock
         if stock < item.quantity:
             raise OutOfStock(
@@ -248,9 +284,10 @@ def _price(
     by_supplier: dict[uuid.UUID, list[PricedLine]] = defaultdict(list)
     for item in items:
         sale = sales[item.variant_id]
-        price = sale.price_minor
+        offer = at_campaign.get(item.variant_id)
+        price = offer.price_minor if offer else sale.price_minor
         unit_markup = shop_price(price, markups[sale.product_id], sale.markup_ceiling_bps) - price
-        by_supplier[sale.supplier_id].append(PricedLine(sale, item.quantity, unit_markup))
+        by_supplier[sale.supplier_id].append(PricedLine(sale, item.quantity, unit_markup, offer))
     parts = []
     for supplier_id, lines in by_supplier.items():
         first = lines[0].sale
@@ -271,10 +308,13 @@ async def quote(
     it: the storefront's order summary, priced by checkout's own rules."""
     _check_lines(settings, items)
     variant_ids = [item.variant_id for item in items]
-    sales, shop = await read_together(
-        session, catalogue.for_sale(variant_ids), shops.checkout_shop(shop_slug, variant_ids)
+    sales, shop, terms = await read_together(
+        session,
+        catalogue.for_sale(variant_ids),
+        shops.checkout_shop(shop_slug, variant_ids),
+        campaigns.terms_for(shop_slug, variant_ids, utcnow()),
     )
-    return _price(items, sales, shop)
+    return _price(items, sales, shop, terms)
 
 
 async def checkout(
@@ -284,16 +324,28 @@ async def checkout(
     # Read without locks: the order commits as one statement (db.send_deferred), which takes
     # the stock only if it still has every line's units, or writes nothing and is run again.
     variant_ids = [item.variant_id for item in data.items]
-    sales, shop = await read_together(
-        session, catalogue.for_sale(variant_ids), shops.checkout_shop(data.shop_slug, variant_ids)
+    # One clock reading: what the order is priced at is what it is stamped with.
+    now = utcnow()
+    sales, shop, terms = await read_together(
+        session,
+        catalogue.for_sale(variant_ids),
+        shops.checkout_shop(data.shop_slug, variant_ids),
+        campaigns.terms_for(data.shop_slug, variant_ids, now),
     )
     if shop is None:
         raise ShopUnavailable()
     attribution = _attribution(settings, data.attribution_token, shop.id)
-    priced = _price(data.items, sales, shop)
+    priced = _price(data.items, sales, shop, terms)
     currency = priced.currency
+    at_campaign = [line for part in priced.parts for line in part.lines if line.campaign]
+    plan = campaigns.plan(
+        [
+            (line.campaign, line.quantity, catalogue.sale_commission(line.sale))
+            for line in at_campaign
+            if line.campaign is not None
+        ]
+    )
 
-    now = utcnow()
     access_token = None
     if buyer_account_id is None:
         access_token = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(24)
@@ -334,8 +386,10 @@ async def checkout(
         items_minor = 0
         for priced_line in part.lines:
             sale, quantity = priced_line.sale, priced_line.quantity
-            price = sale.price_minor
+            price = priced_line.price_minor
             unit_markup = priced_line.unit_markup_minor
+            offer = priced_line.campaign
+            reserved = plan.lines.get(sale.variant_id) if offer else None
             line = draft(
                 OrderLine,
                 order_id=order.id,
@@ -355,6 +409,9 @@ async def checkout(
                 platform_fee_bps=settings.platform_fee_bps,
                 return_window_days=sale.return_window_days,
                 returned_quantity=0,
+                campaign_id=offer.campaign_id if offer else None,
+                boost_bps=reserved.boost_bps if reserved else 0,
+                boost_withheld=reserved.boost_withheld if reserved else False,
                 created_at=now,
             )
             items_minor += line.base_minor + line.markup_minor
@@ -379,7 +436,16 @@ async def checkout(
         created_at=now,
         updated_at=now,
     )
-    await catalogue.take_stock(session, [(sales[i.variant_id], i.quantity) for i in data.items])
+    from_stock = [
+        (line.sale, line.quantity)
+        for part in priced.parts
+        for line in part.lines
+        if line.campaign is None
+    ]
+    if from_stock:
+        await catalogue.take_stock(session, from_stock)
+    if at_campaign:
+        await campaigns.reserve(session, plan)
     await repository.insert_placed(session, order, parts, lines, payment)
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order), later=True)
     (out,) = _assemble(
@@ -404,6 +470,15 @@ def line_out(line: OrderLine) -> LineOut:
         currency=line.currency,
         unit_price_minor=line.unit_price_minor + line.unit_markup_minor,
         total_minor=line.base_minor + line.markup_minor,
+        campaign_id=line.campaign_id,
+    )
+
+
+def shop_line_out(line: OrderLine) -> ShopLineOut:
+    return ShopLineOut(
+        **line_out(line).model_dump(),
+        boost_bps=line.boost_bps,
+        boost_withheld=line.boost_withheld,
     )
 
 
@@ -523,9 +598,9 @@ async def list_for_shop(
     shop = await shops.shop_of(session, account_id)
     rows = await repository.page_of_orders(session, repository.shop_orders(shop.id), page)
     items, cursor = id_page(rows, page, lambda o: o.id)
-    lines: dict[uuid.UUID, list[LineOut]] = defaultdict(list)
+    lines: dict[uuid.UUID, list[ShopLineOut]] = defaultdict(list)
     for line in await repository.lines_of_orders(session, [o.id for o in items]):
-        lines[line.order_id].append(line_out(line))
+        lines[line.order_id].append(shop_line_out(line))
     return Page[ShopOrderOut](
         items=[
             ShopOrderOut(
@@ -548,6 +623,36 @@ async def list_for_shop(
     )
 
 
+# Giving back ----------------------------------------------------------------------------------
+
+
+async def give_back(session: AsyncSession, refunded: Sequence[tuple[OrderLine, int, bool]]) -> None:
+    """After a refund of units of lines (each line counting them as returned already, the
+    units, and whether they go back on sale): a campaign line's boost goes back to its budget,
+    f(old) − f(new) as its boost part is reversed, and its units to the campaign's allocation
+    while it holds one; other units back to stock. Campaigns first, as expiry does."""
+    back: list[campaigns.GiveBack] = []
+    stock: dict[uuid.UUID, int] = defaultdict(int)
+    for line, units, restock in refunded:
+        if line.campaign_id is None:
+            if restock and units:
+                stock[line.variant_id] += units
+            continue
+        kept = line.quantity - line.returned_quantity
+        boost = campaigns.line_boost(
+            line.unit_price_minor, kept + units, line.commission_bps, line.boost_bps
+        ) - campaigns.line_boost(line.unit_price_minor, kept, line.commission_bps, line.boost_bps)
+        back.append(
+            campaigns.GiveBack(
+                line.campaign_id, line.variant_id, line.currency, units if restock else 0, boost
+            )
+        )
+    if back:
+        for variant_id, units in (await campaigns.give_back(session, back)).items():
+            stock[variant_id] += units
+    await catalogue.give_back_stock(session, dict(stock))
+
+
 # Expiry ------------------------------------------------------------------------------------
 
 
@@ -559,7 +664,12 @@ async def expire_due(session: AsyncSession) -> int:
     if not orders:
         return 0
     ids = [o.id for o in orders]
-    await catalogue.give_back_stock(session, await repository.units_of_orders(session, ids))
+    # Campaign lines first (their campaign's row, then its shards, then stock), as a campaign's
+    # end locks them: the two never wait on each other crosswise.
+    returned = await campaigns.give_back_orders(session, ids)
+    for variant_id, units in (await repository.units_of_orders(session, ids)).items():
+        returned[variant_id] = returned.get(variant_id, 0) + units
+    await catalogue.give_back_stock(session, returned)
     await webhooks.emit_many(
         session, EventType.order_expired, [(o.shop_id, order_event(o)) for o in orders]
     )

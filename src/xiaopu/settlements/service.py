@@ -45,6 +45,10 @@ from xiaopu.settlements.schemas import (
     SupplierPayoutOut,
 )
 
+# The parts a supplier pays out of its share for the shop: the commission and a campaign's boost.
+_SUPPLIER_FUNDED = frozenset({PartKind.commission, PartKind.boost})
+SHOP_BOOST = (Beneficiary.shop, PartKind.boost)
+
 log = structlog.get_logger(__name__)
 
 # A refund reversed a line after its order completed when the line was available then.
@@ -144,14 +148,15 @@ def _completion_line(
             released += sum(
                 e.amount_minor for e in own if e.action == "released" and e.cause == source
             )
-        elif part.kind is PartKind.commission:
+        elif part.kind in _SUPPLIER_FUNDED:
             # A hold refused before completion: its commission came back to the supplier and
             # became payable with the rest of the order (the markup went to the platform).
             given_back += sum(
                 e.amount_minor for e in own if e.action == "forfeit_completed" and e.cause == source
             )
     share = held[(Beneficiary.supplier, PartKind.supplier_share)]
-    sold_commission = held[(Beneficiary.shop, PartKind.commission)]
+    # A campaign's boost is commission the supplier pays on top: a statement counts it in.
+    sold_commission = held[(Beneficiary.shop, PartKind.commission)] + held[SHOP_BOOST]
     commission = sold_commission - given_back
     released += given_back
     fee = held[(Beneficiary.platform, PartKind.platform_fee)]
@@ -207,11 +212,11 @@ async def _posting_lines(
             for event in reversals.get(posting.cause, []):
                 part = part_of[event.commission_id]
                 taken[(part.beneficiary, part.kind)] += event.amount_minor
-                if part.kind is PartKind.commission and event.status == PartStatus.forfeited:
+                if part.kind in _SUPPLIER_FUNDED and event.status == PartStatus.forfeited:
                     # A refused hold's commission was given back to the supplier: taking it
                     # back is part of the sale taken back, not a commission returned.
                     refused += event.amount_minor
-            commission = taken[(Beneficiary.shop, PartKind.commission)]
+            commission = taken[(Beneficiary.shop, PartKind.commission)] + taken[SHOP_BOOST]
             fee = taken[(Beneficiary.platform, PartKind.platform_fee)]
             share = taken[(Beneficiary.supplier, PartKind.supplier_share)]
             line = _Line(

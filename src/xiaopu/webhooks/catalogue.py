@@ -35,6 +35,25 @@ class EventType(enum.StrEnum):
     commission_reversed = "commission.reversed"
     shop_promoted = "shop.promoted"
     recommendation_invited = "recommendation.invited"
+    campaign_scheduled = "campaign.scheduled"
+    campaign_warm_up = "campaign.warm_up"
+    campaign_starting = "campaign.starting"
+    campaign_live = "campaign.live"
+    campaign_ended = "campaign.ended"
+    campaign_budget_exhausted = "campaign.budget_exhausted"
+
+
+# A campaign's events go to its supplier and to every application (the app tells the shops).
+CAMPAIGN_EVENTS = frozenset(
+    {
+        EventType.campaign_scheduled,
+        EventType.campaign_warm_up,
+        EventType.campaign_starting,
+        EventType.campaign_live,
+        EventType.campaign_ended,
+        EventType.campaign_budget_exhausted,
+    }
+)
 
 
 # Events about one supplier, owned by it: delivered to that supplier's endpoints only.
@@ -55,6 +74,7 @@ SUPPLIER_EVENTS = frozenset(
         EventType.product_stock_low,
         EventType.supplier_payout_paid,
         EventType.supplier_payout_failed,
+        *CAMPAIGN_EVENTS,
     }
 )
 # Events about shops and buyers: delivered to the endpoints of every active application, whoever
@@ -73,6 +93,7 @@ APPLICATION_EVENTS = frozenset(
         EventType.commission_reversed,
         EventType.shop_promoted,
         EventType.recommendation_invited,
+        *CAMPAIGN_EVENTS,
     }
 )
 

@@ -1,0 +1,489 @@
+"""Queries for campaigns: the supplier's scope, checkout's read and deferred takes, giving back,
+the clock's transitions and the results rollup."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xiaopu.db import Deferred, Read, defer
+from xiaopu.kit.pagination import PageParams, newest_first
+from xiaopu.models import (
+    Campaign,
+    CampaignBudget,
+    CampaignBudgetShard,
+    CampaignItem,
+    CampaignResult,
+    CampaignShop,
+    CampaignStatus,
+    CampaignUnitShard,
+    Shop,
+)
+
+# Statuses in which a campaign's units wait in its shards (set aside at scheduling, swept back
+# to stock at the end).
+HOLDING = (CampaignStatus.scheduled, CampaignStatus.warm_up, CampaignStatus.live)
+
+
+# Scopes --------------------------------------------------------------------------------------
+
+
+def supplier_campaigns(supplier_id: uuid.UUID) -> Select[Campaign]:
+    return select(Campaign).where(Campaign.supplier_id == supplier_id)
+
+
+def any_campaigns() -> Select[Campaign]:
+    """Unscoped: for shops, which see campaigns through their own rules, and for jobs."""
+    return select(Campaign)
+
+
+async def one(
+    session: AsyncSession,
+    stmt: Select[Campaign],
+    campaign_id: uuid.UUID,
+    *,
+    lock: bool = False,
+) -> Campaign | None:
+    stmt = stmt.where(Campaign.id == campaign_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def page(
+    session: AsyncSession, stmt: Select[Campaign], params: PageParams
+) -> Sequence[Campaign]:
+    return (await session.scalars(newest_first(stmt, Campaign.id, params))).all()
+
+
+async def items_of(
+    session: AsyncSession, campaign_ids: Sequence[uuid.UUID]
+) -> Sequence[CampaignItem]:
+    if not campaign_ids:
+        return []
+    stmt = (
+        select(CampaignItem)
+        .where(CampaignItem.campaign_id.in_(campaign_ids))
+        .order_by(CampaignItem.campaign_id, CampaignItem.product_id, CampaignItem.variant_id)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def budgets_of(
+    session: AsyncSession, campaign_ids: Sequence[uuid.UUID]
+) -> Sequence[CampaignBudget]:
+    if not campaign_ids:
+        return []
+    stmt = (
+        select(CampaignBudget)
+        .where(CampaignBudget.campaign_id.in_(campaign_ids))
+        .order_by(CampaignBudget.currency)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def budget_left(session: AsyncSession, campaign_id: uuid.UUID) -> dict[str, int]:
+    """What is left of each currency's budget, over its shards."""
+    stmt = (
+        select(CampaignBudgetShard.currency, func.sum(CampaignBudgetShard.left_minor))
+        .where(CampaignBudgetShard.campaign_id == campaign_id)
+        .group_by(CampaignBudgetShard.currency)
+    )
+    return {currency: int(left) for currency, left in (await session.execute(stmt)).all()}
+
+
+async def units_left(session: AsyncSession, campaign_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    stmt = (
+        select(CampaignUnitShard.variant_id, func.sum(CampaignUnitShard.units_left))
+        .where(CampaignUnitShard.campaign_id == campaign_id)
+        .group_by(CampaignUnitShard.variant_id)
+    )
+    return {variant: int(left) for variant, left in (await session.execute(stmt)).all()}
+
+
+async def overlapping(
+    session: AsyncSession,
+    variant_ids: Sequence[uuid.UUID],
+    since: datetime,
+    until: datetime,
+    exclude: uuid.UUID,
+) -> Sequence[uuid.UUID]:
+    """Variants of these that another campaign holding units sells in [since, until)."""
+    stmt = (
+        select(CampaignItem.variant_id)
+        .join(Campaign, Campaign.id == CampaignItem.campaign_id)
+        .where(
+            CampaignItem.variant_id.in_(variant_ids),
+            Campaign.id != exclude,
+            Campaign.status.in_(HOLDING),
+            Campaign.warm_up_at < until,
+            Campaign.ends_at > since,
+        )
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def lock_supplier(session: AsyncSession, supplier_id: uuid.UUID) -> None:
+    """A lock on scheduling the supplier's campaigns, held to the end of the transaction."""
+    key = int.from_bytes(supplier_id.bytes[:8], "big", signed=True) ^ 0x63616D70
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def add_shards(
+    session: AsyncSession,
+    units: Sequence[tuple[uuid.UUID, uuid.UUID, int, int]],
+    budgets: Sequence[tuple[uuid.UUID, str, int, int]],
+) -> None:
+    """Shard rows: (campaign, variant, shard, units) and (campaign, currency, shard, amount)."""
+    session.add_all(
+        CampaignUnitShard(campaign_id=c, variant_id=v, shard=n, units_left=u)
+        for c, v, n, u in units
+    )
+    session.add_all(
+        CampaignBudgetShard(campaign_id=c, currency=cur, shard=n, left_minor=a)
+        for c, cur, n, a in budgets
+    )
+    await session.flush()
+
+
+async def sweep_units(session: AsyncSession, campaign_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Empty a campaign's unit shards (its row is locked by the caller): the units per variant,
+    for the stock."""
+    rows = await session.execute(
+        text(
+            "WITH taken AS (SELECT id, variant_id, units_left FROM campaign_unit_shards "
+            "WHERE campaign_id = :c AND units_left > 0 ORDER BY id FOR UPDATE) "
+            "UPDATE campaign_unit_shards s SET units_left = 0 FROM taken "
+            "WHERE s.id = taken.id RETURNING taken.variant_id, taken.units_left"
+        ),
+        {"c": campaign_id},
+    )
+    swept: dict[uuid.UUID, int] = {}
+    for variant_id, units in rows:
+        swept[variant_id] = swept.get(variant_id, 0) + int(units)
+    return swept
+
+
+async def shop_entry(
+    session: AsyncSession, campaign_id: uuid.UUID, shop_id: uuid.UUID, *, lock: bool = False
+) -> CampaignShop | None:
+    stmt = select(CampaignShop).where(
+        CampaignShop.campaign_id == campaign_id, CampaignShop.shop_id == shop_id
+    )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def shop_entries(
+    session: AsyncSession, shop_id: uuid.UUID, campaign_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, CampaignShop]:
+    if not campaign_ids:
+        return {}
+    stmt = select(CampaignShop).where(
+        CampaignShop.shop_id == shop_id, CampaignShop.campaign_id.in_(campaign_ids)
+    )
+    return {row.campaign_id: row for row in (await session.scalars(stmt)).all()}
+
+
+def open_to_shop(shop_id: uuid.UUID) -> Select[Campaign]:
+    """Campaigns a shop can see: scheduled to live, open to every shop or with the shop on
+    their list (invited or signed up)."""
+    listed = select(CampaignShop.campaign_id).where(CampaignShop.shop_id == shop_id)
+    return select(Campaign).where(
+        Campaign.status.in_(HOLDING),
+        (Campaign.recruitment == "open") | Campaign.id.in_(listed),
+    )
+
+
+async def invite(
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    shop_ids: Sequence[uuid.UUID],
+    via: str,
+    at: datetime,
+) -> list[uuid.UUID]:
+    """Invite the shops that exist and are not invited yet; the ids invited now."""
+    if not shop_ids:
+        return []
+    rows = await session.execute(
+        text(
+            "INSERT INTO campaign_shops (campaign_id, shop_id, invited_at, invited_via, "
+            "created_at) SELECT :c, s.id, :at, :via, :at FROM shops s "
+            "WHERE s.id = ANY(CAST(:ids AS uuid[])) "
+            "ON CONFLICT (campaign_id, shop_id) DO UPDATE SET invited_at = :at, "
+            "invited_via = :via WHERE campaign_shops.invited_at IS NULL "
+            "RETURNING shop_id"
+        ),
+        {"c": campaign_id, "ids": list(shop_ids), "via": via, "at": at},
+    )
+    return [row[0] for row in rows]
+
+
+async def shops_exist(session: AsyncSession, shop_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    stmt = select(Shop.id).where(Shop.id.in_(shop_ids))
+    return set((await session.scalars(stmt)).all())
+
+
+# Checkout: terms read with the order's other reads, takes deferred to its one statement -------
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """A variant's live campaign terms for the shop an order is placed in, with what its
+    shards held when read (only shards with something left)."""
+
+    variant_id: uuid.UUID
+    campaign_id: uuid.UUID
+    price_minor: int
+    boost_bps: int
+    currency: str
+    unit_shards: tuple[tuple[int, int], ...]  # (shard id, units left)
+    budget_shards: tuple[tuple[int, int], ...]  # (shard id, amount left) in the currency
+
+    @property
+    def units_left(self) -> int:
+        return sum(units for _, units in self.unit_shards)
+
+
+# A variant sells at a campaign's terms in a shop signed up to it, from its start (by the
+# clock of the request, not the job's) until its end or the supplier's. The shards are the
+# campaign's rows by their unique keys, as "id:left,..." (the reads' records cannot carry
+# arrays); scalar parameters keep a generic plan.
+_TERMS = """
+SELECT i.variant_id, c.id, i.price_minor, c.boost_bps, i.currency,
+    (SELECT string_agg(u.id || ':' || u.units_left, ',' ORDER BY u.id)
+        FROM campaign_unit_shards AS u WHERE u.campaign_id = c.id
+        AND u.variant_id = i.variant_id AND u.units_left > 0),
+    (SELECT string_agg(b.id || ':' || b.left_minor, ',' ORDER BY b.id)
+        FROM campaign_budget_shards AS b WHERE b.campaign_id = c.id
+        AND b.currency = i.currency AND b.left_minor > 0)
+FROM campaign_items AS i
+JOIN campaigns AS c ON c.id = i.campaign_id
+JOIN shops AS s ON s.slug = $1
+JOIN campaign_shops AS cs ON cs.campaign_id = c.id AND cs.shop_id = s.id
+WHERE i.variant_id IN ({ids})
+    AND c.status IN ('scheduled', 'warm_up', 'live')
+    AND c.starts_at <= $2 AND $2 < c.ends_at
+    AND cs.joined_at IS NOT NULL
+"""
+
+
+@functools.cache
+def _terms_sql(count: int) -> str:
+    return _TERMS.format(ids=", ".join(f"${i + 3}::uuid" for i in range(count)))
+
+
+def _shards(listed: str | None) -> tuple[tuple[int, int], ...]:
+    if not listed:
+        return ()
+    pairs = (pair.split(":") for pair in listed.split(","))
+    return tuple((int(shard), int(left)) for shard, left in pairs)
+
+
+def _terms(rows: Sequence[Any]) -> dict[uuid.UUID, Terms]:
+    return {r[0]: Terms(r[0], r[1], r[2], r[3], r[4], _shards(r[5]), _shards(r[6])) for r in rows}
+
+
+def terms_for(
+    shop_slug: str, variant_ids: Sequence[uuid.UUID], at: datetime
+) -> Read[dict[uuid.UUID, Terms]]:
+    return Read(_terms_sql(len(variant_ids)), (shop_slug, at, *variant_ids), _terms)
+
+
+_TAKE = """
+UPDATE {table} SET {column} = {table}.{column} - t.take
+FROM (
+    SELECT s.id, w.take FROM {table} AS s
+    JOIN (VALUES {rows}) AS w (id, take) ON s.id = w.id
+    ORDER BY s.id
+    FOR UPDATE OF s
+) AS t
+WHERE {table}.id = t.id AND {table}.{column} >= t.take
+RETURNING {table}.id
+"""
+
+
+@functools.cache
+def _take_sql(table: str, column: str, count: int) -> str:
+    rows = ", ".join(f"(${2 * i + 1}::bigint, ${2 * i + 2}::bigint)" for i in range(count))
+    return _TAKE.format(table=table, column=column, rows=rows)
+
+
+async def take(
+    session: AsyncSession, units: Sequence[tuple[int, int]], budget: Sequence[tuple[int, int]]
+) -> None:
+    """Take (shard id, amount) from unit and budget shards with the unit of work's commit: all
+    of them, or, if a shard no longer has its amount, none, and the unit of work fails with
+    ConcurrentChange (run again on the shards as they are then). Shards are locked in id
+    order per table, as every other writer of them does."""
+    for table, column, rows in (
+        ("campaign_unit_shards", "units_left", units),
+        ("campaign_budget_shards", "left_minor", budget),
+    ):
+        if rows:
+            params = tuple(value for row in rows for value in row)
+            sql = _take_sql(table, column, len(rows))
+            await defer(session, Deferred((sql,), params, expect=len(rows)))
+
+
+# Giving back ---------------------------------------------------------------------------------
+
+
+async def status_for_share(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignStatus:
+    """The campaign's status, its row held (FOR SHARE) until the caller commits, so that its
+    end, which sweeps the shards, waits for a give-back that read it live, or goes first."""
+    stmt = select(Campaign.status).where(Campaign.id == campaign_id).with_for_update(read=True)
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def add_units(
+    session: AsyncSession, campaign_id: uuid.UUID, variant_id: uuid.UUID, units: int
+) -> None:
+    await session.execute(
+        text(
+            "UPDATE campaign_unit_shards SET units_left = units_left + :n WHERE id = ("
+            "SELECT id FROM campaign_unit_shards WHERE campaign_id = :c AND variant_id = :v "
+            "ORDER BY random() LIMIT 1)"
+        ),
+        {"n": units, "c": campaign_id, "v": variant_id},
+    )
+
+
+async def add_budget(
+    session: AsyncSession, campaign_id: uuid.UUID, currency: str, amount: int
+) -> None:
+    await session.execute(
+        text(
+            "UPDATE campaign_budget_shards SET left_minor = left_minor + :n WHERE id = ("
+            "SELECT id FROM campaign_budget_shards WHERE campaign_id = :c AND currency = :cur "
+            "ORDER BY random() LIMIT 1)"
+        ),
+        {"n": amount, "c": campaign_id, "cur": currency},
+    )
+
+
+# The clock -----------------------------------------------------------------------------------
+
+
+async def due(session: AsyncSession, now: datetime, limit: int) -> Sequence[Campaign]:
+    """Campaigns whose state the clock may move now (or whose results need refreshing),
+    locked, skipping those another worker holds."""
+    stmt = (
+        select(Campaign)
+        .where(Campaign.status.in_([*HOLDING, CampaignStatus.ended]))
+        .order_by(Campaign.starts_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def open_campaign_orders(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
+    """Whether a supplier order with a line of this campaign is not final yet."""
+    found = await session.execute(
+        text(
+            "SELECT 1 FROM order_lines l JOIN supplier_orders so ON so.id = l.supplier_order_id "
+            "WHERE l.campaign_id = :c AND so.status NOT IN ('completed', 'cancelled', 'expired') "
+            "LIMIT 1"
+        ),
+        {"c": campaign_id},
+    )
+    return found.first() is not None
+
+
+async def any_withheld(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
+    found = await session.execute(
+        text("SELECT 1 FROM order_lines WHERE campaign_id = :c AND boost_withheld LIMIT 1"),
+        {"c": campaign_id},
+    )
+    return found.first() is not None
+
+
+# Each paid line of the campaign, by shop and product: GMV is what buyers paid for the lines
+# (markup included), refunds what was refunded of them, and the boost what the ledger's boost
+# parts stand at (accrued less reversed).
+_REFRESH = [
+    "DELETE FROM campaign_results WHERE campaign_id = :c",
+    """
+    INSERT INTO campaign_results (campaign_id, shop_id, product_id, currency, orders, units,
+        gmv_minor, refunded_units, refunds_minor, boost_minor, unboosted_units)
+    SELECT l.campaign_id, o.shop_id, l.product_id, l.currency, count(DISTINCT o.id),
+        sum(l.quantity), sum(l.base_minor + l.markup_minor), sum(l.returned_quantity),
+        sum(l.returned_quantity * (l.unit_price_minor + l.unit_markup_minor)),
+        coalesce(sum(b.boost), 0),
+        coalesce(sum(l.quantity) FILTER (WHERE l.boost_withheld), 0)
+    FROM order_lines l
+    JOIN orders o ON o.id = l.order_id
+    LEFT JOIN LATERAL (
+        SELECT sum(c.accrued_minor - c.reversed_minor) AS boost FROM commissions c
+        WHERE c.supplier_order_id = l.supplier_order_id AND c.order_line_id = l.id
+            AND c.kind = 'boost'
+    ) b ON true
+    WHERE l.campaign_id = :c AND o.paid_at IS NOT NULL
+    GROUP BY l.campaign_id, o.shop_id, l.product_id, l.currency
+    """,
+]
+
+
+async def refresh_results(session: AsyncSession, campaign_id: uuid.UUID, at: datetime) -> None:
+    for sql in _REFRESH:
+        await session.execute(text(sql), {"c": campaign_id})
+    await session.execute(
+        update(Campaign).where(Campaign.id == campaign_id).values(results_refreshed_at=at)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    shop_id: uuid.UUID
+    shop_name: str
+    shop_slug: str
+    currency: str
+    orders: int
+    units: int
+    gmv_minor: int
+    refunds_minor: int
+    boost_minor: int
+
+
+async def leaderboard(
+    session: AsyncSession, campaign_id: uuid.UUID, limit: int, offset: int
+) -> list[Standing]:
+    rows = await session.execute(
+        text(
+            "SELECT r.shop_id, s.name, s.slug, r.currency, sum(r.orders)::int, "
+            "sum(r.units)::int, sum(r.gmv_minor)::bigint, sum(r.refunds_minor)::bigint, "
+            "sum(r.boost_minor)::bigint FROM campaign_results r JOIN shops s ON s.id = r.shop_id "
+            "WHERE r.campaign_id = :c GROUP BY r.shop_id, s.name, s.slug, r.currency "
+            "ORDER BY sum(r.gmv_minor) DESC, r.shop_id LIMIT :limit OFFSET :offset"
+        ),
+        {"c": campaign_id, "limit": limit, "offset": offset},
+    )
+    return [Standing(*row) for row in rows]
+
+
+async def results(session: AsyncSession, campaign_id: uuid.UUID) -> Sequence[CampaignResult]:
+    stmt = select(CampaignResult).where(CampaignResult.campaign_id == campaign_id)
+    return (await session.scalars(stmt)).all()
+
+
+async def lines_given_back(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
+    """Campaign lines of these orders: what giving them back needs."""
+    rows = await session.execute(
+        text(
+            "SELECT campaign_id, variant_id, currency, quantity, returned_quantity, "
+            "unit_price_minor, commission_bps, boost_bps FROM order_lines "
+            "WHERE order_id = ANY(CAST(:ids AS uuid[])) AND campaign_id IS NOT NULL"
+        ),
+        {"ids": list(order_ids)},
+    )
+    return rows.all()
