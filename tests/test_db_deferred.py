@@ -171,6 +171,38 @@ async def test_a_unit_of_work_is_run_again_when_the_database_moved(
     assert runs.count("never") == 3
 
 
+async def test_a_statement_that_loses_a_deadlock_alone_is_run_again(
+    real_engine: AsyncEngine,
+) -> None:
+    """A deadlock or serialization failure of the one statement that commits the work kept
+    nothing: the work runs again, as on any concurrent change."""
+    async with real_engine.begin() as conn:
+        # The conflict the database would report, on the first call only.
+        await conn.execute(text("CREATE TABLE lost (n int)"))
+        await conn.execute(
+            text(
+                "CREATE FUNCTION lose_once() RETURNS boolean AS "
+                "'BEGIN IF NOT EXISTS (SELECT FROM lost) THEN "
+                "RAISE EXCEPTION ''lost'' USING ERRCODE = ''40P01''; END IF; RETURN true; END' "
+                "LANGUAGE plpgsql"
+            )
+        )
+    sessions = create_sessionmaker(real_engine)
+    runs: list[int] = []
+
+    async def work(session: AsyncSession) -> None:
+        runs.append(len(runs))
+        if len(runs) == 2:
+            async with real_engine.begin() as conn:
+                await conn.execute(text("INSERT INTO lost VALUES (1)"))
+        await defer(session, Deferred((NOTE,), (27, "won")))
+        await defer(session, Deferred(("UPDATE tags SET t = t WHERE lose_once()",), ()))
+
+    await run_unit_of_work(sessions, work)
+    assert runs == [0, 1]
+    assert await _notes(real_engine) == [(27, "won")]
+
+
 async def test_anything_else_on_the_session_sends_them_first(real_engine: AsyncEngine) -> None:
     async with create_sessionmaker(real_engine)() as session:
         await defer(session, Deferred((NOTE,), (4, "four")))

@@ -526,6 +526,9 @@ _PARAM = re.compile(r"\$(\d+)")
 WRITTEN = "{written}"
 # xiaopu_refuse()'s SQLSTATE (its migration) and the two reasons the statements give it.
 _REFUSED = "XP409"
+# deadlock_detected, serialization_failure: a statement that commits alone may simply be sent
+# again.
+_RUN_AGAIN = frozenset({"40P01", "40001"})
 _MOVED, _NEEDS_TRANSACTION = "concurrent change", "needs a transaction"
 
 
@@ -604,7 +607,13 @@ async def _run(raw: Any, batch: list[Deferred], *, alone: bool = False) -> Seque
             return []
         row = await raw.fetchrow(sql, *params)
     except asyncpg.PostgresError as error:
-        if getattr(error, "sqlstate", None) != _REFUSED:
+        state = getattr(error, "sqlstate", None)
+        if alone and state in _RUN_AGAIN:
+            # The one statement that commits the work lost a deadlock or a serialization
+            # conflict to a concurrent writer (a campaign's shards and a give-back, say): it
+            # kept nothing, so the work runs again like any concurrent change.
+            raise ConcurrentChange() from None
+        if state != _REFUSED:
             raise
         if getattr(error, "message", None) == _NEEDS_TRANSACTION:
             return None
