@@ -91,21 +91,62 @@ async def budgets_of(
 
 async def budget_left(session: AsyncSession, campaign_id: uuid.UUID) -> dict[str, int]:
     """What is left of each currency's budget, over its shards."""
-    stmt = (
-        select(CampaignBudgetShard.currency, func.sum(CampaignBudgetShard.left_minor))
-        .where(CampaignBudgetShard.campaign_id == campaign_id)
-        .group_by(CampaignBudgetShard.currency)
-    )
-    return {currency: int(left) for currency, left in (await session.execute(stmt)).all()}
+    return (await budgets_left(session, [campaign_id])).get(campaign_id, {})
 
 
-async def units_left(session: AsyncSession, campaign_id: uuid.UUID) -> dict[uuid.UUID, int]:
+async def budgets_left(
+    session: AsyncSession, campaign_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """Per campaign, what is left of each currency's budget (one aggregate for a page)."""
+    if not campaign_ids:
+        return {}
     stmt = (
-        select(CampaignUnitShard.variant_id, func.sum(CampaignUnitShard.units_left))
-        .where(CampaignUnitShard.campaign_id == campaign_id)
-        .group_by(CampaignUnitShard.variant_id)
+        select(
+            CampaignBudgetShard.campaign_id,
+            CampaignBudgetShard.currency,
+            func.sum(CampaignBudgetShard.left_minor),
+        )
+        .where(CampaignBudgetShard.campaign_id.in_(campaign_ids))
+        .group_by(CampaignBudgetShard.campaign_id, CampaignBudgetShard.currency)
     )
-    return {variant: int(left) for variant, left in (await session.execute(stmt)).all()}
+    out: dict[uuid.UUID, dict[str, int]] = {}
+    for campaign_id, currency, left in (await session.execute(stmt)).all():
+        out.setdefault(campaign_id, {})[currency] = int(left)
+    return out
+
+
+async def units_left(
+    session: AsyncSession, campaign_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
+    """Per campaign, the units each variant's shards have left (one aggregate for a page)."""
+    if not campaign_ids:
+        return {}
+    stmt = (
+        select(
+            CampaignUnitShard.campaign_id,
+            CampaignUnitShard.variant_id,
+            func.sum(CampaignUnitShard.units_left),
+        )
+        .where(CampaignUnitShard.campaign_id.in_(campaign_ids))
+        .group_by(CampaignUnitShard.campaign_id, CampaignUnitShard.variant_id)
+    )
+    out: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+    for campaign_id, variant_id, left in (await session.execute(stmt)).all():
+        out.setdefault(campaign_id, {})[variant_id] = int(left)
+    return out
+
+
+async def live_ids(session: AsyncSession, limit: int) -> Sequence[uuid.UUID]:
+    """Live campaigns, locked, skipping those the clock's tick (or another refresh) holds: it
+    refreshes them itself, and two refreshes of one campaign's results would collide."""
+    stmt = (
+        select(Campaign.id)
+        .where(Campaign.status == CampaignStatus.live)
+        .order_by(Campaign.starts_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.scalars(stmt)).all()
 
 
 async def overlapping(

@@ -349,11 +349,16 @@ async def _outs(session: AsyncSession, campaigns: Sequence[Campaign]) -> list[Ca
     budgets: dict[uuid.UUID, list[CampaignBudget]] = defaultdict(list)
     for budget in await repository.budgets_of(session, ids):
         budgets[budget.campaign_id].append(budget)
+    held = [c.id for c in campaigns if c.status in HOLDING]
+    units_of = await repository.units_left(session, held)
+    left_of = await repository.budgets_left(
+        session, [c.id for c in campaigns if c.status is not CampaignStatus.draft]
+    )
     out = []
     for c in campaigns:
         holding = c.status is not CampaignStatus.draft
-        units = await repository.units_left(session, c.id) if c.status in HOLDING else {}
-        left = await repository.budget_left(session, c.id) if holding else {}
+        units = units_of.get(c.id, {})
+        left = left_of.get(c.id, {})
         out.append(
             CampaignOut(
                 id=c.id,
@@ -436,10 +441,13 @@ async def _shop_outs(
     for item in await repository.items_of(session, [c.id for c in campaigns]):
         items[item.campaign_id].append(item)
     now = utcnow()
+    units_of = await repository.units_left(
+        session, [c.id for c in campaigns if c.status in HOLDING]
+    )
     out = []
     for c in campaigns:
         entry = entries.get(c.id)
-        units = await repository.units_left(session, c.id) if c.status in HOLDING else {}
+        units = units_of.get(c.id, {})
         out.append(
             ShopCampaignOut(
                 id=c.id,
@@ -742,8 +750,7 @@ async def refresh(session: AsyncSession, campaign_ids: Sequence[uuid.UUID], now:
 async def refresh_live(session: AsyncSession) -> int:
     """Refresh the results of every live campaign (the leaderboard's few-second cadence)."""
     now = utcnow()
-    rows = await repository.due(session, now, 500)
-    live = [c.id for c in rows if c.status is CampaignStatus.live]
+    live = await repository.live_ids(session, 500)
     await refresh(session, live, now)
     return len(live)
 
