@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.auth.passwords import hash_password
+from xiaopu.campaigns import service as campaigns
+from xiaopu.campaigns.schemas import Brief, BudgetIn, CampaignIn, ItemIn
 from xiaopu.catalogue import service as catalogue
 from xiaopu.catalogue.schemas import BulkUpsert
 from xiaopu.config import get_settings
+from xiaopu.kit.clock import utcnow
 from xiaopu.models import (
     Account,
     MemberRole,
@@ -189,4 +194,38 @@ async def seed_demo(session: AsyncSession) -> bool:
         ]
     )
     await session.flush()
+    await _demo_campaign(session, supplier.id, shopkeeper.id, puer)
     return True
+
+
+async def _demo_campaign(
+    session: AsyncSession, supplier_id: uuid.UUID, keeper_id: uuid.UUID, product_id: uuid.UUID
+) -> None:
+    """A brand campaign on the 2019 Pu-erh, warming up now and selling an hour after seeding
+    for a week, with the demo shop signed up: the share link shows its price and countdown."""
+    settings = get_settings()
+    (variant,) = [
+        v
+        for v in (await catalogue.variants_for(session, [product_id]))[product_id]
+        if v.sku == "PUER-357-2019"
+    ]
+    now = utcnow()
+    campaign = await campaigns.create(
+        session,
+        supplier_id,
+        CampaignIn(
+            title="云南春茶超级品牌团 Spring tea brand week",
+            brief=Brief(
+                selling_points=["2019 临沧生茶，七年陈化", "产地直发，假一赔十"],
+                share_text="普洱茶饼限时 8 折，群里的朋友先抢！",
+            ),
+            boost_bps=300,
+            budgets=[BudgetIn(currency="CNY", amount_minor=50_000)],
+            warm_up_at=now,
+            starts_at=now + timedelta(hours=1),
+            ends_at=now + timedelta(days=7, hours=1),
+            items=[ItemIn(variant_id=variant.id, price_minor=10_240, allocated_units=50)],
+        ),
+    )
+    await campaigns.schedule(session, settings, supplier_id, campaign.id)
+    await campaigns.join(session, keeper_id, campaign.id)
