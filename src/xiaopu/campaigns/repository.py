@@ -7,10 +7,10 @@ import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.db import Deferred, Read, defer
@@ -417,9 +417,17 @@ async def add_budget(
 async def due(session: AsyncSession, now: datetime, limit: int) -> Sequence[Campaign]:
     """Campaigns whose state the clock may move now (or whose results need refreshing),
     locked, skipping those another worker holds."""
+    soon = now + timedelta(hours=1)  # campaign.starting is announced an hour ahead
     stmt = (
         select(Campaign)
-        .where(Campaign.status.in_([*HOLDING, CampaignStatus.ended]))
+        .where(
+            or_(
+                Campaign.status.in_([CampaignStatus.live, CampaignStatus.ended]),
+                (Campaign.status == CampaignStatus.scheduled)
+                & ((Campaign.warm_up_at <= now) | (Campaign.starts_at <= soon)),
+                (Campaign.status == CampaignStatus.warm_up) & (Campaign.starts_at <= soon),
+            )
+        )
         .order_by(Campaign.starts_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
