@@ -1,7 +1,9 @@
 // A campaign's countdown on the product page: the server renders the time left (in the page's
 // language, data-countdown seconds at render time) and this ticks it down by the same rule as
 // campaigns.service.countdown, measured from page load (not the phone's clock, which may be
-// wrong). At zero the page reloads once, to show what comes next: the sale, or its end.
+// wrong). A page the fast path kept (storefront/fast.py) counts from when it was rendered, so
+// it runs at most TTL_SECONDS late, never early: the reload at zero comes at or just after the
+// start or the end, and gets the page of what comes next (kept pages never outlive that time).
 (function () {
   "use strict";
   var started = Date.now();
