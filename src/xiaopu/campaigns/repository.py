@@ -536,3 +536,62 @@ async def lines_given_back(session: AsyncSession, order_ids: Sequence[uuid.UUID]
         {"ids": list(order_ids)},
     )
     return rows.all()
+
+
+# Storefront: what a shop's pages and share-link previews show of its campaigns ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShownRow:
+    """One variant of a campaign a shop signed up to, as its pages would show it."""
+
+    campaign_id: uuid.UUID
+    title: str
+    warm_up_at: datetime
+    starts_at: datetime
+    ends_at: datetime
+    product_id: uuid.UUID
+    variant_id: uuid.UUID
+    currency: str
+    price_minor: int  # the campaign's (supplier's) price
+    regular_minor: int  # the variant's (supplier's) price now
+    markup_bps: int  # the shop's markup on the product, and the supplier's ceiling on it
+    ceiling_bps: int
+    units_left: int
+
+
+# The campaigns of these products a shop signed up to that have not ended at $2 (those not yet
+# warming up too, so that a cache of the page knows when it next changes), by the rules checkout
+# sells by (_TERMS): status from scheduled to live, the times decide. Only products the shop
+# carries; the markup is the shop's, so the caller prices as checkout does.
+_SHOWN = """
+SELECT c.id, c.title, c.warm_up_at, c.starts_at, c.ends_at, i.product_id, i.variant_id,
+    i.currency, i.price_minor, v.price_minor, sp.markup_bps, p.markup_ceiling_bps,
+    (SELECT coalesce(sum(u.units_left), 0)::int FROM campaign_unit_shards AS u
+        WHERE u.campaign_id = c.id AND u.variant_id = i.variant_id)
+FROM shops AS s
+JOIN campaign_shops AS cs ON cs.shop_id = s.id AND cs.joined_at IS NOT NULL
+JOIN campaigns AS c ON c.id = cs.campaign_id
+JOIN campaign_items AS i ON i.campaign_id = c.id
+JOIN variants AS v ON v.id = i.variant_id
+JOIN products AS p ON p.id = i.product_id
+JOIN shop_products AS sp ON sp.shop_id = s.id AND sp.product_id = i.product_id
+WHERE s.slug = $1
+    AND i.product_id IN ({ids})
+    AND c.status IN ('scheduled', 'warm_up', 'live')
+    AND $2 < c.ends_at
+ORDER BY c.warm_up_at, c.id, i.variant_id
+"""
+
+
+@functools.cache
+def _shown_sql(count: int) -> str:
+    return _SHOWN.format(ids=", ".join(f"${i + 3}::uuid" for i in range(count)))
+
+
+def _shown(rows: Sequence[Any]) -> list[ShownRow]:
+    return [ShownRow(*row) for row in rows]
+
+
+def shown(shop_slug: str, product_ids: Sequence[uuid.UUID], at: datetime) -> Read[list[ShownRow]]:
+    return Read(_shown_sql(len(product_ids)), (shop_slug, at, *product_ids), _shown)

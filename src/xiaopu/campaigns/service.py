@@ -11,6 +11,7 @@ campaign price without boost (`boost_withheld`), and `campaign.budget_exhausted`
 
 from __future__ import annotations
 
+import enum
 import random
 import uuid
 from collections import defaultdict
@@ -45,6 +46,7 @@ from xiaopu.db import Read, read_together
 from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
+from xiaopu.kit.money import shop_price
 from xiaopu.kit.pagination import Page, PageParams, decode_cursor, encode_cursor, id_page
 from xiaopu.models import (
     Campaign,
@@ -877,3 +879,143 @@ async def results(
             )
         ],
     )
+
+
+# Storefront ------------------------------------------------------------------------------------
+# What a shop's product page, shop page and share-link preview show of a campaign the shop
+# signed up to: the campaign price (markup included, as checkout charges it) beside the regular
+# price, and a countdown. Loaded with the page's other data and cached by the caller; the phase
+# (warming up, live, over) is worked out when the page is rendered, from the cached times and
+# the request's clock, so a cached read never shows a warm-up after the start or a price after
+# `ends_at`. What a cache can hold too long is only what changes without a time: an early end,
+# a new sign-up, the units left.
+
+
+class Phase(enum.StrEnum):
+    warm_up = "warm_up"  # the price and a countdown to the start; sells at the regular price
+    live = "live"  # sells at the campaign price while the allocation lasts
+
+
+@dataclass(frozen=True, slots=True)
+class ShownVariant:
+    variant_id: uuid.UUID
+    currency: str
+    price_minor: int  # the campaign price in this shop, markup included: what checkout charges
+    regular_minor: int  # the shop's regular price now, markup included
+    units_left: int  # of the allocation, as last read (0: sold out at the campaign price)
+
+
+@dataclass(frozen=True, slots=True)
+class Showing:
+    """A campaign of a product, as the shop's pages show it (read before or during its run)."""
+
+    campaign_id: uuid.UUID
+    title: str
+    warm_up_at: datetime
+    starts_at: datetime
+    ends_at: datetime
+    variants: tuple[ShownVariant, ...]
+
+    def phase(self, at: datetime) -> Phase | None:
+        if self.starts_at <= at < self.ends_at:
+            return Phase.live
+        if self.warm_up_at <= at < self.starts_at:
+            return Phase.warm_up
+        return None
+
+    def until(self, at: datetime) -> datetime | None:
+        """When what it shows at `at` changes next: warm-up, start or end."""
+        return next((t for t in (self.warm_up_at, self.starts_at, self.ends_at) if at < t), None)
+
+    def variant(self, variant_id: uuid.UUID) -> ShownVariant | None:
+        return next((v for v in self.variants if v.variant_id == variant_id), None)
+
+    @property
+    def cheapest(self) -> ShownVariant:
+        """The cheapest variant with units left (else the cheapest): the price a listing shows."""
+        pool = [v for v in self.variants if v.units_left > 0] or list(self.variants)
+        return min(pool, key=lambda v: v.price_minor)
+
+    @property
+    def units_left(self) -> int:
+        return sum(v.units_left for v in self.variants)
+
+
+def _showings(rows: Sequence[repository.ShownRow]) -> dict[uuid.UUID, tuple[Showing, ...]]:
+    grouped: dict[tuple[uuid.UUID, uuid.UUID], list[repository.ShownRow]] = {}
+    for row in rows:  # in warm-up order
+        grouped.setdefault((row.product_id, row.campaign_id), []).append(row)
+    out: dict[uuid.UUID, list[Showing]] = defaultdict(list)
+    for (product_id, _), group in grouped.items():
+        first = group[0]
+        out[product_id].append(
+            Showing(
+                campaign_id=first.campaign_id,
+                title=first.title,
+                warm_up_at=first.warm_up_at,
+                starts_at=first.starts_at,
+                ends_at=first.ends_at,
+                variants=tuple(
+                    ShownVariant(
+                        variant_id=r.variant_id,
+                        currency=r.currency,
+                        price_minor=shop_price(r.price_minor, r.markup_bps, r.ceiling_bps),
+                        regular_minor=shop_price(r.regular_minor, r.markup_bps, r.ceiling_bps),
+                        units_left=r.units_left,
+                    )
+                    for r in group
+                ),
+            )
+        )
+    return {product_id: tuple(found) for product_id, found in out.items()}
+
+
+def shown_read(
+    shop_slug: str, product_ids: Sequence[uuid.UUID], at: datetime
+) -> Read[dict[uuid.UUID, tuple[Showing, ...]]]:
+    """By product: the campaigns of these products the shop signed up to that have not ended
+    at `at` (warming up, live, or still to come). A read to ask with others; needs a product."""
+    read = repository.shown(shop_slug, list(product_ids), at)
+    return Read(read.sql, read.params, lambda rows: _showings(read.make(rows)))
+
+
+async def shown(
+    session: AsyncSession, shop_slug: str, product_ids: Sequence[uuid.UUID], at: datetime
+) -> dict[uuid.UUID, tuple[Showing, ...]]:
+    if not product_ids:
+        return {}
+    found: dict[uuid.UUID, tuple[Showing, ...]]
+    (found,) = await read_together(session, shown_read(shop_slug, product_ids, at))
+    return found
+
+
+def showing_at(showings: Sequence[Showing], at: datetime) -> tuple[Showing, Phase] | None:
+    """The campaign a product's page shows at `at` (a live one before one warming up), and in
+    which phase; None when none is warming up or live."""
+    found = [(s, phase) for s in showings if (phase := s.phase(at)) is not None]
+    found.sort(key=lambda sp: (sp[1] is not Phase.live, sp[0].starts_at))
+    return found[0] if found else None
+
+
+def next_change(showings: Sequence[Showing], at: datetime) -> datetime | None:
+    """The first time after `at` at which what these campaigns show changes (a cache of the page
+    must not outlive it)."""
+    times = [t for s in showings if (t := s.until(at)) is not None]
+    return min(times, default=None)
+
+
+def countdown(seconds: float) -> tuple[tuple[int, str], ...]:
+    """Time left as at most two parts for people to read, largest first: (2, "d"), (3, "h");
+    (2, "h"), (14, "m"); (14, "m"), (5, "s"); under a minute the seconds alone. The storefront's
+    script (static/countdown.js) ticks it down by the same rule."""
+    left = max(int(seconds), 0)
+    days, rest = divmod(left, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return ((days, "d"), (hours, "h"))
+    if hours:
+        return ((hours, "h"), (minutes, "m"))
+    if minutes:
+        return ((minutes, "m"), (secs, "s"))
+    return ((secs, "s"),)

@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Scope, Send
 from uuid_utils import uuid7
 
+from xiaopu.campaigns import service as campaigns
 from xiaopu.config import Settings
 from xiaopu.kit.clock import clock
+from xiaopu.kit.lang import Lang, negotiate
 from xiaopu.kit.money import display, major_units
 from xiaopu.links import repository, tokens
 from xiaopu.links.agents import AgentClass, classify_raw, visitor_hash
@@ -31,6 +33,10 @@ PREFIX = "/s/"
 _PREFIX_LENGTH = len(PREFIX)
 VISITOR_COOKIE = "xp_vid"
 VISITOR_COOKIE_PREFIX = b"xp_vid="
+# A cached target is at most CACHE_TTL_SECONDS × 1.2 old (36 s; a lapsed entry answers only while
+# its refresh runs). That bounds what the preview can miss of a campaign: a shop's sign-up or a
+# supplier's early end. Its warm-up, start and end need no reload: the preview works them out
+# from the cached times and the clock when it renders.
 CACHE_TTL_SECONDS = 30.0
 MISSING_TTL_SECONDS = 5.0
 STALE_GRACE_SECONDS = 60.0
@@ -123,6 +129,12 @@ class LinkCache:
     async def _load(self, code: str) -> LinkTarget | None:
         async with self._sessionmaker() as session:
             found = await repository.target(session, code)
+            if found is not None and found.product_id is not None and not found.disabled:
+                # A second round trip, on a load only (never on a click): the product's campaigns.
+                shown = await campaigns.shown(
+                    session, found.shop_slug, [found.product_id], clock.now()
+                )
+                found = replace(found, campaigns=shown.get(found.product_id, ()))
         if found is not None:
             found = _prepared(found, self._settings)
         if self._loading.get(code) is not asyncio.current_task():
@@ -219,7 +231,8 @@ class ShareLinks:
         agent = classify_raw(_header(scope, b"user-agent"))
         if agent in _NOT_PEOPLE:
             REDIRECTS.labels(str(agent)).inc()
-            page = self._preview(target, code)
+            lang = negotiate(_header(scope, b"accept-language").decode("latin-1") or None)
+            page = self._preview(target, code, lang)
             await self._send(send, 200, b"text/html; charset=utf-8", page, method)
             return
         if method == "HEAD":
@@ -287,39 +300,49 @@ class ShareLinks:
     def _location(target: LinkTarget, token: bytes) -> bytes:
         return target.location_head + token + target.location_tail
 
-    def _preview(self, target: LinkTarget, code: str) -> bytes:
+    def _preview(self, target: LinkTarget, code: str, lang: Lang = "zh") -> bytes:
         url = f"{self.settings.public_base_url}{PREFIX}{code}"
         price = amount = ""
+        currency = target.currency
         if target.shop_price_minor is not None and target.currency is not None:
             price = display(target.shop_price_minor, target.currency)
             amount = major_units(target.shop_price_minor, target.currency)
+        title = target.title
         description = f"{price} · {target.shop_name}" if price else target.shop_name
+        deal = _campaign_line(target, lang)
+        if deal is not None:
+            line, title_line, selling = deal
+            title = title_line
+            description = f"{line} · {target.shop_name}"
+            if selling is not None:  # live: the price a buyer pays now
+                amount = major_units(selling.price_minor, selling.currency)
+                currency = selling.currency
         e = html.escape
         tags = [
             ("og:type", "product" if target.product_id else "website"),
-            ("og:title", target.title),
+            ("og:title", title),
             ("og:description", description),
             ("og:url", url),
             ("og:site_name", target.shop_name),
             ("twitter:card", "summary_large_image" if target.image_url else "summary"),
-            ("twitter:title", target.title),
+            ("twitter:title", title),
             ("twitter:description", description),
         ]
         if target.image_url:
             tags += [("og:image", target.image_url), ("twitter:image", target.image_url)]
-        if amount and target.currency:
-            tags += [("product:price:amount", amount), ("product:price:currency", target.currency)]
+        if amount and currency:
+            tags += [("product:price:amount", amount), ("product:price:currency", currency)]
         meta = "\n".join(
             f'<meta property="{e(name)}" content="{e(value)}">' for name, value in tags
         )
         image = f'<img src="{e(target.image_url)}" alt="" width="320">' if target.image_url else ""
         return f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
+<html lang="{"en" if lang == "en" else "zh-CN"}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(target.title)}</title>
+<title>{e(title)}</title>
 <link rel="canonical" href="{e(url)}">
 {meta}
-</head><body><main><h1>{e(target.title)}</h1>{image}<p>{e(description)}</p>
+</head><body><main><h1>{e(title)}</h1>{image}<p>{e(description)}</p>
 <p><a href="{e(url)}">打开 Open</a></p></main></body></html>
 """.encode()
 
@@ -340,6 +363,56 @@ class ShareLinks:
             headers.append((b"location", location))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+# The preview's words for a campaign (the storefront's pages say the same in storefront/i18n.py;
+# links cannot import the storefront, which imports links).
+_CAMPAIGN_WORDS: dict[Lang, dict[str, str]] = {
+    "zh": {
+        "title": "【限时价 {price}】{title}",
+        "warm_up": "限时价 {price} · {time}后开抢",
+        "live": "限时价 {price} · 距结束 {time}",
+        "d": "{n} 天",
+        "h": "{n} 小时",
+        "m": "{n} 分",
+        "s": "{n} 秒",
+    },
+    "en": {
+        "title": "[Campaign price {price}] {title}",
+        "warm_up": "Campaign price {price} · starts in {time}",
+        "live": "Campaign price {price} · ends in {time}",
+        "d": "{n} d",
+        "h": "{n} h",
+        "m": "{n} min",
+        "s": "{n} s",
+    },
+}
+
+
+def _campaign_line(
+    target: LinkTarget, lang: Lang
+) -> tuple[str, str, campaigns.ShownVariant | None] | None:
+    """(description, title, the variant selling at the campaign price now or None) for a
+    product whose campaign is warming up, or live with units left, at the clock's now; None
+    otherwise. Worked out here, from the cached times, so it is right to the second."""
+    if not target.campaigns:
+        return None
+    now = clock.now()
+    found = campaigns.showing_at(target.campaigns, now)
+    if found is None:
+        return None
+    showing, phase = found
+    live = phase is campaigns.Phase.live
+    if live and showing.units_left <= 0:
+        return None  # sold out at the campaign price: the regular price applies
+    words = _CAMPAIGN_WORDS[lang]
+    deal = showing.cheapest
+    price = display(deal.price_minor, deal.currency)
+    left = ((showing.ends_at if live else showing.starts_at) - now).total_seconds()
+    time_left = " ".join(words[unit].format(n=n) for n, unit in campaigns.countdown(left))
+    line = words[str(phase)].format(price=price, time=time_left)
+    title = words["title"].format(price=price, title=target.title)
+    return line, title, deal if live else None
 
 
 _NOT_FOUND = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">

@@ -10,6 +10,7 @@ from datetime import date
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.campaigns.service import Showing
 from xiaopu.db import read_connection
 from xiaopu.kit.money import shop_price
 from xiaopu.kit.pagination import PageParams, newest_first
@@ -35,6 +36,10 @@ class LinkTarget:
     image_url: str | None
     shop_price_minor: int | None = None  # of the cheapest variant, markup included
     currency: str | None = None
+    # The product's campaigns the shop signed up to, not ended when loaded (links/redirect.py
+    # loads them with the target): the preview works out from their times, when it renders,
+    # whether one is warming up or live.
+    campaigns: tuple[Showing, ...] = ()
     # Filled in by the redirect's cache (links/redirect.py) for its hot path: the token's fixed
     # tail (link and shop ids as bytes), a click row's id columns and the location on either
     # side of the token.

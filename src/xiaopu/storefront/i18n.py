@@ -6,15 +6,15 @@ from __future__ import annotations
 import copy
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
 
 from babel import Locale
 from babel.numbers import NumberPattern
 
+from xiaopu.kit.lang import DEFAULT as DEFAULT
+from xiaopu.kit.lang import Lang as Lang
+from xiaopu.kit.lang import negotiate as negotiate
 from xiaopu.kit.money import exponent
 
-Lang = Literal["zh", "en"]
-DEFAULT: Lang = "zh"
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 _BABEL_LOCALE = {"zh": "zh_CN", "en": "en"}
 
@@ -43,6 +43,34 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "product.keeper_says": ("掌柜推荐", "The shopkeeper says"),
     "product.ships_from": ("发货方", "Ships from"),
     "product.back_to_shop": ("返回店铺", "Back to the shop"),
+    "campaign.price": ("限时价", "Campaign price"),
+    "campaign.regular": ("原价", "Regular price"),
+    "campaign.starts_in": ("距开抢", "Starts in"),
+    "campaign.ends_in": ("距结束", "Ends in"),
+    "campaign.before_start": (
+        "开抢前按现价 {price} 购买。",
+        "Until the start it sells at the regular price, {price}.",
+    ),
+    "campaign.units_left": ("限时价仅剩 {count} 件", "{count} left at this price"),
+    "campaign.gone": (
+        "限时价已抢光，现按原价销售。",
+        "Sold out at the campaign price: the regular price applies.",
+    ),
+    "campaign.badge.warm_up": ("预热中", "Coming soon"),
+    "campaign.badge.live": ("限时抢购", "On now"),
+    "campaign.og.warm_up": (
+        "限时价 {price} · {time}后开抢",
+        "Campaign price {price} · starts in {time}",
+    ),
+    "campaign.og.live": (
+        "限时价 {price} · 距结束 {time}",
+        "Campaign price {price} · ends in {time}",
+    ),
+    # A countdown's parts (campaigns.service.countdown; static/countdown.js fills in {n}).
+    "time.d": ("{n} 天", "{n} d"),
+    "time.h": ("{n} 小时", "{n} h"),
+    "time.m": ("{n} 分", "{n} min"),
+    "time.s": ("{n} 秒", "{n} s"),
     "cart.title": ("购物车", "Cart"),
     "cart.checkout": ("去结算", "Check out"),
     "cart.empty": ("购物车是空的。", "Your cart is empty."),
@@ -138,31 +166,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-def negotiate(accept_language: str | None) -> Lang:
-    """English when the browser ranks some English above every Chinese; else Chinese."""
-    if not accept_language:
-        return DEFAULT
-    best: dict[Lang, float] = {"zh": 0.0, "en": 0.0}
-    for part in accept_language.split(",")[:20]:
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                quality = float(params[2:])
-            except ValueError:
-                quality = 0.0
-        primary = tag.strip().lower().split("-")[0]
-        if primary in best:
-            lang: Lang = "zh" if primary == "zh" else "en"
-            best[lang] = max(best[lang], quality)
-    return "en" if best["en"] > best["zh"] else DEFAULT
-
-
 def text(lang: Lang, key: str, **values: object) -> str:
     zh, en = MESSAGES[key]
     message = en if lang == "en" else zh
     return message.format(**values) if values else message
+
+
+def duration(lang: Lang, parts: tuple[tuple[int, str], ...]) -> str:
+    """A countdown's parts ((2, "h"), (14, "m")) in words: "2 小时 14 分", "2 h 14 min"."""
+    return " ".join(text(lang, f"time.{unit}", n=n) for n, unit in parts)
 
 
 @lru_cache(maxsize=64)

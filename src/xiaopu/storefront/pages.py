@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from xiaopu.campaigns import service as campaigns
 from xiaopu.config import Environment, Settings
 from xiaopu.db import unit_of_work
 from xiaopu.errors import AppError, InvalidCursor, NotFound
@@ -44,7 +45,7 @@ from xiaopu.orders.schemas import (
 )
 from xiaopu.shops import service as shops
 from xiaopu.shops.schemas import SLUG_PATTERN
-from xiaopu.storefront.cache import PageCache
+from xiaopu.storefront.cache import TTL_SECONDS, PageCache
 from xiaopu.storefront.fast import RenderedPages
 from xiaopu.storefront.rendering import Page
 from xiaopu.storefront.security import (
@@ -66,7 +67,8 @@ log = structlog.get_logger(__name__)
 _SLUG = re.compile(SLUG_PATTERN)
 SHELF_PAGE = DEFAULT_LIMIT
 # Pages whose content is the same for everyone may be kept briefly by the browser.
-PUBLIC_CACHE = "public, max-age=30"
+PUBLIC_MAX_AGE = 30
+PUBLIC_CACHE = f"public, max-age={PUBLIC_MAX_AGE}"
 ADDRESS_FIELDS = ("recipient", "phone", "province", "city", "district", "line1", "postal_code")
 # Messages the order page shows after a redirect: named by a fixed key, never by request text.
 NOTICES = {
@@ -112,12 +114,64 @@ def _redirect(location: str) -> RedirectResponse:
     )
 
 
-def _kept(request: Request, page: Page, response: Response) -> Response:
-    """Keep a page that is the same for everyone for the fast path (fast.py) to answer."""
+def _kept(
+    request: Request, page: Page, response: Response, until: datetime | None = None
+) -> Response:
+    """Keep a page that is the same for everyone for the fast path (fast.py) to answer (not
+    past `until`, when what it shows changes by itself)."""
     pages: RenderedPages | None = getattr(request.app.state, "storefront_pages", None)
     if pages is not None and response.status_code == 200 and not request.url.query:
-        pages.keep(request.url.path, page.lang, list(response.raw_headers), bytes(response.body))
+        pages.keep(
+            request.url.path,
+            page.lang,
+            list(response.raw_headers),
+            bytes(response.body),
+            until.timestamp() if until is not None else None,
+        )
     return response
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignView:
+    """A campaign as a page shows it now: warming up (price and a countdown to the start) or
+    live (price and the time left); `seconds` counts down to the start or the end."""
+
+    showing: campaigns.Showing
+    phase: campaigns.Phase
+    seconds: int
+
+    @property
+    def live(self) -> bool:
+        return self.phase is campaigns.Phase.live
+
+    @property
+    def selling(self) -> bool:
+        """Live with units left: checkout charges the campaign price (while they last)."""
+        return self.live and self.showing.units_left > 0
+
+    def variant(self, variant_id: uuid.UUID) -> campaigns.ShownVariant | None:
+        return self.showing.variant(variant_id)
+
+
+def _campaign_view(showings: tuple[campaigns.Showing, ...], now: datetime) -> CampaignView | None:
+    found = campaigns.showing_at(showings, now)
+    if found is None:
+        return None
+    showing, phase = found
+    to = showing.ends_at if phase is campaigns.Phase.live else showing.starts_at
+    return CampaignView(showing, phase, max(int((to - now).total_seconds()), 0))
+
+
+def _public_cache(now: datetime, until: datetime | None, showing: bool) -> str:
+    """The browser's keep of a page that is the same for everyone. One showing a campaign is
+    kept no longer than the server keeps its data (TTL_SECONDS), and no page past the next
+    campaign time: a browser never shows a warm-up after the start or a campaign price after
+    the end, and an early end (which no time foretells) shows within 3 × TTL_SECONDS (data
+    cache, then the fast path's kept page, then the browser's)."""
+    age = int(TTL_SECONDS) if showing else PUBLIC_MAX_AGE
+    if until is not None:
+        age = min(age, max(int((until - now).total_seconds()), 0))
+    return f"public, max-age={age}"
 
 
 def not_found(request: Request, slug: str | None = None) -> Response:
@@ -177,12 +231,14 @@ async def shop_page(request: Request, slug: str) -> Response:
     if cursor is not None and len(cursor) > 200:
         cursor = None
     page_params = PageParams(limit=SHELF_PAGE, cursor=cursor)
+
+    async def load(session: AsyncSession) -> tuple[shops.Shelf, Any]:
+        shelf = await shops.shelf(session, slug, query, page_params)
+        shown = await campaigns.shown(session, slug, [p.id for p in shelf.products], utcnow())
+        return shelf, shown
+
     try:
-        shelf = await _read(
-            request,
-            ("shelf", slug, query, cursor),
-            lambda session: shops.shelf(session, slug, query, page_params),
-        )
+        shelf, shown = await _read(request, ("shelf", slug, query, cursor), load)
     except InvalidCursor:
         return not_found(request, slug)
     except NotFound:
@@ -193,18 +249,23 @@ async def shop_page(request: Request, slug: str) -> Response:
             {k: v for k, v in (("q", query), ("cursor", shelf.next_cursor)) if v}
         )
     page = Page(request, _settings(request))
+    now = utcnow()
+    views = {pid: view for pid, s in shown.items() if (view := _campaign_view(s, now))}
+    until = campaigns.next_change([s for found in shown.values() for s in found], now)
     return _kept(
         request,
         page,
         page.render(
             "shop.html",
-            cache=PUBLIC_CACHE,
+            cache=_public_cache(now, until, bool(views)),
             slug=slug,
             shelf=shelf,
             query=query,
             more=more,
             first_page=cursor is None,
+            campaigns=views,
         ),
+        until,
     )
 
 
@@ -212,27 +273,49 @@ async def product_page(request: Request, slug: str, product_id: str) -> Response
     pid = _uuid(product_id)
     if not _SLUG.match(slug) or pid is None:
         return not_found(request)
+
+    async def load(session: AsyncSession) -> tuple[str, shops.ShelfProduct, Any]:
+        shop_name, product = await shops.shelf_product(session, slug, pid)
+        shown = await campaigns.shown(session, slug, [pid], utcnow())
+        return shop_name, product, shown.get(pid, ())
+
     try:
-        shop_name, product = await _read(
-            request, ("product", slug, pid), lambda s: shops.shelf_product(s, slug, pid)
-        )
+        shop_name, product, shown = await _read(request, ("product", slug, pid), load)
     except NotFound:
         return not_found(request, slug)
     settings = _settings(request)
     page = Page(request, settings)
     url = f"{settings.public_base_url}/m/{slug}/p/{pid}"
+    now = utcnow()
+    campaign = _campaign_view(shown, now)
+    until = campaigns.next_change(shown, now)
+    # Sold out in stock, yet a live campaign's allocation (set aside from the stock) has units.
+    buyable = {
+        v.id
+        for v in product.variants
+        if v.stock > 0
+        or (
+            campaign is not None
+            and campaign.live
+            and (shown_variant := campaign.variant(v.id)) is not None
+            and shown_variant.units_left > 0
+        )
+    }
     return _kept(
         request,
         page,
         page.render(
             "product.html",
-            cache=PUBLIC_CACHE,
+            cache=_public_cache(now, until, campaign is not None),
             slug=slug,
             shop_name=shop_name,
             product=product,
             url=url,
             max_quantity=settings.max_line_quantity,
+            campaign=campaign,
+            buyable=buyable,
         ),
+        until,
     )
 
 

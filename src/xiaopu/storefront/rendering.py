@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from xiaopu.campaigns import service as campaigns
 from xiaopu.config import Settings
 from xiaopu.kit.money import major_units
 from xiaopu.storefront import i18n
@@ -85,6 +86,10 @@ class Page:
 
     def money(self, amount_minor: int, currency: str) -> str:
         return i18n.money(amount_minor, currency, self.lang)
+
+    def duration(self, seconds: float) -> str:
+        """Time left in words ("2 小时 14 分"), as static/countdown.js goes on counting it."""
+        return i18n.duration(self.lang, campaigns.countdown(seconds))
 
     def when(self, at: datetime | None) -> str:
         """A time in the platform's zone, as people there read it."""
