@@ -113,13 +113,14 @@ async def test_an_organisation_brings_in_coaches_and_hears_its_cohort(
 
     # Staff issue a code for two shops, shown as a link and a QR code.
     code = await new_code(client, org_id, staff.headers, label="五华区培训班", max_uses=2)
-    assert code["state"] == "active" and code["uses"] == 0
-    assert len(code["code"]) == 10 and code["code"].isupper()
+    assert (code["state"], code["uses"]) == ("active", 0)
+    assert len(code["code"]) == 10
+    assert code["code"].isupper()
     assert code["share_url"] == f"{settings.public_base_url}/m/j/{code['code']}"
     qr = await client.get(
         f"/v1/organisations/{org_id}/invite-codes/{code['id']}/qr.svg", headers=staff.headers
     )
-    assert qr.status_code == 200 and qr.headers["content-type"] == "image/svg+xml"
+    assert (qr.status_code, qr.headers["content-type"]) == (200, "image/svg+xml")
     assert qr.content.startswith(b"<?xml")
 
     # A person opens a shop with the code (as typed, in lower case); an existing shop joins.
@@ -293,11 +294,15 @@ async def test_an_organisation_brings_in_coaches_and_hears_its_cohort(
         )
         for d in days.json()["days"]
     }
+
+    def cny(gmv: int, earned: int) -> list[dict[str, Any]]:
+        return [{"currency": "CNY", "gmv_minor": gmv, "refunds_minor": 0, "earnings_minor": earned}]
+
     assert figures == {
-        "2026-11-03": (1, 1, 2, 2, [{"currency": "CNY", "gmv_minor": 44_000, "refunds_minor": 0, "earnings_minor": 8_000}]),
-        "2026-11-04": (1, 0, 1, 1, [{"currency": "CNY", "gmv_minor": 33_000, "refunds_minor": 0, "earnings_minor": 6_000}]),
+        "2026-11-03": (1, 1, 2, 2, cny(44_000, 8_000)),
+        "2026-11-04": (1, 0, 1, 1, cny(33_000, 6_000)),
         "2026-11-05": (0, 0, 0, 0, []),
-    }  # fmt: skip
+    }
     too_long = await client.get(
         f"/v1/organisations/{org_id}/cohort/days",
         params={"since": "2026-01-01", "until": "2026-11-05"},
