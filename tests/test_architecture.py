@@ -216,6 +216,7 @@ DIRECTIONS = [
     ("xiaopu.ledger", "xiaopu.orders", "orders → commissions → ledger"),
     ("xiaopu.ledger", "xiaopu.payouts", "payouts → ledger"),
     ("xiaopu.ledger", "xiaopu.settlements", "settlements → ledger"),
+    ("xiaopu.organisations", "xiaopu.shops", "shops → organisations"),
 ]
 
 

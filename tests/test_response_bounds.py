@@ -54,6 +54,9 @@ BOUNDED = {
     "EndpointOut.event_types": "the event types there are",
     "RecommendedProduct.reasons": "one per factor of the score: seven (matching/service.py)",
     "RecommendedShopOut.reasons": "one per factor of the score: four (matching/service.py)",
+    "CohortDays.days": "one per day of the range, at most 93 (organisations.service.MAX_DAYS)",
+    "CohortDay.money": "one per currency",
+    "CohortShop.money": "one per currency",
 }
 
 

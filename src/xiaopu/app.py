@@ -50,6 +50,9 @@ from xiaopu.orders.endpoints import payment_router as payments_router
 from xiaopu.orders.endpoints import router as orders_router
 from xiaopu.orders.endpoints import shop_router as shop_orders_router
 from xiaopu.orders.endpoints import supplier_router as fulfilment_router
+from xiaopu.organisations.endpoints import operator_router as operator_organisations_router
+from xiaopu.organisations.endpoints import router as organisations_router
+from xiaopu.organisations.endpoints import shop_router as organisations_shop_router
 from xiaopu.payouts.endpoints import operator_router as operator_payouts_router
 from xiaopu.payouts.endpoints import router as payouts_router
 from xiaopu.settlements.endpoints import operator_router as operator_settlements_router
@@ -233,7 +236,10 @@ def create_app(
     app.include_router(campaigns_supplier_router)
     app.include_router(campaigns_shop_router)
     app.include_router(matching_supplier_router)
+    app.include_router(organisations_shop_router)
     app.include_router(shops_router)
+    app.include_router(organisations_router)
+    app.include_router(operator_organisations_router)
     app.include_router(fulfilment_router)
     app.include_router(payments_router)
     app.include_router(carriers_router)

@@ -266,6 +266,80 @@ async def _replay_to_app(w: World) -> Call:
     )
 
 
+ORGS = "/v1/operator/organisations"
+CONTRACT = {"override_bps": 2000, "currency": "CNY", "monthly_cap_minor": 1, "min_active_shops": 0}
+
+
+async def _organisation(w: World) -> str:
+    body = {
+        "name": "城市合伙人",
+        "kind": "city_partner",
+        "contract": CONTRACT,
+        "admin": {"account_id": w.op.account_id},
+    }
+    made = await w.client.post(ORGS, json=body, headers=w.op.headers)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+async def _create_organisation(w: World) -> Call:
+    body = {
+        "name": "某学院",
+        "kind": "college",
+        "contract": CONTRACT,
+        "admin": {"email": w.op.email},
+    }
+    return Call(ORGS, "organisation.create", "organisation", CREATED, body)
+
+
+async def _update_contract(w: World) -> Call:
+    org_id = await _organisation(w)
+    return Call(
+        f"{ORGS}/{org_id}/contract",
+        "organisation.update_contract",
+        "organisation",
+        org_id,
+        {**CONTRACT, "override_bps": 1000, "reason": "renewed"},
+    )
+
+
+async def _suspend_organisation(w: World) -> Call:
+    org_id = await _organisation(w)
+    return Call(
+        f"{ORGS}/{org_id}/suspend",
+        "organisation.suspend",
+        "organisation",
+        org_id,
+        {"reason": "review"},
+    )
+
+
+async def _resume_organisation(w: World) -> Call:
+    org_id = await _organisation(w)
+    off = await w.client.post(
+        f"{ORGS}/{org_id}/suspend", json={"reason": "review"}, headers=w.op.headers
+    )
+    assert off.status_code == 200, off.text
+    return Call(
+        f"{ORGS}/{org_id}/resume", "organisation.resume", "organisation", org_id, {"reason": "ok"}
+    )
+
+
+async def _move_shop(w: World) -> Call:
+    org_id = await _organisation(w)
+    keeper = await new_actor(w.client)
+    shop = await w.client.post("/v1/shops", headers=keeper.headers)
+    assert shop.status_code == 201, shop.text
+    shop_id = str(shop.json()["id"])
+    return Call(
+        f"/v1/operator/shops/{shop_id}/organisation",
+        "shop.move_cohort",
+        "shop",
+        shop_id,
+        {"organisation_id": org_id, "reason": "recruited at a fair"},
+    )
+
+
 CASES: dict[tuple[str, str], Arrange] = {
     ("POST", "/v1/operator/suppliers/{supplier_id}/approve"): _approve,
     ("POST", "/v1/operator/suppliers/{supplier_id}/reject"): _reject,
@@ -286,6 +360,11 @@ CASES: dict[tuple[str, str], Arrange] = {
         APPS + "/{application_id}/webhook-endpoints/{endpoint_id}/rotate-secret",
     ): _rotate_app_secret,
     ("POST", APPS + "/{application_id}/events/{event_id}/replay"): _replay_to_app,
+    ("POST", ORGS): _create_organisation,
+    ("PUT", ORGS + "/{organisation_id}/contract"): _update_contract,
+    ("POST", ORGS + "/{organisation_id}/suspend"): _suspend_organisation,
+    ("POST", ORGS + "/{organisation_id}/resume"): _resume_organisation,
+    ("POST", "/v1/operator/shops/{shop_id}/organisation"): _move_shop,
 }
 
 _OPERATOR_DEPENDENCY = typing.get_args(CurrentOperator)[1].dependency

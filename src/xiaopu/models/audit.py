@@ -38,6 +38,11 @@ class AuditAction(enum.StrEnum):
     webhook_endpoint_delete = "webhook_endpoint.delete"
     webhook_endpoint_rotate = "webhook_endpoint.rotate_secret"
     event_replay = "event.replay"
+    organisation_create = "organisation.create"
+    organisation_update_contract = "organisation.update_contract"
+    organisation_suspend = "organisation.suspend"
+    organisation_resume = "organisation.resume"
+    shop_move_cohort = "shop.move_cohort"
 
 
 class AuditRecord(IdMixin, Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -31,6 +32,16 @@ class Shop(IdMixin, TimestampMixin, Base):
         CheckConstraint("completed_sales >= 0", name="completed_sales_range"),
         # Shops opened per local day (the operators' dashboard).
         Index(None, "created_at"),
+        # An organisation's cohort, a page at a time (shops in no cohort are not indexed).
+        Index(
+            "ix_shops_organisation_id",
+            "organisation_id",
+            "id",
+            postgresql_where="organisation_id IS NOT NULL",
+        ),
+        CheckConstraint(
+            "(organisation_id IS NULL) = (cohort_joined_at IS NULL)", name="cohort_joined_at"
+        ),
     )
 
     owner_account_id: Mapped[uuid.UUID] = mapped_column(
@@ -44,6 +55,9 @@ class Shop(IdMixin, TimestampMixin, Base):
     completed_sales: Mapped[int] = mapped_column(Integer, default=0)
     # The shopkeeper's words at the top of the shop's storefront page.
     blurb: Mapped[str | None] = mapped_column(Text)
+    # The partner organisation whose cohort the shop is in (organisations/), and since when.
+    organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
+    cohort_joined_at: Mapped[datetime | None]
 
 
 class ShopProduct(IdMixin, CreatedAtMixin, Base):

@@ -12,6 +12,7 @@ from xiaopu.kit.money import BasisPoints
 from xiaopu.kit.schema import RequestModel, ResponseModel
 from xiaopu.kit.text import DisplayName, MultilineText
 from xiaopu.models import ShopLevel
+from xiaopu.organisations.schemas import INVITE_CODE_PATTERN
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,46}[a-z0-9])$"
 # "mine" names the owner's own routes (/v1/shops/mine), so no shop may take it.
@@ -24,7 +25,7 @@ def _not_reserved(slug: str | None) -> str | None:
     return slug
 
 
-class ShopCreate(RequestModel):
+class ShopFields(RequestModel):
     name: DisplayName | None = Field(default=None, min_length=1, max_length=64, pattern=r"\S")
     slug: Annotated[str | None, AfterValidator(_not_reserved)] = Field(
         default=None,
@@ -36,7 +37,15 @@ class ShopCreate(RequestModel):
     )
 
 
-class ShopUpdate(ShopCreate):
+class ShopCreate(ShopFields):
+    invite_code: str | None = Field(
+        default=None,
+        pattern=INVITE_CODE_PATTERN,
+        description="A partner organisation's invite code: the shop joins its cohort.",
+    )
+
+
+class ShopUpdate(ShopFields):
     pass
 
 
@@ -47,6 +56,9 @@ class ShopOut(ResponseModel):
     blurb: str | None
     level: ShopLevel
     completed_sales: int
+    organisation_id: uuid.UUID | None = Field(
+        description="The partner organisation whose cohort the shop is in."
+    )
     product_limit: int | None = Field(description="Products the shop may carry; null: no limit.")
     product_count: int
     created_at: datetime

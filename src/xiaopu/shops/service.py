@@ -20,6 +20,7 @@ from xiaopu.errors import AppError, Conflict, NotFound
 from xiaopu.kit.money import shop_price
 from xiaopu.kit.pagination import Page, PageParams, encode_cursor
 from xiaopu.models import Account, Product, Shop, ShopLevel, ShopProduct
+from xiaopu.organisations import service as organisations
 from xiaopu.shops import repository
 from xiaopu.shops.repository import CheckoutShop as CheckoutShop
 from xiaopu.shops.schemas import (
@@ -86,6 +87,7 @@ async def _out(session: AsyncSession, shop: Shop, settings: Settings) -> ShopOut
         blurb=shop.blurb,
         level=shop.level,
         completed_sales=shop.completed_sales,
+        organisation_id=shop.organisation_id,
         product_limit=_limit(shop, settings),
         product_count=await repository.product_count(session, shop.id),
         created_at=shop.created_at,
@@ -125,6 +127,9 @@ async def open_shop(
             session.add(shop)
     except IntegrityError as exc:  # a concurrent request won the owner or the slug
         raise ShopExists("You already have a shop, or the slug was just taken.") from exc
+    if data.invite_code is not None:
+        # A code that cannot be used refuses the request: the shop is not opened without it.
+        await organisations.join_new_shop(session, shop, data.invite_code)
     return await _out(session, shop, settings)
 
 

@@ -41,6 +41,7 @@ class EventType(enum.StrEnum):
     campaign_live = "campaign.live"
     campaign_ended = "campaign.ended"
     campaign_budget_exhausted = "campaign.budget_exhausted"
+    organisation_notice = "organisation.notice"
 
 
 # A campaign's events go to its supplier and to every application (the app tells the shops).
@@ -93,6 +94,9 @@ APPLICATION_EVENTS = frozenset(
         EventType.commission_reversed,
         EventType.shop_promoted,
         EventType.recommendation_invited,
+        # A partner organisation's notice to its cohort (owned by the organisation): the app
+        # tells the cohort's shops, which read it at GET /v1/shops/mine/notices.
+        EventType.organisation_notice,
         *CAMPAIGN_EVENTS,
     }
 )
