@@ -385,30 +385,74 @@ async def status_for_share(session: AsyncSession, campaign_id: uuid.UUID) -> Cam
     return (await session.execute(stmt)).scalar_one()
 
 
-async def add_units(
-    session: AsyncSession, campaign_id: uuid.UUID, variant_id: uuid.UUID, units: int
-) -> None:
-    await session.execute(
-        text(
-            "UPDATE campaign_unit_shards SET units_left = units_left + :n WHERE id = ("
-            "SELECT id FROM campaign_unit_shards WHERE campaign_id = :c AND variant_id = :v "
-            "ORDER BY random() LIMIT 1)"
-        ),
-        {"n": units, "c": campaign_id, "v": variant_id},
-    )
+# Giving back adds to one shard, picked at random, per (campaign, variant) and per (campaign,
+# currency): all the unit shards in one statement, then all the budget shards in another, each
+# locking its rows in id order. This is checkout's order (its takes lock unit shards, then
+# budget shards, by id), so a give-back and a checkout queue instead of deadlocking. Adding line
+# by line, a unit shard and a budget shard in turn at random, deadlocked with checkouts
+# (tests/campaigns/test_concurrency.py: an expiry batch while buyers check out).
+_ADD_UNITS = """
+UPDATE campaign_unit_shards SET units_left = campaign_unit_shards.units_left + t.n
+FROM (
+    SELECT s.id, p.n FROM campaign_unit_shards AS s
+    JOIN (
+        SELECT DISTINCT ON (r.c, r.v) u.id, r.n
+        FROM unnest(CAST(:cs AS uuid[]), CAST(:vs AS uuid[]), CAST(:ns AS bigint[]))
+            AS r (c, v, n)
+        JOIN campaign_unit_shards AS u ON u.campaign_id = r.c AND u.variant_id = r.v
+        ORDER BY r.c, r.v, random()
+    ) AS p ON p.id = s.id
+    ORDER BY s.id
+    FOR UPDATE OF s
+) AS t
+WHERE campaign_unit_shards.id = t.id
+"""
+
+_ADD_BUDGET = """
+UPDATE campaign_budget_shards SET left_minor = campaign_budget_shards.left_minor + t.n
+FROM (
+    SELECT s.id, p.n FROM campaign_budget_shards AS s
+    JOIN (
+        SELECT DISTINCT ON (r.c, r.cur) b.id, r.n
+        FROM unnest(CAST(:cs AS uuid[]), CAST(:curs AS text[]), CAST(:ns AS bigint[]))
+            AS r (c, cur, n)
+        JOIN campaign_budget_shards AS b ON b.campaign_id = r.c AND b.currency = r.cur
+        ORDER BY r.c, r.cur, random()
+    ) AS p ON p.id = s.id
+    ORDER BY s.id
+    FOR UPDATE OF s
+) AS t
+WHERE campaign_budget_shards.id = t.id
+"""
 
 
-async def add_budget(
-    session: AsyncSession, campaign_id: uuid.UUID, currency: str, amount: int
+async def add_back(
+    session: AsyncSession,
+    units: dict[tuple[uuid.UUID, uuid.UUID], int],
+    budget: dict[tuple[uuid.UUID, str], int],
 ) -> None:
-    await session.execute(
-        text(
-            "UPDATE campaign_budget_shards SET left_minor = left_minor + :n WHERE id = ("
-            "SELECT id FROM campaign_budget_shards WHERE campaign_id = :c AND currency = :cur "
-            "ORDER BY random() LIMIT 1)"
-        ),
-        {"n": amount, "c": campaign_id, "cur": currency},
-    )
+    """Add units per (campaign, variant) and boost per (campaign, currency) back to a shard of
+    each: unit shards first, then budget shards, each in id order (as checkout takes them)."""
+    if units:
+        keys = sorted(units)
+        await session.execute(
+            text(_ADD_UNITS),
+            {
+                "cs": [c for c, _ in keys],
+                "vs": [v for _, v in keys],
+                "ns": [units[k] for k in keys],
+            },
+        )
+    if budget:
+        keys_b = sorted(budget)
+        await session.execute(
+            text(_ADD_BUDGET),
+            {
+                "cs": [c for c, _ in keys_b],
+                "curs": [cur for _, cur in keys_b],
+                "ns": [budget[k] for k in keys_b],
+            },
+        )
 
 
 # The clock -----------------------------------------------------------------------------------
