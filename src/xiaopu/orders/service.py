@@ -436,6 +436,10 @@ async def checkout(
         created_at=now,
         updated_at=now,
     )
+    # A campaign's shards before the variants' stock, in the order's one statement, as expiry,
+    # cancels and a campaign's end lock them: crossed orders then queue instead of deadlocking.
+    if at_campaign:
+        await campaigns.reserve(session, plan)
     from_stock = [
         (line.sale, line.quantity)
         for part in priced.parts
@@ -444,8 +448,6 @@ async def checkout(
     ]
     if from_stock:
         await catalogue.take_stock(session, from_stock)
-    if at_campaign:
-        await campaigns.reserve(session, plan)
     await repository.insert_placed(session, order, parts, lines, payment)
     await webhooks.emit(session, EventType.order_placed, shop.id, order_event(order), later=True)
     (out,) = _assemble(
