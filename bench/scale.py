@@ -8,8 +8,9 @@ with the project's migrations and filled with set-based SQL only (bench/scale_bu
 with 1.2M supplier orders, 6.6M commission lines, ~7M ledger entries; shop 1 holds 5% of orders
 and clicks, supplier 1 10% of supplier orders. Then serves the app (one `xiaopu serve` worker),
 mints access tokens for the big and a small shop's owner, the big and a small supplier's owner
-and an operator, and drives each GET operation of openapi/openapi.json (mapped to a concrete
-path per tenant) with --clients concurrent clients for --seconds each, printing
+and an operator, and drives each GET operation the app serves (its OpenAPI document, as
+`make openapi` commits it; mapped to a concrete path per tenant) with --clients concurrent
+clients for --seconds each, printing
 `p95_ms=<n> p50_ms=<n> p99_ms=<n> rows=<n> endpoint=<name> tenant=<big|small>` per endpoint and
 tenant; then a small shop's redirect and page measured while the big supplier's statement is
 produced over and over (`... while statements`); then
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -46,6 +47,7 @@ from bench.scale_build import (
     BIG_SHOP,
     BIG_SUPPLIER,
     K_ACCOUNT,
+    K_CAMPAIGN,
     K_LINK,
     K_PART,
     K_PRODUCT,
@@ -104,6 +106,7 @@ class Tenant:
     supplier: int
     shop_owner: int  # account numbers
     supplier_owner: int
+    campaign: int  # the supplier's live campaign, which the shop signed up to
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,17 @@ def _settings(url: str) -> Settings:
     )
 
 
+def _spec() -> dict[str, Any]:
+    """The app's OpenAPI document (what `make openapi` commits): every GET it serves."""
+    from xiaopu.app import create_app
+
+    schema: dict[str, Any] = create_app(_settings("postgresql://unused/unused")).openapi()
+    return schema
+
+
 def _targets(v: Volumes, tenants: list[Tenant], statement_days: int) -> list[Target]:
     """Each GET operation of the API, as a concrete request per tenant."""
-    spec = json.loads((ROOT / "openapi" / "openapi.json").read_text())
-    gets = [path for path, ops in spec["paths"].items() if "get" in ops]
+    gets = [path for path, ops in _spec()["paths"].items() if "get" in ops]
     out: list[Target] = []
     for t in tenants:
         sup = xid(K_SUPPLIER, t.supplier)
@@ -134,6 +144,8 @@ def _targets(v: Volumes, tenants: list[Tenant], statement_days: int) -> list[Tar
         # A supplier order of this supplier: part 2*o for an order o whose product is theirs.
         part = xid(K_PART, _a_part_of(v, t.supplier))
         product = xid(K_PRODUCT, _a_product_of(v, t.supplier))
+        campaign = xid(K_CAMPAIGN, t.campaign)
+        campaigns = f"/v1/suppliers/{sup}/campaigns"
         concrete: dict[str, list[tuple[str, str, str]]] = {
             "/v1/catalogue/categories": [("", "/v1/catalogue/categories", "shop")],
             "/v1/catalogue/products": [
@@ -224,6 +236,23 @@ def _targets(v: Volumes, tenants: list[Tenant], statement_days: int) -> list[Tar
             "/v1/suppliers/{supplier_id}/webhook-endpoints": [
                 ("", f"/v1/suppliers/{sup}/webhook-endpoints", "supplier")
             ],
+            "/v1/suppliers/{supplier_id}/campaigns": [("", campaigns, "supplier")],
+            "/v1/suppliers/{supplier_id}/campaigns/{campaign_id}": [
+                ("", f"{campaigns}/{campaign}", "supplier")
+            ],
+            "/v1/suppliers/{supplier_id}/campaigns/{campaign_id}/leaderboard": [
+                ("", f"{campaigns}/{campaign}/leaderboard", "supplier")
+            ],
+            "/v1/suppliers/{supplier_id}/campaigns/{campaign_id}/results": [
+                ("", f"{campaigns}/{campaign}/results", "supplier")
+            ],
+            "/v1/shops/mine/campaigns": [("", "/v1/shops/mine/campaigns", "shop")],
+            "/v1/shops/mine/campaigns/{campaign_id}": [
+                ("", f"/v1/shops/mine/campaigns/{campaign}", "shop")
+            ],
+            "/v1/shops/mine/campaigns/{campaign_id}/leaderboard": [
+                ("", f"/v1/shops/mine/campaigns/{campaign}/leaderboard", "shop")
+            ],
         }
         for path in gets:
             if path in SKIPPED:
@@ -235,7 +264,9 @@ def _targets(v: Volumes, tenants: list[Tenant], statement_days: int) -> list[Tar
                 continue
             for suffix, concrete_path, principal in concrete[path]:
                 count = _COUNTS.get(path, (None, None))
-                arg = {"shop": xid(K_SHOP, t.shop), "supplier": sup}.get(count[1] or "")
+                arg = {"shop": xid(K_SHOP, t.shop), "supplier": sup, "campaign": campaign}.get(
+                    count[1] or ""
+                )
                 out.append(Target(path + suffix, t.name, concrete_path, principal, count[0], arg))
         out.append(
             Target(
@@ -256,6 +287,10 @@ _ENTRIES_OF = (
     "SELECT count(*) FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id "
     "WHERE a.owner_id = $1::uuid"
 )
+_SHARDS_OF = (
+    "SELECT (SELECT count(*) FROM campaign_unit_shards WHERE campaign_id = $1::uuid) "
+    "+ (SELECT count(*) FROM campaign_budget_shards WHERE campaign_id = $1::uuid)"
+)
 _COUNTS: dict[str, tuple[str, str]] = {
     "/v1/shops/mine/wallet": (_ENTRIES_OF, "shop"),
     "/v1/suppliers/{supplier_id}/balance": (_ENTRIES_OF, "supplier"),
@@ -263,6 +298,14 @@ _COUNTS: dict[str, tuple[str, str]] = {
         "SELECT count(*) FROM clicks WHERE shop_id = $1::uuid AND link_id = (SELECT id FROM "
         "share_links WHERE shop_id = $1::uuid ORDER BY code LIMIT 1)",
         "shop",
+    ),
+    # A campaign's units and budget left are sums over its shards.
+    "/v1/suppliers/{supplier_id}/campaigns/{campaign_id}": (_SHARDS_OF, "campaign"),
+    "/v1/shops/mine/campaigns/{campaign_id}": (_SHARDS_OF, "campaign"),
+    # Results sum the clock's rollup rows of the campaign by shop and by product.
+    "/v1/suppliers/{supplier_id}/campaigns/{campaign_id}/results": (
+        "SELECT count(*) FROM campaign_results WHERE campaign_id = $1::uuid",
+        "campaign",
     ),
 }
 
@@ -387,11 +430,10 @@ class RssSampler:
 async def _measure(
     port: int, pid: int, settings: Settings, v: Volumes, args: argparse.Namespace
 ) -> None:
-    small_shop = 2 + v.shops // 2
-    small_supplier = 2 + v.suppliers // 2
+    small_shop, small_supplier = v.small_shop, v.small_supplier
     tenants = [
-        Tenant("big", BIG_SHOP, BIG_SUPPLIER, BIG_SHOP, v.shops + BIG_SUPPLIER),
-        Tenant("small", small_shop, small_supplier, small_shop, v.shops + small_supplier),
+        Tenant("big", BIG_SHOP, BIG_SUPPLIER, BIG_SHOP, v.shops + BIG_SUPPLIER, 1),
+        Tenant("small", small_shop, small_supplier, small_shop, v.shops + small_supplier, 2),
     ]
 
     def bearer(account: int) -> dict[str, str]:

@@ -27,6 +27,20 @@ DAYS = 90  # clicks and orders spread over three months
 ZONE = "Asia/Shanghai"
 # An order's first product: a multiplicative hash of its number (see product_of_order).
 ORDER_PRODUCT = "((o * 2654435761) % 4294967296)"
+# Campaigns (超级品牌团): the big supplier's live one (number 1) on CAMPAIGN_PRODUCTS of its
+# products, started CAMPAIGN_DAYS ago and sold since in one order in three (of those with one
+# supplier order), in shops that signed up: those orders' shops, the big and small shops and one
+# shop in SIGNED_UP_EVERY; the small supplier's live one (2) on two of its products, without
+# sales yet; and the big supplier's PAST_CAMPAIGNS settled ones (3, 4, ...) for its list.
+CAMPAIGN_PRODUCTS = 50
+CAMPAIGN_DAYS = 3
+CAMPAIGN_BOOST_BPS = 500
+CAMPAIGN_DISCOUNT_MINOR = 100  # off the regular price: prices stay whole hundreds, rates exact
+CAMPAIGN_UNITS = 10_000  # allocated per variant
+CAMPAIGN_BUDGET_MINOR = 10**10
+CAMPAIGN_SHARDS = 16  # Settings.campaign_shards' default
+SIGNED_UP_EVERY = 7
+PAST_CAMPAIGNS = 10
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,24 @@ class Volumes:
         """The account number of the platform operator (after shop and supplier owners)."""
         return self.shops + self.suppliers + 1
 
+    @property
+    def small_shop(self) -> int:
+        return 2 + self.shops // 2
+
+    @property
+    def small_supplier(self) -> int:
+        return 2 + self.suppliers // 2
+
+    @property
+    def campaign_products(self) -> int:
+        """How many of the big supplier's products (10, 20, ...) its live campaign sells."""
+        return min(CAMPAIGN_PRODUCTS, self.products // 10)
+
 
 def product_of_order(v: Volumes, o: int) -> int:
+    """Order o's first product, by its hash; but an order of the big supplier's live campaign
+    (see `scale_parts`: one in three since its start with one supplier order: 3, 6, ...) sells one
+    of its products instead. This is the hash's only: callers look among the older orders."""
     return 1 + ((o * 2654435761) % 4294967296) % v.products
 
 
@@ -82,6 +112,7 @@ K_ACCOUNT, K_SHOP, K_SUPPLIER, K_PRODUCT, K_VARIANT, K_ORDER, K_PART, K_LINE = r
 K_COMMISSION, K_SHIPPING, K_LINK, K_MEMBER = 9, 10, 11, 12
 K_ACC_PENDING, K_ACC_AVAILABLE, K_ACC_PAYABLE_PENDING, K_ACC_PAYABLE, K_ACC_PLATFORM = range(13, 18)
 K_TX_ACCRUAL, K_TX_COMPLETION = 18, 19
+K_CAMPAIGN, K_BOOST = 20, 21
 
 
 def xid(kind: int, number: int) -> str:
@@ -103,6 +134,16 @@ def _steps(v: Volumes, t0: datetime) -> list[tuple[str, str]]:
     sup = f"(CASE WHEN p % 10 = 0 THEN {BIG_SUPPLIER} ELSE 2 + p % {nsup - 1} END)"
     price = "(1000 + (p % 90) * 100)"
     cbps = "(500 + (p % 20) * 100)"
+    # The big supplier's live campaign: its times, and whether a part (o, k, at) sells in it.
+    starts = f"({t} - interval '{CAMPAIGN_DAYS} days')"
+    # Orders of one supplier order only: a second part may be the big supplier's already.
+    in_campaign = f"(o % 3 = 0 AND o % 5 <> 0 AND at >= {starts})"
+    campaign_product = f"(10 * (1 + (o / 3) % {v.campaign_products}))"
+    small_products = (
+        f"SELECT p FROM generate_series(1, {np_}) p WHERE p % 10 <> 0 "
+        f"AND 2 + p % {nsup - 1} = {v.small_supplier} AND p % 25 NOT IN (1, 2) ORDER BY p LIMIT 2"
+    )
+    boost = "(price * bbps / 10000)"  # exact: whole hundreds at 500 bps
     return [
         (
             "accounts",
@@ -238,9 +279,13 @@ def _steps(v: Volumes, t0: datetime) -> list[tuple[str, str]]:
             # order in five), with what every later table derives from it. Parts pick a product;
             # its supplier is theirs, so the big supplier's 10% of products get 10% of parts.
             # Three in ten are completed (their return window closed 10 days after payment).
+            # A part of the big supplier's live campaign (camp = 1) sells one of its products at
+            # the campaign price (regular less CAMPAIGN_DISCOUNT_MINOR) with its boost.
             f"""CREATE UNLOGGED TABLE scale_parts AS
             SELECT pid, o, p, {sup} AS sup, shop, 1 + (pid % 16 = 0)::int AS nlines,
-                {price} AS price, {cbps} AS cbps,
+                {price} - CASE WHEN camp THEN {CAMPAIGN_DISCOUNT_MINOR} ELSE 0 END AS price,
+                {cbps} AS cbps, CASE WHEN camp THEN 1 END AS camp,
+                CASE WHEN camp THEN {CAMPAIGN_BOOST_BPS} ELSE 0 END AS bbps,
                 CASE WHEN (o * 3 + k) % 10 < 3 AND at < {t} - interval '10 days'
                      THEN 'completed'
                      ELSE (ARRAY['delivered', 'delivered', 'delivered', 'delivered',
@@ -248,14 +293,18 @@ def _steps(v: Volumes, t0: datetime) -> list[tuple[str, str]]:
                                  'paid'])[1 + (o * 3 + k) % 10] END AS st,
                 at
             FROM (
-                SELECT 2 * o + k - 1 AS pid, o, k,
-                    CASE WHEN k = 1 THEN 1 + {ORDER_PRODUCT} % {np_}
-                         ELSE (1 + {ORDER_PRODUCT} % {np_}) % {np_} + 1 END AS p,
-                    CASE WHEN o % 20 = 0 THEN {BIG_SHOP} ELSE 2 + o % {ns - 1} END AS shop,
-                    {t} - interval '{DAYS} days' * ({no} - o)::float8 / {no}
-                        - interval '1 hour' AS at
-                FROM generate_series(1, {no}) o,
-                    generate_series(1, CASE WHEN o % 5 = 0 THEN 2 ELSE 1 END) k
+                SELECT pid, o, k, shop, at, camp,
+                    CASE WHEN camp THEN {campaign_product} ELSE hashed END AS p
+                FROM (
+                    SELECT 2 * o + k - 1 AS pid, o, k,
+                        CASE WHEN k = 1 THEN 1 + {ORDER_PRODUCT} % {np_}
+                             ELSE (1 + {ORDER_PRODUCT} % {np_}) % {np_} + 1 END AS hashed,
+                        CASE WHEN o % 20 = 0 THEN {BIG_SHOP} ELSE 2 + o % {ns - 1} END AS shop,
+                        {t} - interval '{DAYS} days' * ({no} - o)::float8 / {no}
+                            - interval '1 hour' AS at
+                    FROM generate_series(1, {no}) o,
+                        generate_series(1, CASE WHEN o % 5 = 0 THEN 2 ELSE 1 END) k
+                ) h, LATERAL (SELECT {in_campaign} AS camp) c
             ) s""",
         ),
         (
@@ -299,17 +348,20 @@ def _steps(v: Volumes, t0: datetime) -> list[tuple[str, str]]:
             f"""INSERT INTO order_lines (id, order_id, supplier_order_id, product_id,
                 variant_id, sku, title, options, quantity, currency, unit_price_minor,
                 unit_markup_minor, base_minor, markup_minor, commission_bps, platform_fee_bps,
-                return_window_days, returned_quantity, created_at)
+                return_window_days, returned_quantity, campaign_id, boost_bps, boost_withheld,
+                created_at)
             SELECT pg_temp.xid({K_LINE}, 2 * pid + j - 1), pg_temp.xid({K_ORDER}, o),
                 pg_temp.xid({K_PART}, pid), pg_temp.xid({K_PRODUCT}, p),
                 pg_temp.xid({K_VARIANT}, p), 'S' || p, '商品 ' || p, '{{}}', 1, 'CNY', price,
-                price / 10, price, price / 10, cbps, {PLATFORM_FEE_BPS}, 7, 0, at
+                price / 10, price, price / 10, cbps, {PLATFORM_FEE_BPS}, 7, 0,
+                pg_temp.xid({K_CAMPAIGN}, camp), bbps, false, at
             FROM scale_parts, generate_series(1, nlines) j""",
         ),
         (
             "commissions",
-            # Four parts a line (shop commission and markup, platform fee, supplier share) and
-            # the supplier's shipping a supplier order: what the buyer paid, to the cent.
+            # Four parts a line (shop commission and markup, platform fee, supplier share), a
+            # fifth (the shop's boost) on a campaign's, and the supplier's shipping a supplier
+            # order: what the buyer paid, to the cent.
             f"""INSERT INTO commissions (id, order_id, supplier_order_id, order_line_id,
                 shop_id, supplier_id, beneficiary, kind, currency, base_minor, rate_bps, rule,
                 rounding, accrued_minor, reversed_minor, status, created_at, updated_at)
@@ -324,7 +376,7 @@ def _steps(v: Volumes, t0: datetime) -> list[tuple[str, str]]:
                 CASE x.kind WHEN 'commission' THEN price * cbps / 10000
                             WHEN 'markup' THEN price / 10
                             WHEN 'platform_fee' THEN price * {PLATFORM_FEE_BPS} / 10000
-                            ELSE price - price * cbps / 10000
+                            ELSE price - price * cbps / 10000 - {boost}
                                  - price * {PLATFORM_FEE_BPS} / 10000 END,
                 0, CASE WHEN st = 'completed' THEN 'available' ELSE 'pending' END, at,
                 CASE WHEN st = 'completed' THEN at + interval '10 days' ELSE at END
@@ -332,6 +384,14 @@ def _steps(v: Volumes, t0: datetime) -> list[tuple[str, str]]:
                 (VALUES (0, 'shop', 'commission'), (1, 'shop', 'markup'),
                         (2, 'platform', 'platform_fee'), (3, 'supplier', 'supplier_share'))
                     AS x(n, beneficiary, kind)
+            UNION ALL
+            SELECT pg_temp.xid({K_BOOST}, 2 * pid + j - 1), pg_temp.xid({K_ORDER}, o),
+                pg_temp.xid({K_PART}, pid), pg_temp.xid({K_LINE}, 2 * pid + j - 1),
+                pg_temp.xid({K_SHOP}, shop), pg_temp.xid({K_SUPPLIER}, sup), 'shop', 'boost',
+                'CNY', price, bbps, 'normal', 'exact', {boost}, 0,
+                CASE WHEN st = 'completed' THEN 'available' ELSE 'pending' END, at,
+                CASE WHEN st = 'completed' THEN at + interval '10 days' ELSE at END
+            FROM scale_parts, generate_series(1, nlines) j WHERE bbps > 0
             UNION ALL
             SELECT pg_temp.xid({K_SHIPPING}, pid), pg_temp.xid({K_ORDER}, o),
                 pg_temp.xid({K_PART}, pid), NULL, pg_temp.xid({K_SHOP}, shop),
@@ -398,10 +458,10 @@ def _steps(v: Volumes, t0: datetime) -> list[tuple[str, str]]:
             SELECT gen_random_uuid(), e.tx, e.account, e.amount, 'CNY', e.at
             FROM (
                 SELECT pid, at, st, sup, shop,
-                    nlines * (price * cbps / 10000 + price / 10) AS s,
+                    nlines * (price * cbps / 10000 + price / 10 + {boost}) AS s,
                     nlines * (price * {PLATFORM_FEE_BPS} / 10000) AS f,
-                    nlines * (price - price * cbps / 10000 - price * {PLATFORM_FEE_BPS} / 10000)
-                        + {SHIPPING_MINOR} AS pay
+                    nlines * (price - price * cbps / 10000 - {boost}
+                              - price * {PLATFORM_FEE_BPS} / 10000) + {SHIPPING_MINOR} AS pay
                 FROM scale_parts
             ) q,
             LATERAL (VALUES
@@ -436,12 +496,134 @@ def _steps(v: Volumes, t0: datetime) -> list[tuple[str, str]]:
                   GROUP BY account_id) s
             WHERE a.id = s.account_id AND a.balance_minor IS NOT NULL""",
         ),
+        *_campaign_steps(v, t, starts, small_products),
         ("scale_parts (dropped)", "DROP TABLE scale_parts"),
         (
             "rollup_changes",
             # Loaded, not changed, so no trigger logged them: every paid order waits for the
             # dashboards' rollup (roll_up, after the build).
             "INSERT INTO rollup_changes (order_id) SELECT id FROM orders WHERE paid_at IS NOT NULL",
+        ),
+    ]
+
+
+def _campaign_steps(v: Volumes, t: str, starts: str, small_products: str) -> list[tuple[str, str]]:
+    """The campaigns, their items, budgets, shards and shops, and the live one's results, as
+    a campaign scheduled, joined and sold (orders above) would have left them: the shards hold
+    the allocation less the units sold and the budget less the boost parts, and the results
+    are the clock's refresh (campaigns/repository.py `_REFRESH`) of every campaign at once."""
+    ns, price = v.shops, "(1000 + (p % 90) * 100)"
+    past = f"{t} - interval '20 days' * (n - 2)"
+    brief = (
+        '{"selling_points": ["产地直发", "限时特价"], "images": [], '
+        '"share_text": "超级品牌团，群里的朋友先抢！"}'
+    )
+    return [
+        (
+            "campaigns",
+            f"""INSERT INTO campaigns (id, supplier_id, title, brief, recruitment, boost_bps,
+                status, warm_up_at, starts_at, ends_at, scheduled_at, ended_at, ended_early,
+                starting_announced_at, budget_exhausted_at, settled_at, results_refreshed_at,
+                created_at, updated_at)
+            SELECT pg_temp.xid({K_CAMPAIGN}, n),
+                pg_temp.xid({K_SUPPLIER}, CASE WHEN n = 2 THEN {v.small_supplier}
+                                               ELSE {BIG_SUPPLIER} END),
+                '超级品牌团 ' || n, '{brief}', 'open', {CAMPAIGN_BOOST_BPS},
+                CASE WHEN n <= 2 THEN 'live' ELSE 'settled' END, s - interval '1 day', s,
+                s + interval '7 days', s - interval '2 days',
+                CASE WHEN n > 2 THEN s + interval '7 days' END, false, s - interval '1 hour',
+                NULL, CASE WHEN n > 2 THEN s + interval '17 days' END,
+                CASE WHEN n <= 2 THEN {t} ELSE s + interval '17 days' END,
+                s - interval '3 days', CASE WHEN n <= 2 THEN {t} ELSE s + interval '17 days' END
+            FROM generate_series(1, {2 + PAST_CAMPAIGNS}) n,
+                LATERAL (SELECT CASE WHEN n <= 2 THEN {starts} ELSE {past} END AS s) x""",
+        ),
+        (
+            "campaign_items",
+            f"""INSERT INTO campaign_items (campaign_id, variant_id, product_id, currency,
+                price_minor, regular_price_minor, allocated_units)
+            SELECT pg_temp.xid({K_CAMPAIGN}, c), pg_temp.xid({K_VARIANT}, p),
+                pg_temp.xid({K_PRODUCT}, p), 'CNY', {price} - {CAMPAIGN_DISCOUNT_MINOR},
+                {price}, CASE WHEN c = 1 THEN {CAMPAIGN_UNITS} ELSE 100 END
+            FROM (
+                SELECT 1 AS c, 10 * j AS p FROM generate_series(1, {v.campaign_products}) j
+                UNION ALL SELECT 2, p FROM ({small_products}) s
+                UNION ALL SELECT n, 10 FROM generate_series(3, {2 + PAST_CAMPAIGNS}) n
+            ) i""",
+        ),
+        (
+            "campaign_budgets",
+            f"""INSERT INTO campaign_budgets (campaign_id, currency, budget_minor,
+                released_minor)
+            SELECT pg_temp.xid({K_CAMPAIGN}, n), 'CNY', {CAMPAIGN_BUDGET_MINOR},
+                CASE WHEN n > 2 THEN {CAMPAIGN_BUDGET_MINOR} END
+            FROM generate_series(1, {2 + PAST_CAMPAIGNS}) n""",
+        ),
+        (
+            "campaign_unit_shards",
+            # The allocation less what the lines took, split as scheduling splits it; a settled
+            # campaign's were swept back to stock at its end.
+            f"""INSERT INTO campaign_unit_shards (campaign_id, variant_id, shard, units_left)
+            SELECT i.campaign_id, i.variant_id, s,
+                CASE WHEN c.status = 'settled' THEN 0
+                     ELSE q.left_units / {CAMPAIGN_SHARDS}
+                          + (s < q.left_units % {CAMPAIGN_SHARDS})::int END
+            FROM campaign_items i JOIN campaigns c ON c.id = i.campaign_id
+            CROSS JOIN LATERAL (
+                SELECT i.allocated_units - coalesce(sum(l.quantity), 0)::int AS left_units
+                FROM order_lines l
+                WHERE l.campaign_id = i.campaign_id AND l.variant_id = i.variant_id) q,
+                generate_series(0, {CAMPAIGN_SHARDS - 1}) s""",
+        ),
+        (
+            "campaign_budget_shards",
+            f"""INSERT INTO campaign_budget_shards (campaign_id, currency, shard, left_minor)
+            SELECT b.campaign_id, b.currency, s,
+                q.left_minor / {CAMPAIGN_SHARDS} + (s < q.left_minor % {CAMPAIGN_SHARDS})::int
+            FROM campaign_budgets b
+            CROSS JOIN LATERAL (
+                SELECT b.budget_minor
+                    - coalesce(sum(c.accrued_minor - c.reversed_minor), 0)::bigint AS left_minor
+                FROM order_lines l JOIN commissions c ON c.order_line_id = l.id
+                WHERE l.campaign_id = b.campaign_id AND c.kind = 'boost') q,
+                generate_series(0, {CAMPAIGN_SHARDS - 1}) s""",
+        ),
+        (
+            "campaign_shops",
+            # Signed up before the start: the shops the live campaign's orders are in, the big
+            # and the small shop, and one shop in SIGNED_UP_EVERY; the small supplier's: the
+            # big and small shops and one in a thousand.
+            f"""INSERT INTO campaign_shops (campaign_id, shop_id, invited_at, invited_via,
+                joined_at, created_at)
+            SELECT pg_temp.xid({K_CAMPAIGN}, c), pg_temp.xid({K_SHOP}, g), NULL, NULL,
+                {starts} - interval '1 day', {starts} - interval '1 day'
+            FROM (
+                SELECT 1 AS c, shop AS g FROM scale_parts WHERE camp = 1
+                UNION SELECT 1, g FROM generate_series(1, {ns}) g
+                WHERE g % {SIGNED_UP_EVERY} = 0 OR g IN ({BIG_SHOP}, {v.small_shop})
+                UNION SELECT 2, g FROM generate_series(1, {ns}) g
+                WHERE g % 1000 = 3 OR g IN ({BIG_SHOP}, {v.small_shop})
+            ) j""",
+        ),
+        (
+            "campaign_results",
+            # As the clock's refresh writes them (campaigns/repository.py `_REFRESH`).
+            """INSERT INTO campaign_results (campaign_id, shop_id, product_id, currency, orders,
+                units, gmv_minor, refunded_units, refunds_minor, boost_minor, unboosted_units)
+            SELECT l.campaign_id, o.shop_id, l.product_id, l.currency, count(DISTINCT o.id),
+                sum(l.quantity), sum(l.base_minor + l.markup_minor), sum(l.returned_quantity),
+                sum(l.returned_quantity * (l.unit_price_minor + l.unit_markup_minor)),
+                coalesce(sum(b.boost), 0),
+                coalesce(sum(l.quantity) FILTER (WHERE l.boost_withheld), 0)
+            FROM order_lines l
+            JOIN orders o ON o.id = l.order_id
+            LEFT JOIN LATERAL (
+                SELECT sum(c.accrued_minor - c.reversed_minor) AS boost FROM commissions c
+                WHERE c.supplier_order_id = l.supplier_order_id AND c.order_line_id = l.id
+                    AND c.kind = 'boost'
+            ) b ON true
+            WHERE l.campaign_id IS NOT NULL AND o.paid_at IS NOT NULL
+            GROUP BY l.campaign_id, o.shop_id, l.product_id, l.currency""",
         ),
     ]
 

@@ -30,10 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.conftest import RUN_PREFIX, TEMPLATE_DB, make_settings
 from xiaopu import devdb
+from xiaopu.campaigns import service as campaigns
+from xiaopu.campaigns.schemas import CampaignIn
 from xiaopu.commissions import service as commissions
 from xiaopu.commissions import statements
 from xiaopu.commissions.schemas import HeldDecision, StatementLine, StatementTotals
 from xiaopu.commissions.service import NothingHeld
+from xiaopu.commissions.split import boost_of
 from xiaopu.config import Settings
 from xiaopu.db import create_engine
 from xiaopu.errors import AppError
@@ -65,6 +68,7 @@ from xiaopu.orders.schemas import (
     ReturnRequest,
     Shipment,
 )
+from xiaopu.orders.service import CampaignUnitsShort
 from xiaopu.payouts import service as payouts
 from xiaopu.payouts.schemas import BatchOut, WithdrawalIn
 from xiaopu.payouts.service import BelowThreshold, InsufficientFunds, NegativeBalance
@@ -85,6 +89,12 @@ POLICIES = ("earn", "none", "hold")
 BUYERS = ("guest", "keeper", "keeper as guest")
 CURRENCIES = ("CNY", "USD")
 FAILING_CENTS = 13  # both sandboxes refuse amounts whose minor units end in 13
+# A campaign's boost: none, rounding to nothing on small prices, usual, and large enough that
+# commission + boost fill the price (the boost, then the fee, give way).
+BOOSTS = (500, 0, 1, 1_000, 3_333, 5_000, 6_667)
+CAMPAIGN_DAYS = (14, 3, 1)
+# Budgets per currency: enough for a few lines, one or two, or none at all.
+BUDGETS = (1_500, 3_001, 400, 37, 0)
 # How far the clock moves in one step: less than an unpaid order's life, or days.
 TIME_STEPS = [
     timedelta(minutes=5),
@@ -155,6 +165,11 @@ class Item(Brief):
     currency: str
     unit_total: int
     window_days: int
+    supplier: str = "A"
+    price: int = 0  # the supplier's price of a unit
+    commission_bps: int = 0  # the variant's effective rate
+    markup_bps: int = 0
+    ceiling_bps: int = 0
 
     def __repr__(self) -> str:  # short, for the failing examples hypothesis prints
         return f"Item({self.unit_total} {self.currency}, {self.window_days} days)"
@@ -170,9 +185,28 @@ class Line(Brief):
     unit_total: int
     window_days: int
     returned: int = 0
+    variant_id: uuid.UUID | None = None
+    # Sold at a campaign's terms: its price a unit (markup excluded), the rate frozen on the
+    # line, and the boost it reserved (0 and withheld when the budget could not cover it).
+    campaign_id: uuid.UUID | None = None
+    unit_price: int = 0
+    commission_bps: int = 0
+    boost_bps: int = 0
+    withheld: bool = False
+    restocked: int = 0  # units given back on sale (a cancel, or returns approved to restock)
 
     def __repr__(self) -> str:
-        return f"Line({self.quantity} × {self.unit_total}, {self.returned} returned)"
+        campaign = ""
+        if self.campaign_id is not None:
+            campaign = f", campaign boost {self.boost_bps}{' withheld' if self.withheld else ''}"
+        return f"Line({self.quantity} × {self.unit_total}, {self.returned} returned{campaign})"
+
+    def boost(self, kept: int | None = None) -> int:
+        """What the line holds of its campaign's budget with `kept` units (now by default)."""
+        units = self.quantity - self.returned if kept is None else kept
+        if not self.boost_bps:
+            return 0
+        return boost_of(self.unit_price * units, self.commission_bps, self.boost_bps)
 
 
 @dataclass(eq=False)
@@ -223,6 +257,7 @@ class ReturnRow(Brief):
     line: Line
     quantity: int
     status: str = "requested"
+    restock: bool = False
 
     def __repr__(self) -> str:
         return f"Return({self.quantity} of {self.line!r} in {self.part!r}, {self.status})"
@@ -267,15 +302,90 @@ class SupplierPayout(Brief):
         return f"SupplierPayout({self.amount} {self.currency}, {self.status})"
 
 
-def _order(out: CheckoutOut, items: dict[uuid.UUID, Item]) -> Order:
-    """The machine's record of a new order, checked against the shop's prices."""
+@dataclass(frozen=True)
+class Sold:
+    """What the machine expects a line of a new order to be sold at."""
+
+    item: Item
+    unit_total: int  # what the buyer pays a unit: the shop's price, or the campaign's
+    campaign_id: uuid.UUID | None = None
+    unit_price: int = 0  # the campaign price (markup excluded)
+    boost_bps: int = 0
+    withheld: bool = False
+
+
+@dataclass(eq=False)
+class CampaignState(Brief):
+    """The example's campaign as the machine expects it: what its shards hold, and the stock
+    of its variants, which its scheduling took the allocation from and its end gives back."""
+
+    id: uuid.UUID
+    supplier_id: uuid.UUID
+    boost_bps: int
+    ends_at: datetime
+    joined: bool  # the example's shop signed up
+    prices: dict[uuid.UUID, int]  # the campaign price of each variant
+    currencies: dict[uuid.UUID, str]
+    allocated: dict[uuid.UUID, int]
+    budgets: dict[str, int]
+    units_left: dict[uuid.UUID, int]
+    budget_left: dict[str, int]
+    stock: dict[uuid.UUID, int]
+    # The stock before scheduling: the stock, the shards and the units on lines add up to it.
+    stock_before: dict[uuid.UUID, int]
+    status: str = "holding"  # scheduled to live: the shards hold the units; then ended, settled
+
+    def __repr__(self) -> str:
+        return (
+            f"Campaign(boost {self.boost_bps}, {self.status}, units {self.units_left}, "
+            f"budget {self.budget_left}{'' if self.joined else ', not joined'})"
+        )
+
+    def selling(self, variant_id: uuid.UUID, now: datetime) -> bool:
+        """Whether the shop sells this variant at the campaign's terms now."""
+        return (
+            self.joined and self.status == "holding" and now < self.ends_at
+        ) and variant_id in self.prices
+
+    def give_back(self, line: Line, units: int, boost: int) -> None:
+        """Units back on sale (to the allocation while it is held, else to stock) and boost
+        back to the budget, as expiry, cancel and refunds do."""
+        assert line.variant_id is not None
+        if line.campaign_id is None:
+            if line.variant_id in self.stock:
+                self.stock[line.variant_id] += units
+            return
+        if self.status == "holding":
+            self.units_left[line.variant_id] += units
+        else:
+            self.stock[line.variant_id] += units
+        self.budget_left[self.currencies[line.variant_id]] += boost
+
+
+def _order(out: CheckoutOut, sold: dict[uuid.UUID, Sold]) -> Order:
+    """The machine's record of a new order, checked against the shop's (or the campaign's)
+    prices."""
     parts = []
     for so in out.supplier_orders:
         lines = []
         for ln in so.lines:
-            item = items[ln.variant_id]
-            assert ln.unit_price_minor == item.unit_total  # the shop's price, frozen
-            lines.append(Line(ln.id, ln.quantity, item.unit_total, item.window_days))
+            s = sold[ln.variant_id]
+            assert ln.unit_price_minor == s.unit_total  # the shop's price, frozen
+            assert ln.campaign_id == s.campaign_id
+            lines.append(
+                Line(
+                    ln.id,
+                    ln.quantity,
+                    s.unit_total,
+                    s.item.window_days,
+                    variant_id=ln.variant_id,
+                    campaign_id=s.campaign_id,
+                    unit_price=s.unit_price or s.item.price,
+                    commission_bps=s.item.commission_bps,
+                    boost_bps=s.boost_bps,
+                    withheld=s.withheld,
+                )
+            )
         parts.append(Part(so.id, so.supplier_id, so.shipping_minor, lines))
     units = sum(ln.quantity * ln.unit_total for p in parts for ln in p.lines)
     assert out.total_minor == units + sum(p.shipping for p in parts)
@@ -394,7 +504,20 @@ async def _catalogue(
         )
         await session.flush()
         unit_total = shop_price(spec.price, spec.markup_bps, spec.ceiling_bps)
-        items.append(Item(variant.id, spec.currency, unit_total, spec.window_days))
+        rate = spec.commission_bps if spec.variant_bps is None else spec.variant_bps
+        items.append(
+            Item(
+                variant.id,
+                spec.currency,
+                unit_total,
+                spec.window_days,
+                spec.supplier,
+                spec.price,
+                rate,
+                spec.markup_bps,
+                spec.ceiling_bps,
+            )
+        )
     return keepers, [s.id for s in suppliers.values()], items
 
 
@@ -421,7 +544,7 @@ async def _sell(
     """An order (a guest's, or `buyer`'s), paid, shipped and delivered, with `rejected` units
     of its first line asked back and refused by the supplier."""
     out = await service.checkout(session, settings, buyer, _checkout_body(slug, items))
-    order = _order(out, {i.variant_id: i for i, _ in items})
+    order = _order(out, {i.variant_id: Sold(i, i.unit_total) for i, _ in items})
     await payments.sandbox_pay(session, settings, order.provider_ref, "paid")
     order.policy = settings.self_purchase_policy
     held = order.self_purchase and order.policy == "hold"
@@ -542,14 +665,97 @@ class MoneyMachine(RuleBasedStateMachine):
         # which never changes: while the count stands, it is not read again.
         self.statement_causes: dict[uuid.UUID, dict[tuple[str, str], int]] = {}
         self.statement_read_at: dict[uuid.UUID, int] = {}
+        self.campaign: CampaignState | None = None
+        # The world's orders, in the database under every example (not the example's own).
+        self.history_orders = [o.id for o in self.world.history.orders]
 
-    @initialize(funded=st.booleans())
-    def pick_shop(self, funded: bool) -> None:
-        """Sell in a new shop, or in one with a history of completed sales."""
+    @initialize(funded=st.booleans(), data=st.data())
+    def pick_shop(self, funded: bool, data: st.DataObject) -> None:
+        """Sell in a new shop, or in one with a history of completed sales; a supplier runs a
+        campaign on some of its variants, which the shop has (mostly) signed up to."""
         if funded:
             self.keeper = self.world.funded
             past = copy.deepcopy(self.world.history)
             self.orders, self.returns, self.unseen = past.orders, past.returns, frozenset()
+        self._start_campaign(data)
+
+    def _start_campaign(self, data: st.DataObject) -> None:
+        """A campaign with a boost (or none), a small budget per currency and a few units
+        allocated of one to three of a supplier's variants, scheduled a minute ahead; the
+        clock then moves to its start. Budgets of 0, and boosts that round to nothing on
+        1-unit prices, are among the draws."""
+        supplier = data.draw(st.sampled_from(("A", "B")), label="campaign supplier")
+        boost_bps = data.draw(st.sampled_from(BOOSTS), label="boost_bps")
+        eligible = [
+            i
+            for i in self.world.items
+            if i.supplier == supplier and i.commission_bps + boost_bps <= 10_000
+        ]
+        chosen = data.draw(
+            st.lists(st.sampled_from(eligible), min_size=1, max_size=3, unique=True),
+            label="campaign items",
+        )
+        prices, allocated = {}, {}
+        for item in chosen:
+            cheaper = sorted({item.price, max(1, item.price - 1), max(1, item.price // 2)})
+            prices[item.variant_id] = data.draw(st.sampled_from(cheaper), label="price")
+            allocated[item.variant_id] = data.draw(st.integers(1, 6), label="allocated")
+        currencies = {i.variant_id: i.currency for i in chosen}
+        budgets = {
+            c: data.draw(st.sampled_from(BUDGETS), label="budget")
+            for c in sorted(set(currencies.values()))
+        }
+        joined = data.draw(st.sampled_from((True, True, True, False)), label="joined")
+        length = data.draw(st.sampled_from(CAMPAIGN_DAYS), label="days")
+        now = clock.now()
+        starts = now + timedelta(minutes=1)
+        body = CampaignIn.model_validate(
+            {
+                "title": "超级品牌团",
+                "boost_bps": boost_bps,
+                "budgets": [{"currency": c, "amount_minor": a} for c, a in budgets.items()],
+                "warm_up_at": now,
+                "starts_at": starts,
+                "ends_at": starts + timedelta(days=length),
+                "items": [
+                    {"variant_id": v, "price_minor": prices[v], "allocated_units": allocated[v]}
+                    for v in prices
+                ],
+            }
+        )
+        supplier_id = self.world.suppliers[0 if supplier == "A" else 1]
+        before = {r.id: r.stock for r in self._stock(list(prices))}
+
+        async def start(s: AsyncSession) -> uuid.UUID:
+            made = await campaigns.create(s, supplier_id, body)
+            await campaigns.schedule(s, self.settings, supplier_id, made.id)
+            if joined:
+                await campaigns.join(s, self.keeper.account_id, made.id)
+            return made.id
+
+        campaign_id = self._run(start)
+        self.campaign = CampaignState(
+            campaign_id,
+            supplier_id,
+            boost_bps,
+            starts + timedelta(days=length),
+            joined,
+            prices,
+            currencies,
+            allocated,
+            budgets,
+            units_left=dict(allocated),
+            budget_left=dict(budgets),
+            stock={v: before[v] - allocated[v] for v in prices},
+            stock_before=before,
+        )
+        event(f"campaign of {len(prices)} variants, boost {boost_bps}, joined {joined}")
+        clock.advance(starts - now)
+
+    def _stock(self, variant_ids: list[uuid.UUID]) -> list[Any]:
+        return self._rows(
+            "SELECT id, stock FROM variants WHERE id = ANY(CAST(:v AS uuid[]))", v=variant_ids
+        )
 
     @initialize(policy=st.sampled_from(POLICIES))
     def pick_policy(self, policy: str) -> None:
@@ -703,12 +909,26 @@ class MoneyMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self._live()) < MAX_ORDERS)
     @rule(data=st.data())
     def checkout(self, data: st.DataObject) -> None:
-        currency = data.draw(st.sampled_from(CURRENCIES), label="currency")
-        offer = [i for i in self.world.items if i.currency == currency]
-        picked = data.draw(
-            st.lists(st.sampled_from(offer), min_size=1, max_size=3, unique=True), label="items"
-        )
+        c, now = self.campaign, clock.now()
+        on_sale = [i for i in self.world.items if c is not None and c.selling(i.variant_id, now)]
+        # Mostly, while the campaign sells, an order with one of its variants first.
+        if on_sale and data.draw(st.integers(0, 3), label="campaign order") < 3:
+            first = data.draw(st.sampled_from(on_sale), label="campaign item")
+            offer = [i for i in self.world.items if i.currency == first.currency and i != first]
+            others = st.lists(st.sampled_from(offer), max_size=2, unique=True)
+            picked = [first, *data.draw(others, label="items")]
+        else:
+            currency = data.draw(st.sampled_from(CURRENCIES), label="currency")
+            offer = [i for i in self.world.items if i.currency == currency]
+            picked = data.draw(
+                st.lists(st.sampled_from(offer), min_size=1, max_size=3, unique=True),
+                label="items",
+            )
         units = [data.draw(st.integers(1, 4), label="units") for _ in picked]
+        left = c.units_left[picked[0].variant_id] if c is not None and picked[0] in on_sale else 0
+        if left and data.draw(st.integers(0, 4), label="more than left") < 4:
+            # Mostly no more than the campaign has left (more is refused, none is the shop's).
+            units[0] = data.draw(st.integers(1, left), label="units")
         # A shopkeeper buying in their own shop falls under the self-purchase policy, signed
         # in or as a guest giving their own number (spelt as people do).
         buyer_is = data.draw(st.sampled_from(BUYERS), label="buyer")
@@ -721,9 +941,69 @@ class MoneyMachine(RuleBasedStateMachine):
             )
         body = _checkout_body(self.keeper.slug, list(zip(picked, units, strict=True)), phone)
         buyer = self.keeper.account_id if buyer_is == "keeper" else None
-        out = self._run(lambda s: service.checkout(s, self.settings, buyer, body))
+        sold = self._terms(list(zip(picked, units, strict=True)))
+
+        async def place(s: AsyncSession) -> CheckoutOut:
+            return await service.checkout(s, self.settings, buyer, body)
+
+        if sold is None:
+            # A line asks for more units than the campaign has left (but it has some).
+            event("checkout refused: campaign units short")
+            self._refused(place, CampaignUnitsShort)
+            return
+        out = self._run(place)
         assert out.self_purchase == (buyer_is != "guest")
-        self.orders.append(_order(out, {i.variant_id: i for i in picked}))
+        order = _order(out, sold)
+        self.orders.append(order)
+        self._take(order)
+
+    def _terms(self, items: list[tuple[Item, int]]) -> dict[uuid.UUID, Sold] | None:
+        """What each line sells at, as checkout prices it: at the campaign's price while its
+        allocation has every unit asked for (None: refused, it has some but too few), with the
+        boost if what is left of the budget covers it, line after line; else the shop's."""
+        c, now = self.campaign, clock.now()
+        out: dict[uuid.UUID, Sold] = {}
+        budget_left = dict(c.budget_left) if c else {}
+        for item, quantity in items:
+            if c is None or not c.selling(item.variant_id, now):
+                out[item.variant_id] = Sold(item, item.unit_total)
+                continue
+            left = c.units_left[item.variant_id]
+            if 0 < left < quantity:
+                return None
+            if left == 0:
+                event("campaign sold out: the shop's price")
+                out[item.variant_id] = Sold(item, item.unit_total)
+                continue
+            price = c.prices[item.variant_id]
+            boost = boost_of(price * quantity, item.commission_bps, c.boost_bps)
+            withheld = bool(c.boost_bps) and boost > budget_left[item.currency]
+            if c.boost_bps and not withheld:
+                budget_left[item.currency] -= boost
+            event("campaign line, boost withheld" if withheld else "campaign line")
+            out[item.variant_id] = Sold(
+                item,
+                shop_price(price, item.markup_bps, item.ceiling_bps),
+                c.id,
+                price,
+                0 if withheld else c.boost_bps,
+                withheld,
+            )
+        return out
+
+    def _take(self, order: Order) -> None:
+        """A new order takes its lines' units from the allocation or the stock, and their
+        boost from the budget."""
+        c = self.campaign
+        if c is None:
+            return
+        for line in (ln for p in order.parts for ln in p.lines):
+            assert line.variant_id is not None
+            if line.campaign_id is not None:
+                c.units_left[line.variant_id] -= line.quantity
+                c.budget_left[c.currencies[line.variant_id]] -= line.boost()
+            elif line.variant_id in c.stock:
+                c.stock[line.variant_id] -= line.quantity
 
     @precondition(lambda self: any(o.payment != "paid" for o in self.orders))
     @rule(data=st.data())
@@ -809,7 +1089,11 @@ class MoneyMachine(RuleBasedStateMachine):
         self.refunds[row.id] = Refund(row.id, row.amount_minor)
         part.status = "cancelled"
         for line in part.lines:
+            units, boost = line.quantity - line.returned, line.boost()
             line.returned = line.quantity
+            line.restocked += units  # a cancel puts every unit back on sale
+            if self.campaign is not None:
+                self.campaign.give_back(line, units, boost)
 
     # Possible from the first order on: with a step always at hand, an example whose enabled
     # rules run out (Hypothesis turns random rules off per example) is not dropped half-way.
@@ -827,6 +1111,10 @@ class MoneyMachine(RuleBasedStateMachine):
             order.status = "expired"
             for part in order.parts:
                 part.status = "expired"
+                for line in part.lines:
+                    # Every unit and all the boost back (the units to stock once it ended).
+                    if self.campaign is not None:
+                        self.campaign.give_back(line, line.quantity, line.boost())
         open_parts = {r.part.id for r in self._returns("requested", "approved")}
         due = [
             p
@@ -836,6 +1124,54 @@ class MoneyMachine(RuleBasedStateMachine):
         assert self._run(lambda s: fulfilment.complete_due(s, self.settings)) == len(due)
         for part in due:
             part.status = "completed"
+        self._tick(now)
+
+    def _tick(self, now: datetime) -> None:
+        """The campaigns' clock: live at the start, ended at the end (its units back to
+        stock), settled once every order of it is final; its results refreshed meanwhile,
+        and then they say what the ledger says."""
+        c = self.campaign
+        if c is None:
+            return
+        refreshed = c.status in ("holding", "ended")
+        self._run(lambda s: campaigns.tick(s, now))
+        if c.status == "holding" and c.ends_at <= now:
+            self._ended(c)
+        final = ("completed", "cancelled", "expired")
+        if c.status == "ended" and all(
+            p.status in final
+            for o in self.orders
+            for p in o.parts
+            if any(ln.campaign_id == c.id for ln in p.lines)
+        ):
+            c.status = "settled"
+            event("campaign settled")
+        if refreshed:
+            (row,) = self._rows(RESULTS_AND_LEDGER, c=c.id)
+            assert (row.results_boost, row.results_units) == (row.ledger_boost, row.units), row
+
+    def _ended(self, c: CampaignState) -> None:
+        for variant_id, units in c.units_left.items():
+            c.stock[variant_id] += units
+            c.units_left[variant_id] = 0
+        c.status = "ended"
+
+    @precondition(
+        lambda self: (
+            self.campaign is not None
+            and self.campaign.status == "holding"
+            and any(ln.campaign_id for o in self.orders for p in o.parts for ln in p.lines)
+        )
+    )
+    @rule()
+    def end_campaign(self) -> None:
+        """The supplier ends its campaign early: no more sales at its terms, its units not sold
+        back to stock; orders of it keep their terms, refunds give their boost back."""
+        c = self.campaign
+        assert c is not None
+        out = self._run(lambda s: campaigns.end(s, c.supplier_id, c.id))
+        assert out.status == "ended"
+        self._ended(c)
 
     @rule(on_time=st.integers(0, 3))
     def close_period(self, on_time: int) -> None:
@@ -934,7 +1270,13 @@ class MoneyMachine(RuleBasedStateMachine):
             event(f"refund on a self-purchase held, state {part.held}")
         out = self._refund(decide, None)
         assert out is not None
+        boost = line.boost()
         line.returned += ret.quantity
+        boost -= line.boost()  # f(old) − f(new) of the boost back to the budget
+        units = ret.quantity if ret.restock else 0
+        line.restocked += units
+        if self.campaign is not None:
+            self.campaign.give_back(line, units, boost)
         expected = ret.quantity * line.unit_total
         everything_back = all(ln.returned == ln.quantity for ln in part.lines)
         if everything_back and not part.shipping_refunded:
@@ -951,6 +1293,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def supplier_decides(self, data: st.DataObject, approve: bool, restock: bool) -> None:
         ret = data.draw(st.sampled_from(self._returns("requested")), label="return")
         decision = ReturnDecisionIn(restock=restock)
+        ret.restock = restock
 
         async def decide(s: AsyncSession) -> Any:
             return await returns.supplier_decides(
@@ -964,8 +1307,8 @@ class MoneyMachine(RuleBasedStateMachine):
             ret.status = "rejected"
 
     @precondition(lambda self: self._returns("requested", "rejected"))
-    @rule(data=st.data(), approve=st.booleans())
-    def operator_decides(self, data: st.DataObject, approve: bool) -> None:
+    @rule(data=st.data(), approve=st.booleans(), restock=st.booleans())
+    def operator_decides(self, data: st.DataObject, approve: bool, restock: bool) -> None:
         """Decide an open return, or overrule a rejection (after completion: a clawback)."""
         pool = self._returns("requested", "rejected")
         # The funded shop's past brings three rejections of completed orders to every example
@@ -980,7 +1323,10 @@ class MoneyMachine(RuleBasedStateMachine):
             # After completion the shop's earnings were released: the overrule is a clawback.
             when = "after" if ret.part.status == "completed" else "before"
             event(f"operator overrules a rejection {when} completion")
-        decision = OperatorReturnDecision(decision="approve" if approve else "reject")
+        decision = OperatorReturnDecision(
+            decision="approve" if approve else "reject", restock=restock
+        )
+        ret.restock = restock
 
         async def decide(s: AsyncSession) -> Any:
             return await returns.operator_decides(s, ret.id, decision)
@@ -1049,8 +1395,9 @@ class MoneyMachine(RuleBasedStateMachine):
         # Released earnings wait for completion like any other; forfeited ones are gone.
         status = "pending" if part.status != "completed" else "available"
         expected = "forfeited" if forfeit else status
-        # The shop's commission and markup on each line: every one of them was held.
-        assert len(out) == 2 * len(part.lines)
+        # The shop's commission and markup on each line, and a campaign line's boost: every
+        # one of them was held.
+        assert len(out) == sum(2 + bool(ln.boost_bps) for ln in part.lines)
         assert {c.status for c in out} == {expected}
         # The shopkeeper reads the decision in each line's history.
         action = "forfeited" if forfeit else "held_released"
@@ -1224,14 +1571,101 @@ class MoneyMachine(RuleBasedStateMachine):
                 assert await ledger.reconcile(s) == 0  # 2. balances are sums of entries
                 (found,) = await _all(s, CHECKS, CHECK_PARAMS | {"shop": self.keeper.shop_id})
                 found = dict(found._mapping)
+                if self.campaign is not None:
+                    params = {"c": self.campaign.id, "history": self.history_orders}
+                    (campaign,) = await _all(s, CAMPAIGN_CHECKS, params)
+                    found |= dict(campaign._mapping)
                 for supplier_id in self.world.suppliers:
                     read_at = int(found["supplier_events"].get(str(supplier_id), 0))
                     if read_at != self.statement_read_at.get(supplier_id):
                         self.statement_causes[supplier_id] = await self._statement(s, supplier_id)
                         self.statement_read_at[supplier_id] = read_at
             self._judge(found)
+            self._judge_campaign(found)
 
         self.rig.loop.run_until_complete(check())
+
+    def _judge_campaign(self, found: dict[str, Any]) -> None:
+        """11 to 15: the campaign's shards, the stock, the lines and the ledger agree."""
+        c = self.campaign
+        if c is None:
+            return
+        assert found["stray_boosts"] == 0  # a boost part only on a line sold with a boost
+        holding = ("scheduled", "warm_up", "live")
+        assert ("holding" if found["campaign_status"] in holding else found["campaign_status"]) == (
+            c.status
+        )
+        units_left = {uuid.UUID(k): int(n) for k, n in found["units_left"].items()}
+        budget_left = {k: int(n) for k, n in found["budget_left"].items()}
+        stock = {uuid.UUID(k): int(n) for k, n in found["campaign_stock"].items()}
+        # 11. What is left, as the machine took and gave back, line by line.
+        assert (units_left, budget_left, stock) == (c.units_left, c.budget_left, c.stock)
+        mine = {ln.id: (p, ln) for o in self.orders for p in o.parts for ln in p.lines}
+        lines = []
+        for r in found["campaign_lines"]:
+            part, line = mine[uuid.UUID(r["id"])]
+            campaign_id = None if r["campaign_id"] is None else uuid.UUID(r["campaign_id"])
+            kept = r["quantity"] - r["returned_quantity"]
+            assert (campaign_id, r["boost_bps"], r["boost_withheld"], kept) == (
+                line.campaign_id,
+                line.boost_bps,
+                line.withheld,
+                line.quantity - line.returned,
+            ), (r, line)
+            lines.append((r, part, line))
+        # Lines of orders that expired gave every unit and all their boost back.
+        on = [(r, p, ln) for r, p, ln in lines if r["order_status"] != "expired"]
+        for variant_id, allocated in c.allocated.items():
+            # 12. Allocation conservation: while the campaign holds its units, the allocation
+            # is what its shards have left and what its lines keep (less what a cancel or a
+            # restocked return put back on sale); once it ended, its shards are empty. Always:
+            # the stock, the shards and every line's units not put back add up to the stock
+            # there was before the campaign.
+            at_campaign = [ln for r, _, ln in on if ln.variant_id == variant_id and ln.campaign_id]
+            on_lines = sum(ln.quantity - ln.restocked for ln in at_campaign)
+            if c.status == "holding":
+                assert allocated == units_left[variant_id] + on_lines, (variant_id, found)
+            else:
+                assert units_left[variant_id] == 0
+            sold = sum(ln.quantity - ln.restocked for _, _, ln in on if ln.variant_id == variant_id)
+            # An operator's overrule of the funded shop's past, restocked, adds to the stock.
+            sold -= sum(
+                ln.restocked
+                for o in self.orders
+                if o.id in self.history_orders
+                for p in o.parts
+                for ln in p.lines
+                if ln.variant_id == variant_id
+            )
+            assert stock[variant_id] + units_left[variant_id] + sold == c.stock_before[variant_id]
+        # 13. Budget conservation: what the budget is short of is what the lines not expired
+        # hold of it, the boost of their units kept (a cancelled line keeps none; a refund gave
+        # back f(old) − f(new); a withheld line holds nothing).
+        for currency, budget in c.budgets.items():
+            held = sum(
+                boost_of(
+                    r["unit_price_minor"] * (r["quantity"] - r["returned_quantity"]),
+                    r["commission_bps"],
+                    r["boost_bps"],
+                )
+                for r, _, _ in on
+                if r["campaign_id"] is not None and r["currency"] == currency and r["boost_bps"]
+            )
+            assert budget - budget_left[currency] == held, (currency, budget, budget_left, held)
+        # 14. The ledger's boost parts: one on each boosted line of a paid supplier order,
+        # standing at the boost of its units kept (nothing under `none`, where it stays with
+        # the supplier); together, what the budget holds for the paid lines.
+        ledger_boost = expected_boost = 0
+        for r, part, line in lines:
+            boosted = part.accrued and bool(line.boost_bps)
+            assert r["boost_parts"] == int(boosted), (r, part)
+            if not boosted:
+                continue
+            earned = 0 if r["rule"] == "self_purchase_none" else line.boost()
+            assert int(r["boost_net"]) == earned, (r, line)
+            ledger_boost += int(r["boost_net"])
+            expected_boost += earned
+        assert ledger_boost == expected_boost
 
     async def _statement(
         self, s: AsyncSession, supplier_id: uuid.UUID
@@ -1352,7 +1786,8 @@ def _expected_balances(
             # Earnings the shop does not get: a forfeited hold's commission goes to the
             # supplier and its markup to the platform, and from then on follow the supplier
             # order's stage like the rest of its money. (Under `none` nothing was accrued.)
-            if r["kind"] == "commission":
+            # A campaign's boost came from the supplier's share like the commission.
+            if r["kind"] in ("commission", "boost"):
                 key = ("supplier", r["supplier_id"], _SUPPLIER[stage])
             else:
                 key = ("platform", _PLATFORM_ID, _PLATFORM[stage])
@@ -1597,6 +2032,47 @@ SELECT
         OR coalesce(moved.total, 0) <> s.payout_minor
         OR coalesce(paid.total, 0) <> CASE p.status WHEN 'paid' THEN p.amount_minor ELSE 0 END
   ) t) AS untransferred
+"""
+
+
+# The example's campaign: its status, what its shards hold, its variants' stock, and every line
+# of those variants (in the example's orders) with its boost part in the ledger.
+CAMPAIGN_CHECKS = """
+SELECT
+  (SELECT status FROM campaigns WHERE id = :c) AS campaign_status,
+  (SELECT coalesce(json_object_agg(variant_id, n), '{}') FROM (
+     SELECT variant_id, sum(units_left) AS n FROM campaign_unit_shards
+     WHERE campaign_id = :c GROUP BY 1) t) AS units_left,
+  (SELECT coalesce(json_object_agg(currency, n), '{}') FROM (
+     SELECT currency, sum(left_minor) AS n FROM campaign_budget_shards
+     WHERE campaign_id = :c GROUP BY 1) t) AS budget_left,
+  (SELECT coalesce(json_object_agg(v.id, v.stock), '{}') FROM variants v
+   JOIN campaign_items i ON i.variant_id = v.id WHERE i.campaign_id = :c) AS campaign_stock,
+  (SELECT coalesce(json_agg(t), '[]') FROM (
+     SELECT l.id, l.campaign_id, l.currency, l.quantity, l.returned_quantity,
+        l.unit_price_minor, l.commission_bps, l.boost_bps, l.boost_withheld,
+        o.status AS order_status, b.n AS boost_parts, b.net AS boost_net, b.rule
+     FROM order_lines l JOIN orders o ON o.id = l.order_id
+     CROSS JOIN LATERAL (
+       SELECT count(*) AS n, sum(c.accrued_minor - c.reversed_minor) AS net, min(c.rule) AS rule
+       FROM commissions c WHERE c.order_line_id = l.id AND c.kind = 'boost') b
+     WHERE l.variant_id IN (SELECT variant_id FROM campaign_items WHERE campaign_id = :c)
+       AND NOT o.id = ANY(CAST(:history AS uuid[]))) t) AS campaign_lines,
+  (SELECT count(*) FROM commissions c JOIN order_lines l ON l.id = c.order_line_id
+   WHERE c.kind = 'boost' AND (l.boost_bps = 0 OR l.campaign_id IS NULL)) AS stray_boosts
+"""
+# What the campaign's results (refreshed by the clock) say of its paid lines, and the ledger.
+RESULTS_AND_LEDGER = """
+SELECT
+  (SELECT coalesce(sum(boost_minor), 0) FROM campaign_results WHERE campaign_id = :c)
+    AS results_boost,
+  (SELECT coalesce(sum(units), 0) FROM campaign_results WHERE campaign_id = :c)
+    AS results_units,
+  (SELECT coalesce(sum(c.accrued_minor - c.reversed_minor), 0) FROM commissions c
+   JOIN order_lines l ON l.id = c.order_line_id WHERE l.campaign_id = :c AND c.kind = 'boost')
+    AS ledger_boost,
+  (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id
+   WHERE l.campaign_id = :c AND o.paid_at IS NOT NULL) AS units
 """
 
 
