@@ -54,11 +54,9 @@ BOUNDED = {
     "EndpointOut.event_types": "the event types there are",
     "RecommendedProduct.reasons": "one per factor of the score: seven (matching/service.py)",
     "RecommendedShopOut.reasons": "one per factor of the score: four (matching/service.py)",
-<<<<<<< HEAD
     "CohortDays.days": "one per day of the range, at most 93 (organisations.service.MAX_DAYS)",
     "CohortDay.money": "one per currency",
     "CohortShop.money": "one per currency",
-=======
     "BriefOut.selling_points": "10 a campaign (campaigns/schemas.py Brief)",
     "BriefOut.images": "9 a campaign (campaigns/schemas.py Brief)",
     "CampaignOut.items": "50 a campaign (campaigns/schemas.py MAX_ITEMS)",
@@ -67,7 +65,6 @@ BOUNDED = {
     "ResultsOut.budgets": "one per currency, at most 4 (campaigns/schemas.py MAX_BUDGETS)",
     "ResultsOut.by_shop": "the first 500 shops by GMV (campaigns/service.py LEADERBOARD_MAX)",
     "ResultsOut.by_product": "one per product and currency of the campaign's at most 50 items",
->>>>>>> money
 }
 
 
