@@ -210,6 +210,11 @@ def main() -> None:
         "warm-up's rate would place in a round)",
     )
     parser.add_argument(
+        "--shards",
+        type=int,
+        help="--mode flash: the campaigns' shard count (default: the campaign_shards setting)",
+    )
+    parser.add_argument(
         "--waits",
         action="store_true",
         help="--mode flash: sample pg_stat_activity's wait events during the rounds",
@@ -313,12 +318,14 @@ def _flash_boost() -> int:
 
 
 async def _new_campaign(
-    url: str, seeded: Seeded, budget_minor: int, previous: uuid.UUID | None
+    url: str, seeded: Seeded, budget_minor: int, previous: uuid.UUID | None, shards: int | None
 ) -> uuid.UUID:
     """End the previous campaign (its unsold units go back to stock) and make a new one through
     the services, live now: created and scheduled with the clock a few minutes back (schedule
     sets the units aside from stock), the shop signed up, then the clock's job run now."""
     settings = _settings(url)
+    if shards is not None:
+        settings = settings.model_copy(update={"campaign_shards": shards})
     engine = create_engine(settings)
     assert seeded.flash_variant is not None
     try:
@@ -612,7 +619,14 @@ def flash_main(args: argparse.Namespace) -> None:
         "XIAOPU_METRICS_PORT": str(metrics_port),
     }
     port = free_port()
-    app = serve([sys.executable, "-m", "xiaopu.cli", "serve", "--port", str(port)], env)
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    with log.open("wb") as stderr:  # its warnings (a 503's sqlstate) are tallied at the end
+        app = subprocess.Popen(
+            [sys.executable, "-m", "xiaopu.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     sampler = WaitSampler(url, DB)
     boost = _flash_boost()
     statuses: Counter[int] = Counter()
@@ -625,7 +639,7 @@ def flash_main(args: argparse.Namespace) -> None:
         wait_ready(port, "/healthz")
         # Warm up both paths; the flash one on a campaign with budget to spare, and its rate
         # sizes the rounds' budget.
-        campaign = asyncio.run(_new_campaign(url, seeded, boost * FLASH_UNITS, None))
+        campaign = asyncio.run(_new_campaign(url, seeded, boost * FLASH_UNITS, None, args.shards))
         os.environ["XIAOPU_BENCH_CHECKOUT"] = str(spread_file)
         _, counted = _wrk_tally(port, 2, connections)
         statuses += counted
@@ -635,7 +649,9 @@ def flash_main(args: argparse.Namespace) -> None:
         budget_orders = args.budget_orders or max(100, int(warm["rps"] * args.seconds / 2))
         for _ in range(args.rounds):
             time.sleep(1)  # the last round's requests in flight when wrk stopped are answered
-            campaign = asyncio.run(_new_campaign(url, seeded, boost * budget_orders, campaign))
+            campaign = asyncio.run(
+                _new_campaign(url, seeded, boost * budget_orders, campaign, args.shards)
+            )
             os.environ["XIAOPU_BENCH_CHECKOUT"] = str(flash_file)
             _checkpoint(server)
             before = _reruns(metrics_port)
@@ -679,20 +695,22 @@ def flash_main(args: argparse.Namespace) -> None:
     )
     print(
         f"{'round':6}{'flash/s':>9}{'p50':>8}{'p99':>8}{'spread/s':>10}{'p50':>8}{'p99':>8}"
-        f"{'ratio':>7}{'reruns f/s':>12}{'sold':>7}{'boosted':>9}{'withheld':>9}"
+        f"{'ratio':>7}{'reruns f/s':>12}{'non-201 f/s':>13}{'sold':>7}{'boosted':>9}"
+        f"{'withheld':>9}"
     )
     ratios = []
-    for i, ((f, _, state, f_reruns), (s, _, s_reruns)) in enumerate(
+    for i, ((f, f_codes, state, f_reruns), (s, s_codes, s_reruns)) in enumerate(
         zip(flash_rounds, spread_rounds, strict=True), 1
     ):
         ratios.append(f["rps"] / s["rps"])
         reruns = (
             f"{f_reruns.get('concurrent_change', 0):.0f}/{s_reruns.get('concurrent_change', 0):.0f}"
         )
+        bad = f"{f['requests'] - f_codes[201]:.0f}/{s['requests'] - s_codes[201]:.0f}"
         print(
             f"{i:<6}{f['rps']:>9.0f}{f['p50']:>8.1f}{f['p99']:>8.1f}{s['rps']:>10.0f}"
-            f"{s['p50']:>8.1f}{s['p99']:>8.1f}{ratios[-1]:>7.2f}{reruns:>12}{state.sold:>7}"
-            f"{state.boosted:>9}{state.withheld:>9}"
+            f"{s['p50']:>8.1f}{s['p99']:>8.1f}{ratios[-1]:>7.2f}{reruns:>12}{bad:>13}"
+            f"{state.sold:>7}{state.boosted:>9}{state.withheld:>9}"
         )
     median = statistics.median(ratios)
     verdict = "meets" if median >= FLASH_TARGET else "BELOW"
@@ -723,6 +741,14 @@ def flash_main(args: argparse.Namespace) -> None:
     print(f"answers by status (warm-up included): 201: {answered}, others: {others or 'none'}")
     if socket_errors:
         print(f"rounds with socket errors (timeouts): {socket_errors}")
+    warned = Counter(
+        (event.group(0), state.group(1) if state else "-")
+        for line in log.read_text(errors="replace").splitlines()
+        if (event := re.search(r"database_\w+|unhandled_error", line))
+        for state in [re.search(r"sqlstate\W+(\w{5})", line)]
+    )
+    if warned:
+        print(f"server warnings (event, sqlstate): {dict(warned)}")
     print(
         f"orders answered 201 {answered} ({len(ids)} ids), of them stored {totals.found}; orders "
         f"stored {totals.orders} (the rest were in flight when wrk stopped)"
@@ -744,7 +770,7 @@ def flash_main(args: argparse.Namespace) -> None:
         print(f"kept database {DB}")
     else:
         asyncio.run(devdb.drop_database(server, DB))
-    for path in (spread_file, flash_file, ids_file):
+    for path in (spread_file, flash_file, ids_file, log):
         path.unlink()
 
 
