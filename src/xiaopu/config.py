@@ -286,7 +286,7 @@ class Settings(BaseSettings):
     )
     max_order_lines: int = Field(default=50, ge=1, le=500, description="Most lines in one order.")
     campaign_shards: int = Field(
-        default=64,
+        default=32,
         ge=1,
         le=256,
         description="Rows each campaign's allocation (per variant) and budget (per currency) are "
