@@ -6,6 +6,12 @@ else 127.0.0.1:5432, else an embedded one. Checkout and TPC-B run in alternating
 after a CHECKPOINT (so that neither starts with fewer full-page writes ahead of it than the
 other); prints each round's orders/s, p50, p99, TPC-B tps and ratio, and judges by the median
 ratio (target >= 0.25). Checks that every order answered 201 is stored, with its stock taken.
+
+--mode flash (64 connections unless --connections): every order on one variant of a live
+campaign (20,000 units, a budget that runs out part-way; a new campaign each round) against the
+spread-out checkout, in alternating rounds; prints orders/s, p50, p99 and flash ÷ spread, judges
+by the median ratio (target >= 0.5), and checks allocation, budget and answered orders
+(bench/README.md).
 """
 
 from __future__ import annotations
