@@ -57,6 +57,12 @@ def wrk(
     out = subprocess.run(
         [*args, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout  # XIAOPU_BENCH_CODES reaches the Lua script through our environment
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    """wrk's printout (with --latency): requests, req/s, p50 and p99 in ms, non-2xx answers
+    and whether it saw socket errors."""
 
     def latency(label: str) -> float:
         match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)

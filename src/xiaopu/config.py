@@ -286,12 +286,14 @@ class Settings(BaseSettings):
     )
     max_order_lines: int = Field(default=50, ge=1, le=500, description="Most lines in one order.")
     campaign_shards: int = Field(
-        default=16,
+        default=32,
         ge=1,
         le=256,
         description="Rows each campaign's allocation (per variant) and budget (per currency) are "
         "split over, so that a flash sale's checkouts take different rows instead of queueing "
-        "on one.",
+        "on one. A checkout takes a row no other checkout holds and never waits for one, so "
+        "keep it well above the checkouts written at once (db_pool_size × workers): with "
+        "every row held, a checkout runs again.",
     )
     statement_inline_max_lines: int = Field(
         default=2000,

@@ -288,6 +288,7 @@ class Terms:
     currency: str
     unit_shards: tuple[tuple[int, int], ...]  # (shard id, units left)
     budget_shards: tuple[tuple[int, int], ...]  # (shard id, amount left) in the currency
+    budget_shard_count: int = 0  # all of them, empty ones too
 
     @property
     def units_left(self) -> int:
@@ -305,7 +306,9 @@ SELECT i.variant_id, c.id, i.price_minor, c.boost_bps, i.currency,
         AND u.variant_id = i.variant_id AND u.units_left > 0),
     (SELECT string_agg(b.id || ':' || b.left_minor, ',' ORDER BY b.id)
         FROM campaign_budget_shards AS b WHERE b.campaign_id = c.id
-        AND b.currency = i.currency AND b.left_minor > 0)
+        AND b.currency = i.currency AND b.left_minor > 0),
+    (SELECT count(*) FROM campaign_budget_shards AS b WHERE b.campaign_id = c.id
+        AND b.currency = i.currency)
 FROM campaign_items AS i
 JOIN campaigns AS c ON c.id = i.campaign_id
 JOIN shops AS s ON s.slug = $1
@@ -330,7 +333,10 @@ def _shards(listed: str | None) -> tuple[tuple[int, int], ...]:
 
 
 def _terms(rows: Sequence[Any]) -> dict[uuid.UUID, Terms]:
-    return {r[0]: Terms(r[0], r[1], r[2], r[3], r[4], _shards(r[5]), _shards(r[6])) for r in rows}
+    return {
+        r[0]: Terms(r[0], r[1], r[2], r[3], r[4], _shards(r[5]), _shards(r[6]), int(r[7]))
+        for r in rows
+    }
 
 
 def terms_for(
@@ -351,6 +357,53 @@ WHERE {table}.id = t.id AND {table}.{column} >= t.take
 RETURNING {table}.id
 """
 
+# A take from whichever one shard of a key ($1 the campaign, $2 the variant or currency) has
+# the amount ($3) when the statement runs, not when the order read them: one that no other
+# statement holds, at random, so that concurrent orders neither queue on one row nor fail on a
+# row another order took from since they read it. It never waits for a lock: a row lock taken
+# and then found short stays held to the statement's end, so a take that could also wait
+# would hold and wait in no fixed order, and deadlock against another. No row (every shard
+# that has it is held, or none has it): the unit of work runs again on what is there then.
+_TAKE_ANY = """
+UPDATE {table} SET {column} = {table}.{column} - $3
+WHERE {table}.id = (
+    SELECT s.id FROM {table} AS s
+    WHERE s.campaign_id = $1 AND s.{key} = $2 AND s.{column} >= $3
+    ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED)
+    AND {table}.{column} >= $3
+RETURNING {table}.id
+"""
+
+# A take of $3 from all of a campaign's budget shards in a currency ($1, $2) together, for
+# when no one of them has it (the last of a budget, left in pieces smaller than a boost): each
+# shard locked in id order, and each gives what it has, in that order, until $3 is made up. The
+# amounts are worked out on the shards as they are once locked, not as the order read them, so
+# orders at once queue here instead of failing each other. Every shard of the key is written
+# (most give nothing): one row each, their number known from the read. None if the shards
+# together no longer have $3: the unit of work runs again, and that line is withheld.
+_TAKE_SPREAD = """
+UPDATE campaign_budget_shards SET left_minor = campaign_budget_shards.left_minor - t.take
+FROM (
+    SELECT s.id,
+        least(s.left_minor, greatest(0, $3::bigint - coalesce(sum(s.left_minor) OVER (
+            ORDER BY s.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)))::bigint AS take,
+        sum(s.left_minor) OVER () AS total
+    FROM (
+        SELECT b.id, b.left_minor FROM campaign_budget_shards AS b
+        WHERE b.campaign_id = $1 AND b.currency = $2
+        ORDER BY b.id
+        FOR UPDATE
+    ) AS s
+) AS t
+WHERE campaign_budget_shards.id = t.id AND t.total >= $3::bigint
+RETURNING campaign_budget_shards.id
+"""
+
+_TABLES = {
+    "units": ("campaign_unit_shards", "units_left", "variant_id"),
+    "budget": ("campaign_budget_shards", "left_minor", "currency"),
+}
+
 
 @functools.cache
 def _take_sql(table: str, column: str, count: int) -> str:
@@ -358,21 +411,41 @@ def _take_sql(table: str, column: str, count: int) -> str:
     return _TAKE.format(table=table, column=column, rows=rows)
 
 
+@functools.cache
+def _take_any_sql(kind: str) -> str:
+    table, column, key = _TABLES[kind]
+    return _TAKE_ANY.format(table=table, column=column, key=key)
+
+
 async def take(
-    session: AsyncSession, units: Sequence[tuple[int, int]], budget: Sequence[tuple[int, int]]
+    session: AsyncSession,
+    units: Sequence[tuple[int, int]],
+    budget: Sequence[tuple[int, int]],
+    any_units: Sequence[tuple[uuid.UUID, uuid.UUID, int]] = (),
+    any_budget: Sequence[tuple[uuid.UUID, str, int]] = (),
+    spread_budget: Sequence[tuple[uuid.UUID, str, int, int]] = (),
 ) -> None:
-    """Take (shard id, amount) from unit and budget shards with the unit of work's commit: all
-    of them, or, if a shard no longer has its amount, none, and the unit of work fails with
-    ConcurrentChange (run again on the shards as they are then). Shards are locked in id
-    order per table, as every other writer of them does."""
-    for table, column, rows in (
-        ("campaign_unit_shards", "units_left", units),
-        ("campaign_budget_shards", "left_minor", budget),
-    ):
+    """Take with the unit of work's commit, all of it or, if the shards no longer have it,
+    none (the unit of work fails with ConcurrentChange and runs again on the shards as they
+    are then): (shard id, amount) from named unit and budget shards, locked in id order per
+    table as every other writer of them does; and (campaign, variant, units) and (campaign,
+    currency, amount) each from one shard of its key chosen as the statement runs (_TAKE_ANY;
+    one such take per key and order, so two parts of the statement never write one row); and
+    (campaign, currency, amount, shard count) from all of a budget's shards (_TAKE_SPREAD).
+    Unit shards go before budget shards, in every order, so no two orders wait for each other
+    across the two tables."""
+    for kind, rows, anywhere in (("units", units, any_units), ("budget", budget, any_budget)):
         if rows:
+            table, column, _ = _TABLES[kind]
             params = tuple(value for row in rows for value in row)
             sql = _take_sql(table, column, len(rows))
             await defer(session, Deferred((sql,), params, expect=len(rows)))
+        for row in anywhere:
+            await defer(session, Deferred((_take_any_sql(kind),), row, expect=1))
+    for campaign_id, currency, amount, count in spread_budget:
+        await defer(
+            session, Deferred((_TAKE_SPREAD,), (campaign_id, currency, amount), expect=count)
+        )
 
 
 # Giving back ---------------------------------------------------------------------------------

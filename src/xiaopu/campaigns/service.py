@@ -16,7 +16,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -552,21 +552,38 @@ class Reserved:
     boost_withheld: bool
 
 
+# A budget's take goes to any one shard while at least this many shards had it when read (or
+# all of them had, for a budget of fewer shards): an order fails to find one free (the unit of
+# work runs again) only if every one of them is held by an order being written at that moment.
+# With fewer, the take is spread over all of the budget's shards (_TAKE_SPREAD in the
+# repository), which waits instead.
+ANY_SHARD_MIN = 4
+
+
 @dataclass(slots=True)
 class Plan:
-    """The shard takes of one order's campaign lines, and what each line reserved."""
+    """The shard takes of one order's campaign lines, and what each line reserved. A key's
+    take (a variant's units, a campaign's budget in a currency) that one shard covered when
+    read is left to the statement to place on any shard that has it (`any_units`,
+    `any_budget`); a boost that needs several shards is spread over them by the statement
+    (`spread_budget`); only units that need several shards name them (`units`: shard id to
+    amount; `budget` is the same for budget shards, and left empty by plan())."""
 
     units: dict[int, int]
     budget: dict[int, int]
     lines: dict[uuid.UUID, Reserved]
+    any_units: dict[tuple[uuid.UUID, uuid.UUID], int] = field(default_factory=dict)
+    any_budget: dict[tuple[uuid.UUID, str], int] = field(default_factory=dict)
+    # (campaign, currency) → (amount, its shard count): from all of its shards together.
+    spread_budget: dict[tuple[uuid.UUID, str], tuple[int, int]] = field(default_factory=dict)
 
 
 def _take_from(
     shards: list[list[int]], need: int, rng: random.Random
 ) -> list[tuple[int, int]] | None:
     """Take `need` from [shard id, left] rows (changed in place): from one row that covers it,
-    picked at random so that concurrent orders spread over the rows, or, when none does, from
-    several; None if all of them together do not cover it."""
+    picked at random, or, when none does, from several taken in random order (so that two
+    orders at once seldom pick the same ones); None if all of them together do not cover it."""
     if need <= 0:
         return []
     if sum(left for _, left in shards) < need:
@@ -577,7 +594,7 @@ def _take_from(
         row[1] -= need
         return [(row[0], need)]
     taken = []
-    for row in sorted(shards, key=lambda r: -r[1]):
+    for row in rng.sample(shards, len(shards)):
         amount = min(row[1], need)
         if amount:
             row[1] -= amount
@@ -591,38 +608,68 @@ def _take_from(
 def plan(lines: Sequence[tuple[Terms, int, int]], rng: random.Random | None = None) -> Plan:
     """Plan the takes of an order's campaign lines, each (terms, quantity, commission_bps): its
     units from the variant's shards (the caller checked they suffice), and its boost from the
-    budget's shards if what is left covers it, else none (withheld)."""
+    budget's shards if what is left covers it, else none (withheld).
+
+    What each key needs in all is taken from one shard chosen as the statement runs, if one
+    shard had it when read: a flash sale's orders then never wait for each other's shard, nor
+    fail on a shard another order took from since it was read. A boost that few shards had
+    (the last of a budget: its shards run dry at about the same time, and end in pieces
+    smaller than a boost) is taken from all the budget's shards by the statement, on what
+    they hold then, queueing behind the other orders doing the same rather than failing when
+    the few shards are held; units that need several shards are named here."""
     rng = rng or random.SystemRandom()
-    units: dict[int, int] = defaultdict(int)
-    budget: dict[int, int] = defaultdict(int)
     reserved: dict[uuid.UUID, Reserved] = {}
     budgets: dict[tuple[uuid.UUID, str], list[list[int]]] = {}
+    unit_needs: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
+    unit_shards: dict[tuple[uuid.UUID, uuid.UUID], tuple[tuple[int, int], ...]] = {}
+    budget_needs: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
     for terms, quantity, commission_bps in lines:
-        taken = _take_from([list(s) for s in terms.unit_shards], quantity, rng)
-        if taken is None:
-            raise RuntimeError("plan() is given lines whose units are there")
-        for shard, n in taken:
-            units[shard] += n
-        key = (terms.campaign_id, terms.currency)
-        shards = budgets.setdefault(key, [list(s) for s in terms.budget_shards])
-        boost = boost_of(terms.price_minor * quantity, commission_bps, terms.boost_bps)
+        key = (terms.campaign_id, terms.variant_id)
+        unit_needs[key] += quantity
+        unit_shards[key] = terms.unit_shards
         if terms.boost_bps == 0:
             reserved[terms.variant_id] = Reserved(0, False)
             continue
-        got = _take_from(shards, boost, rng)
-        if got is None:
+        money = (terms.campaign_id, terms.currency)
+        shards = budgets.setdefault(money, [list(s) for s in terms.budget_shards])
+        boost = boost_of(terms.price_minor * quantity, commission_bps, terms.boost_bps)
+        # Whether what is left covers it (the line is withheld if not), on the totals.
+        if _take_from(shards, boost, rng) is None:
             reserved[terms.variant_id] = Reserved(0, True)
             continue
-        for shard, n in got:
-            budget[shard] += n
+        budget_needs[money] += boost
         reserved[terms.variant_id] = Reserved(terms.boost_bps, False)
-    return Plan(dict(units), dict(budget), reserved)
+    out = Plan({}, {}, reserved)
+    for key, need in unit_needs.items():
+        if any(left >= need for _, left in unit_shards[key]):
+            out.any_units[key] = need
+            continue
+        taken = _take_from([list(s) for s in unit_shards[key]], need, rng)
+        if taken is None:
+            raise RuntimeError("plan() is given lines whose units are there")
+        for shard, n in taken:
+            out.units[shard] = out.units.get(shard, 0) + n
+    for money, need in budget_needs.items():
+        terms = next(t for t, _, _ in lines if (t.campaign_id, t.currency) == money)
+        covering = sum(1 for _, left in terms.budget_shards if left >= need)
+        if covering >= min(ANY_SHARD_MIN, terms.budget_shard_count):
+            out.any_budget[money] = need
+        else:
+            out.spread_budget[money] = (need, terms.budget_shard_count)
+    return out
 
 
 async def reserve(session: AsyncSession, taken: Plan) -> None:
     """Take the plan's units and boost with the order's one statement, or fail it with
-    ConcurrentChange if a shard no longer has them (checkout runs again on fresh reads)."""
-    await repository.take(session, sorted(taken.units.items()), sorted(taken.budget.items()))
+    ConcurrentChange if the shards no longer have them (checkout runs again on fresh reads)."""
+    await repository.take(
+        session,
+        sorted(taken.units.items()),
+        sorted(taken.budget.items()),
+        [(c, v, n) for (c, v), n in sorted(taken.any_units.items())],
+        [(c, cur, n) for (c, cur), n in sorted(taken.any_budget.items())],
+        [(c, cur, n, count) for (c, cur), (n, count) in sorted(taken.spread_budget.items())],
+    )
 
 
 # Giving back -----------------------------------------------------------------------------------
