@@ -32,6 +32,7 @@ def terms(
         currency="CNY",
         unit_shards=tuple(units),
         budget_shards=tuple(budget),
+        budget_shard_count=len(budget),
     )
 
 
@@ -52,11 +53,13 @@ def test_a_need_one_shard_covers_is_taken_from_one_covering_shard_at_random() ->
     assert min(chosen.values()) > 50
 
 
-def test_a_need_no_shard_covers_is_taken_from_several_largest_first() -> None:
+def test_a_need_no_shard_covers_is_taken_from_several() -> None:
     shards = [[1, 2], [2, 3], [3, 1], [4, 3]]
     taken = _take_from(shards, 7, random.Random(1))
-    assert taken == [(2, 3), (4, 3), (1, 1)]
-    assert shards == [[1, 1], [2, 0], [3, 1], [4, 0]]
+    assert taken is not None
+    assert sum(amount for _, amount in taken) == 7
+    took = dict(taken)
+    assert shards == [[i, left - took.get(i, 0)] for i, left in ((1, 2), (2, 3), (3, 1), (4, 3))]
 
 
 def test_a_need_the_shards_do_not_cover_takes_nothing() -> None:
@@ -73,34 +76,44 @@ def test_a_line_takes_its_units_and_reserves_its_boost() -> None:
     got = plan([(line, 2, 1000)], random.Random(3))
     boost = boost_of(16_000, 1000, 500)
     assert boost == 800
-    ((unit_shard, units),) = got.units.items()
-    assert unit_shard in (10, 11)
-    assert units == 2
-    ((budget_shard, amount),) = got.budget.items()
-    assert budget_shard in (20, 21)
-    assert amount == 800
+    # One shard covered each when read: the statement takes from any shard free then.
+    assert got.any_units == {(CAMPAIGN, line.variant_id): 2}
+    assert got.any_budget == {(CAMPAIGN, "CNY"): 800}
+    assert (got.units, got.budget, got.spread_budget) == ({}, {}, {})
     assert got.lines == {line.variant_id: Reserved(500, False)}
 
 
 def test_a_line_the_budget_cannot_cover_sells_without_boost_and_takes_no_budget() -> None:
     line = terms([(10, 5)], [(20, 300), (21, 400)])  # 700 left; the line's boost is 800
     got = plan([(line, 2, 1000)], random.Random(3))
-    assert got.units == {10: 2}
-    assert got.budget == {}
+    assert got.any_units == {(CAMPAIGN, line.variant_id): 2}
+    assert (got.budget, got.any_budget, got.spread_budget) == ({}, {}, {})
     assert got.lines == {line.variant_id: Reserved(0, True)}
 
 
-def test_a_boost_no_shard_covers_is_taken_from_several() -> None:
+def test_a_boost_no_shard_covers_is_spread_over_all_of_the_budgets_shards() -> None:
     line = terms([(10, 5)], [(20, 300), (21, 400), (22, 200)])  # 900 left, 800 needed
     got = plan([(line, 2, 1000)], random.Random(3))
-    assert got.budget == {21: 400, 20: 300, 22: 100}
+    # The statement works out each shard's part under their locks: (amount, shard count).
+    assert got.spread_budget == {(CAMPAIGN, "CNY"): (800, 3)}
+    assert (got.budget, got.any_budget) == ({}, {})
     assert got.lines[line.variant_id] == Reserved(500, False)
+
+
+def test_a_boost_few_shards_cover_is_spread_too() -> None:
+    """The last of a budget: fewer than ANY_SHARD_MIN shards have it, and orders would fail
+    on each other's picks; spread, they queue instead."""
+    budget = [(20, 900), (21, 10), (22, 10), (23, 10), (24, 10)]
+    got = plan([(terms([(10, 5)], budget), 2, 1000)], random.Random(3))
+    assert got.spread_budget == {(CAMPAIGN, "CNY"): (800, 5)}
 
 
 def test_a_campaign_without_boost_reserves_nothing() -> None:
     line = terms([(10, 5)], [], boost_bps=0)
     got = plan([(line, 3, 1000)], random.Random(3))
-    assert got == Plan({10: 3}, {}, {line.variant_id: Reserved(0, False)})
+    assert got == Plan(
+        {}, {}, {line.variant_id: Reserved(0, False)}, any_units={(CAMPAIGN, line.variant_id): 3}
+    )
 
 
 def test_the_lines_of_one_order_share_what_is_left_of_the_budget() -> None:
@@ -111,15 +124,16 @@ def test_the_lines_of_one_order_share_what_is_left_of_the_budget() -> None:
     b = terms([(30, 5)], budget)
     got = plan([(a, 2, 1000), (b, 1, 1000)], random.Random(3))  # 800, then 400 of 200 left
     assert got.lines == {a.variant_id: Reserved(500, False), b.variant_id: Reserved(0, True)}
-    assert got.budget == {20: 800}
-    assert got.units == {10: 2, 30: 1}
+    assert got.any_budget == {(CAMPAIGN, "CNY"): 800}
+    assert got.any_units == {(CAMPAIGN, a.variant_id): 2, (CAMPAIGN, b.variant_id): 1}
 
-    # With two shards of 800 and 400, both lines fit, each from a shard that still has it.
+    # With two shards of 800 and 400, both lines fit; no one shard has their 1,200, so the
+    # statement takes it from both.
     both = [(20, 800), (21, 400)]
     a, b = terms([(10, 5)], both), terms([(30, 5)], both)
     got = plan([(a, 2, 1000), (b, 1, 1000)], random.Random(3))
     assert got.lines == {a.variant_id: Reserved(500, False), b.variant_id: Reserved(500, False)}
-    assert got.budget == {20: 800, 21: 400}
+    assert got.spread_budget == {(CAMPAIGN, "CNY"): (1_200, 2)}
 
 
 def test_a_line_whose_units_are_not_there_is_a_programming_error() -> None:
@@ -181,20 +195,20 @@ def test_an_orders_boosts_never_take_more_than_the_budget_has(
         for i, q in enumerate(quantities)
     ]
     got = plan(lines, random.Random(seed))
-    before = dict(budget)
-    for shard, amount in got.budget.items():
-        assert 0 < amount <= before[shard]
-    # What was taken is exactly the boosts of the lines that reserved one.
+    # What is taken is exactly the boosts of the lines that reserved one, and never more than
+    # the budget had when read.
     reserved = sum(
         boost_of(t.price_minor * q, c, t.boost_bps)
         for t, q, c in lines
         if got.lines[t.variant_id].boost_bps
     )
-    assert sum(got.budget.values()) == reserved
+    taken = sum(got.budget.values()) + sum(got.any_budget.values())
+    taken += sum(amount for amount, _ in got.spread_budget.values())
+    assert taken == reserved <= sum(left for _, left in budget)
     for t, _, _ in lines:
         line = got.lines[t.variant_id]
         assert line.boost_bps in (0, t.boost_bps)
         # Withheld only when the line had a boost to pay.
         assert not line.boost_withheld or t.boost_bps > 0
-    # Every unit line took its units from its own shard.
-    assert got.units == {100 + i: q for i, q in enumerate(quantities)}
+    # Every unit line takes its units from its own variant's shards.
+    assert got.any_units == {(CAMPAIGN, t.variant_id): q for t, q, _ in lines}
