@@ -17,6 +17,7 @@ from xiaopu.links import partitions
 from xiaopu.matching import jobs as matching_jobs
 from xiaopu.orders import jobs as order_jobs
 from xiaopu.orders.payments import REFUND_JOB
+from xiaopu.organisations import jobs as organisation_jobs
 from xiaopu.payouts import jobs as payout_jobs
 
 # Re-exported: the worker and the tests take the job types from here with the registry.
@@ -103,6 +104,16 @@ def schedules() -> list[Schedule]:
             settlement_jobs.close,
             "Close the latest ended settlement period (local days of `time_zone`) into each "
             "supplier's numbered statement and payout; a closed period is skipped at once.",
+            own_transactions=True,
+        ),
+        Schedule(
+            "organisations.close_months",
+            "10 16 * * *",
+            organisation_jobs.close_months,
+            "Close every ended local month (of `time_zone`; 00:10 in Asia/Shanghai) with open "
+            "overrides, one organisation-month per transaction: pending overrides become "
+            "available if the month's activity rule held, or go back to the platform with the "
+            "reason recorded. A closed month is skipped.",
             own_transactions=True,
         ),
         Schedule(

@@ -37,6 +37,7 @@ from xiaopu.models.ledger import (
     Commission,
     CommissionAction,
     CommissionEvent,
+    PartKind,
     PartStatus,
 )
 
@@ -575,3 +576,31 @@ async def export_chunk(session: AsyncSession, export_id: uuid.UUID, seq: int) ->
         StatementExportChunk.export_id == export_id, StatementExportChunk.seq == seq
     )
     return await session.scalar(stmt)
+
+
+async def kept_fees(
+    session: AsyncSession, supplier_order_ids: Sequence[uuid.UUID]
+) -> Sequence[Any]:
+    """The platform fee each order line of these supplier orders still holds (accrued less
+    reversed: the fee of the units kept), in (supplier order, line) order: what an override is
+    computed from."""
+    if not supplier_order_ids:
+        return []
+    stmt = (
+        select(
+            Commission.supplier_order_id,
+            Commission.order_line_id,
+            Commission.order_id,
+            Commission.shop_id,
+            Commission.currency,
+            (Commission.accrued_minor - Commission.reversed_minor).label("fee"),
+        )
+        .where(
+            Commission.supplier_order_id.in_(sorted(set(supplier_order_ids))),
+            Commission.beneficiary == Beneficiary.platform,
+            Commission.kind == PartKind.platform_fee,
+            Commission.order_line_id.is_not(None),
+        )
+        .order_by(Commission.supplier_order_id, Commission.order_line_id)
+    )
+    return (await session.execute(stmt)).all()

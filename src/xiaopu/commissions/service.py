@@ -1,5 +1,7 @@
 """Commission lines and their postings: accrued on payment, released on completion, reversed on
-a refund (a clawback once released or paid out); the shopkeeper's list of them."""
+a refund (a clawback once released or paid out); the shopkeeper's list of them. Also the money
+of partner organisations' overrides: accrued at completion from the platform fee, reversed on a
+refund (organisations keeps their terms, month counters and close)."""
 
 from __future__ import annotations
 
@@ -7,21 +9,29 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.audit import service as audit
 from xiaopu.commissions import events, repository
 from xiaopu.commissions.schemas import CommissionHistoryOut, CommissionOut, HeldDecision
-from xiaopu.commissions.split import PLATFORM_MARKUP, reversal, rounding_note, split_line
+from xiaopu.commissions.split import (
+    PLATFORM_FEE,
+    PLATFORM_MARKUP,
+    reversal,
+    rounding_note,
+    split_line,
+)
 from xiaopu.config import Settings
 from xiaopu.errors import NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
+from xiaopu.kit.money import apply_bps
 from xiaopu.kit.pagination import Page, PageParams, id_page
 from xiaopu.ledger import service as ledger
 from xiaopu.ledger.service import Leg
-from xiaopu.models import AuditAction, Order, OrderLine, SupplierOrder
+from xiaopu.models import AuditAction, Order, OrderLine, Override, OverrideStatus, SupplierOrder
 from xiaopu.models.ledger import (
     PLATFORM_ID,
     Beneficiary,
@@ -34,6 +44,7 @@ from xiaopu.models.ledger import (
     Purpose,
     Rule,
 )
+from xiaopu.organisations import overrides
 from xiaopu.shops import service as shops
 from xiaopu.webhooks import service as webhooks
 from xiaopu.webhooks.catalogue import EventType
@@ -234,14 +245,29 @@ def _keys(shop_id: uuid.UUID, supplier_id: uuid.UUID, currency: str) -> list[led
     ]
 
 
-async def lock_for(session: AsyncSession, parts: Sequence[SupplierOrder]) -> None:
+async def lock_for(
+    session: AsyncSession, parts: Sequence[SupplierOrder], *, completion: bool = False
+) -> None:
     """Lock, in one global order, the accounts that postings for these supplier orders touch:
-    call it before posting for several of them in one transaction."""
+    call it before posting for several of them in one transaction. For a completion, the
+    accounts of the shops' organisations too (their overrides accrue with it)."""
     keys = [k for p in parts for k in _keys(p.shop_id, p.supplier_id, p.currency)]
+    if completion:
+        terms = await overrides.terms_for(session, sorted({p.shop_id for p in parts}))
+        keys += [
+            k
+            for t in {terms[p.shop_id] for p in parts if p.shop_id in terms}
+            for k in overrides.account_keys(t.organisation_id, t.currency)
+        ]
     await ledger.lock_accounts(session, keys)
 
 
-async def release(session: AsyncSession, parts: Sequence[SupplierOrder]) -> int:
+class OverrideMonthClosed(Exception):
+    """A completion that started before a local midnight met its month already closed: it
+    rolls back, and the next run completes the batch in the new month."""
+
+
+async def release(session: AsyncSession, parts: Sequence[SupplierOrder], zone: ZoneInfo) -> int:
     """On completion: the pending parts of these supplier orders become available to the shop,
     payable to the supplier and earned by the platform, and so does the money of holds an
     operator refused before completion (now the supplier's and the platform's). Held parts
@@ -285,7 +311,82 @@ async def release(session: AsyncSession, parts: Sequence[SupplierOrder]) -> int:
     # One event per supplier order whose shop earnings became available (its lines summed): the
     # shop's notification is about an order, and a batch writes them in one statement.
     await webhooks.emit_many(session, EventType.commission_available, available)
+    await _accrue_overrides(session, parts, zone)
     return lines
+
+
+async def _accrue_overrides(
+    session: AsyncSession, parts: Sequence[SupplierOrder], zone: ZoneInfo
+) -> None:
+    """Each completed line of a cohort shop's sale in its organisation's contract currency earns
+    the organisation override_bps of the line's platform fee for the units kept, half-up:
+    (fee × bps + 5000) // 10000, as much of it as the month's cap leaves room for. Pending until
+    the month closes. Paid by the platform out of its fee: `fees` → the organisation's
+    `earnings_pending`, one posting per supplier order (`override:{supplier_order}`).
+
+    One level only: the override is computed from the shop's sale's platform fee and nothing
+    else; an organisation's override income earns no one anything."""
+    now = utcnow()
+    terms = await overrides.terms_for(session, sorted({p.shop_id for p in parts}))
+    earning = [p for p in parts if p.shop_id in terms and terms[p.shop_id].currency == p.currency]
+    if not earning:
+        return
+    month = overrides.month_of(now, zone)
+    orgs = {terms[p.shop_id] for p in earning}
+    await ledger.lock_accounts(
+        session, [k for t in orgs for k in overrides.account_keys(t.organisation_id, t.currency)]
+    )
+    months = await overrides.lock_months(
+        session, [(t.organisation_id, month, t.currency) for t in orgs]
+    )
+    if any(m.closed_at is not None for m in months.values()):
+        raise OverrideMonthClosed(f"{month:%Y-%m}")
+    rows: list[Override] = []
+    by_part: dict[uuid.UUID, tuple[uuid.UUID, str, int]] = {}
+    for fee in await repository.kept_fees(session, [p.id for p in earning]):
+        t = terms[fee.shop_id]
+        counter = months[(t.organisation_id, month, t.currency)]
+        room = max(0, t.monthly_cap_minor - counter.accrued_minor)
+        amount = min(apply_bps(int(fee.fee), t.override_bps), room)
+        counter.accrued_minor += amount
+        rows.append(
+            Override(
+                organisation_id=t.organisation_id,
+                shop_id=fee.shop_id,
+                order_id=fee.order_id,
+                supplier_order_id=fee.supplier_order_id,
+                order_line_id=fee.order_line_id,
+                month=month,
+                currency=fee.currency,
+                fee_minor=int(fee.fee),
+                rate_bps=t.override_bps,
+                accrued_minor=amount,
+                reversed_minor=0,
+                clawed_back_minor=0,
+                status=OverrideStatus.pending,
+            )
+        )
+        org, currency, total = by_part.get(
+            fee.supplier_order_id, (t.organisation_id, t.currency, 0)
+        )
+        by_part[fee.supplier_order_id] = (org, currency, total + amount)
+    overrides.record(session, rows)
+    await ledger.post_many(
+        session,
+        kind="override",
+        postings=[
+            ledger.Posting(
+                f"override:{part_id}",
+                currency,
+                [
+                    Leg(OwnerKind.platform, PLATFORM_ID, Purpose.fees, amount),
+                    Leg(OwnerKind.organisation, org, Purpose.earnings_pending, -amount),
+                ],
+            )
+            for part_id, (org, currency, amount) in sorted(by_part.items())
+        ],
+    )
+    await session.flush()
 
 
 async def reverse(
@@ -299,6 +400,14 @@ async def reverse(
     back f(old base) − f(new base) of each part, from wherever that part's money now sits: a
     reversal while pending or held, a clawback once available or paid out (the shop's balance
     may go negative). Lines must already count the refunded units as returned."""
+    earned = await overrides.of_supplier_order(session, part.id)
+    if earned:
+        # The organisation's accounts with the order's, in the one global order, before the
+        # lines and the month counter: completion and month close take them in that order too.
+        keys = _keys(part.shop_id, part.supplier_id, part.currency)
+        for org in sorted({o.organisation_id for o in earned}):
+            keys += overrides.account_keys(org, part.currency)
+        await ledger.lock_accounts(session, keys)
     rows = await repository.of_supplier_order(session, part.id, lock=True)
     if not rows:
         return  # nothing was accrued (the order was never paid)
@@ -353,6 +462,8 @@ async def reverse(
         reverses_id=await ledger.transaction_for(session, f"accrual:{part.id}"),
     )
     await session.flush()
+    if earned:
+        await _reverse_overrides(session, refund_id, part, units, rows[0].rule)
     if shop_taken > 0:
         data = events.reversed_(
             shop_id=part.shop_id,
@@ -365,6 +476,71 @@ async def reverse(
             clawback=clawback,
         )
         await webhooks.emit(session, EventType.commission_reversed, part.shop_id, data)
+
+
+async def _reverse_overrides(
+    session: AsyncSession,
+    refund_id: uuid.UUID,
+    part: SupplierOrder,
+    units: dict[uuid.UUID, tuple[OrderLine, int]],
+    rule: Rule,
+) -> None:
+    """A refund after completion takes back f(old) − f(new) of each line's override, where
+    f(units) = (fee(units) × rate_bps + 5000) // 10000 and fee(units) is the line's platform fee
+    for those kept units (split_line), never more than the line still holds (the cap may have
+    cut its accrual). From wherever the money sits: pending, or available (a clawback, which may
+    leave the organisation's balance negative); a line returned to the platform at its month's
+    close has nothing left to move. The month counter goes down as much: room under the cap."""
+    rows = {
+        o.order_line_id: o for o in await overrides.of_supplier_order(session, part.id, lock=True)
+    }
+    taken: dict[Override, int] = {}
+    for line_id, (line, refunded) in units.items():
+        row = rows.get(line_id)
+        if row is None or row.status is OverrideStatus.returned:
+            continue
+        after = line.quantity - line.returned_quantity
+
+        def f(kept: int, line: OrderLine = line, row: Override = row) -> int:
+            fee = split_line(
+                line.unit_price_minor * kept,
+                line.unit_markup_minor * kept,
+                line.commission_bps,
+                line.platform_fee_bps,
+                rule,
+                line.boost_bps,
+            )[PLATFORM_FEE]
+            return apply_bps(fee, row.rate_bps)
+
+        amount = min(f(after + refunded) - f(after), row.accrued_minor - row.reversed_minor)
+        if amount > 0:
+            taken[row] = amount
+    if not taken:
+        return
+    months = await overrides.lock_months(
+        session, sorted({(r.organisation_id, r.month, r.currency) for r in taken})
+    )
+    legs: list[Leg] = []
+    for row, amount in taken.items():
+        row.reversed_minor += amount
+        purpose = Purpose.earnings_pending
+        if row.status is OverrideStatus.available:
+            row.clawed_back_minor += amount
+            purpose = Purpose.earnings_available
+        months[(row.organisation_id, row.month, row.currency)].accrued_minor -= amount
+        legs += [
+            Leg(OwnerKind.organisation, row.organisation_id, purpose, amount),
+            Leg(OwnerKind.platform, PLATFORM_ID, Purpose.fees, -amount),
+        ]
+    await ledger.post(
+        session,
+        kind="override_refund",
+        cause=f"override-refund:{refund_id}",
+        currency=part.currency,
+        legs=legs,
+        reverses_id=await ledger.transaction_for(session, f"override:{part.id}"),
+    )
+    await session.flush()
 
 
 async def mark_paid(

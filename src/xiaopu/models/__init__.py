@@ -74,6 +74,9 @@ from xiaopu.models.organisations import (
     OrganisationMember,
     OrganisationRole,
     OrganisationStatus,
+    Override,
+    OverrideMonth,
+    OverrideStatus,
 )
 from xiaopu.models.payouts import PayoutBatch, SandboxPayout, Withdrawal, WithdrawalStatus
 from xiaopu.models.settlements import (
@@ -153,6 +156,9 @@ __all__ = [
     "OrganisationMember",
     "OrganisationRole",
     "OrganisationStatus",
+    "Override",
+    "OverrideMonth",
+    "OverrideStatus",
     "Payment",
     "PaymentCallback",
     "PaymentStatus",

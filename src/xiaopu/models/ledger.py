@@ -28,6 +28,9 @@ class OwnerKind(enum.StrEnum):
     shop = "shop"
     supplier = "supplier"
     platform = "platform"
+    # A partner organisation: its override (earnings_pending until month close, then
+    # earnings_available), kept in counters like a shop's.
+    organisation = "organisation"
 
 
 class Purpose(enum.StrEnum):

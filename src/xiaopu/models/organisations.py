@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import BigInteger as _BigInteger
 from sqlalchemy import (
@@ -17,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -156,3 +157,74 @@ class NoticeRecipient(Base):
     notice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"))
     shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     read_at: Mapped[datetime | None]
+
+
+class OverrideStatus(enum.StrEnum):
+    pending = "pending"  # accrued at completion, until its month closes
+    available = "available"  # the month's activity rule held: the organisation's
+    returned = "returned"  # the rule was missed: back to the platform's fees
+
+
+class Override(IdMixin, TimestampMixin, Base):
+    """An organisation's override on one completed cohort order line in the contract's currency:
+    `rate_bps` (frozen at completion) of the line's platform fee for the units kept then, cut by
+    the month's cap. One level only: computed from a shop's sale's platform fee, never from
+    another override."""
+
+    __tablename__ = "overrides"
+    __table_args__ = (
+        UniqueConstraint("supplier_order_id", "order_line_id"),
+        Index(None, "organisation_id", "month", "id"),
+        CheckConstraint("rate_bps BETWEEN 0 AND 10000", name="rate_bps_range"),
+        CheckConstraint("fee_minor >= 0 AND accrued_minor >= 0", name="amounts_not_negative"),
+        CheckConstraint(
+            "reversed_minor >= 0 AND reversed_minor <= accrued_minor", name="reversed_within"
+        ),
+        CheckConstraint(
+            "clawed_back_minor >= 0 AND clawed_back_minor <= reversed_minor",
+            name="clawed_back_within",
+        ),
+    )
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id"))
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"))
+    supplier_order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("supplier_orders.id"))
+    order_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("order_lines.id"))
+    # The local month (platform time zone) the sale completed in: its first day.
+    month: Mapped[date]
+    currency: Mapped[str] = mapped_column(String(3))
+    # The line's platform fee for the units kept at completion: what the override is taken from.
+    fee_minor: Mapped[int] = mapped_column(_BigInteger)
+    rate_bps: Mapped[int] = mapped_column(SmallInteger)
+    # (fee × rate + 5000) // 10000, or less where the month's cap cut it.
+    accrued_minor: Mapped[int] = mapped_column(_BigInteger)
+    reversed_minor: Mapped[int] = mapped_column(_BigInteger, default=0)
+    # The part of reversed_minor taken back after the month released it (a clawback).
+    clawed_back_minor: Mapped[int] = mapped_column(_BigInteger, default=0)
+    status: Mapped[OverrideStatus] = mapped_column(text_enum(OverrideStatus, "override_status"))
+
+
+class OverrideMonth(IdMixin, TimestampMixin, Base):
+    """An organisation's month of overrides in one currency: the counter the monthly cap is
+    checked against (accrued less reversed, changed under this row's lock in both directions),
+    and, once the month has closed, its activity rule's outcome and where the money went."""
+
+    __tablename__ = "override_months"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "month", "currency"),
+        CheckConstraint("accrued_minor >= 0", name="accrued_not_negative"),
+        CheckConstraint("(closed_at IS NULL) = (rule_met IS NULL)", name="closed_with_outcome"),
+    )
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    month: Mapped[date]
+    currency: Mapped[str] = mapped_column(String(3))
+    accrued_minor: Mapped[int] = mapped_column(_BigInteger, default=0)
+    closed_at: Mapped[datetime | None]
+    active_shops: Mapped[int | None] = mapped_column(Integer)
+    required: Mapped[int | None] = mapped_column(Integer)
+    rule_met: Mapped[bool | None]
+    released_minor: Mapped[int] = mapped_column(_BigInteger, default=0)
+    returned_minor: Mapped[int] = mapped_column(_BigInteger, default=0)
+    reason: Mapped[str | None] = mapped_column(String(200))

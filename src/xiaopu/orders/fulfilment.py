@@ -273,8 +273,9 @@ async def complete_due(session: AsyncSession, settings: Settings) -> int:
         return 0
     # Every shop of the batch has its accounts locked here, before its row is: two batches
     # counting for one shop queue at these locks, never at the shops' rows.
-    await commissions.lock_for(session, parts)
-    await commissions.release(session, parts)
+    # The shops' organisations' accounts too: their overrides accrue with the release.
+    await commissions.lock_for(session, parts, completion=True)
+    await commissions.release(session, parts, settings.zone)
     lines: dict[uuid.UUID, list[OrderLine]] = defaultdict(list)
     for line in await repository.event_lines(session, [p.id for p in parts]):
         lines[line.supplier_order_id].append(line)

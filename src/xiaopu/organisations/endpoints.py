@@ -14,9 +14,10 @@ from xiaopu.db import DbSession
 from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import OptionalIdempotency
 from xiaopu.kit.pagination import Page, Pagination
-from xiaopu.organisations import service
+from xiaopu.organisations import overrides, service
 from xiaopu.organisations.auth import OrganisationAdmin, OrganisationMember
 from xiaopu.organisations.schemas import (
+    MONTH_PATTERN,
     CohortDays,
     CohortMoveIn,
     CohortMoveOut,
@@ -33,6 +34,9 @@ from xiaopu.organisations.schemas import (
     OrganisationMemberAdd,
     OrganisationMemberOut,
     OrganisationOut,
+    OverrideOut,
+    OverrideStatement,
+    OverrideWallet,
     ShopCohortOut,
     ShopNoticeOut,
     StatusChange,
@@ -47,6 +51,9 @@ Since = Annotated[
     Query(description="First local day (platform time zone), inclusive; default 29 days back."),
 ]
 Until = Annotated[date | None, Query(description="Last local day, inclusive; default today.")]
+Month = Annotated[
+    str, Query(pattern=MONTH_PATTERN, description="Local month (platform time zone), YYYY-MM.")
+]
 _SVG = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -299,6 +306,37 @@ async def cohort_days(
     return await service.cohort_days(
         session, settings, member.organisation_id, since=since, until=until
     )
+
+
+@router.get("/{organisation_id}/overrides", operation_id="organisations-list_overrides")
+async def list_overrides(
+    organisation_id: uuid.UUID,
+    member: OrganisationMember,
+    session: DbSession,
+    page: Pagination,
+    month: Month,
+) -> Page[OverrideOut]:
+    """The override lines of a local month, newest first: one per completed cohort order line
+    in the contract's currency, with its fee, rate, accrual, reversals and status."""
+    return await overrides.list_overrides(session, member.organisation_id, month, page)
+
+
+@router.get("/{organisation_id}/statement", operation_id="organisations-statement")
+async def statement(
+    organisation_id: uuid.UUID, member: OrganisationMember, session: DbSession, month: Month
+) -> OverrideStatement:
+    """A local month's override totals per currency (accrued, reversed, clawed back, released,
+    returned) and, once closed, the activity rule's outcome."""
+    return await overrides.statement(session, member.organisation_id, month)
+
+
+@router.get("/{organisation_id}/wallet", operation_id="organisations-wallet")
+async def wallet(
+    organisation_id: uuid.UUID, member: OrganisationMember, session: DbSession
+) -> OverrideWallet:
+    """The organisation's override balances per currency, pending and available, from the
+    ledger."""
+    return await overrides.wallet(session, member.organisation_id)
 
 
 @router.post(

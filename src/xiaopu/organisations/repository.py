@@ -10,8 +10,10 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Date, Select, and_, cast, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xiaopu.kit.ids import new_id
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import (
     Account,
@@ -24,6 +26,9 @@ from xiaopu.models import (
     OrganisationMember,
     OrganisationRole,
     OrganisationStatus,
+    Override,
+    OverrideMonth,
+    OverrideStatus,
     ShareLink,
     Shop,
     ShopDaily,
@@ -480,3 +485,170 @@ async def mark_read(
         .execution_options(synchronize_session=False)
     )
     return True
+
+
+# Overrides -----------------------------------------------------------------------------------
+
+MonthKey = tuple[uuid.UUID, date, str]  # organisation, local month (its first day), currency
+
+
+async def override_terms(session: AsyncSession, shop_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
+    """(shop_id, organisation_id, override_bps, currency, monthly_cap_minor) of these shops that
+    are in an active organisation's cohort now."""
+    if not shop_ids:
+        return []
+    stmt = (
+        select(
+            Shop.id.label("shop_id"),
+            Organisation.id.label("organisation_id"),
+            Organisation.override_bps,
+            Organisation.currency,
+            Organisation.monthly_cap_minor,
+        )
+        .join(Organisation, Organisation.id == Shop.organisation_id)
+        .where(Shop.id.in_(sorted(set(shop_ids))))
+        .where(Organisation.status == OrganisationStatus.active)
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def lock_months(
+    session: AsyncSession, keys: Sequence[MonthKey]
+) -> dict[MonthKey, OverrideMonth]:
+    """The month counters of these keys, opened when missing and locked in one order (by
+    organisation, month and currency), whoever takes them: accrual, reversal or close."""
+    if not keys:
+        return {}
+    ordered = sorted(set(keys))
+    await session.execute(
+        pg_insert(OverrideMonth)
+        .values(
+            [
+                {
+                    "id": new_id(),
+                    "organisation_id": org,
+                    "month": month,
+                    "currency": currency,
+                    "accrued_minor": 0,
+                    "released_minor": 0,
+                    "returned_minor": 0,
+                }
+                for org, month, currency in ordered
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["organisation_id", "month", "currency"])
+    )
+    out: dict[MonthKey, OverrideMonth] = {}
+    for org, month, currency in ordered:
+        row = (
+            await session.scalars(
+                select(OverrideMonth)
+                .where(
+                    OverrideMonth.organisation_id == org,
+                    OverrideMonth.month == month,
+                    OverrideMonth.currency == currency,
+                )
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).one()
+        out[(org, month, currency)] = row
+    return out
+
+
+def add_overrides(session: AsyncSession, rows: Sequence[Override]) -> None:
+    session.add_all(rows)
+
+
+async def overrides_of(
+    session: AsyncSession, supplier_order_id: uuid.UUID, *, lock: bool = False
+) -> Sequence[Override]:
+    stmt = (
+        select(Override)
+        .where(Override.supplier_order_id == supplier_order_id)
+        .order_by(Override.id)
+    )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).all()
+
+
+async def months_to_close(session: AsyncSession, before: date) -> Sequence[MonthKey]:
+    """Open month counters of months that started before `before` (a month that has ended)."""
+    rows = await session.execute(
+        select(OverrideMonth.organisation_id, OverrideMonth.month, OverrideMonth.currency)
+        .where(OverrideMonth.closed_at.is_(None), OverrideMonth.month < before)
+        .order_by(OverrideMonth.organisation_id, OverrideMonth.month, OverrideMonth.currency)
+    )
+    return [(r.organisation_id, r.month, r.currency) for r in rows]
+
+
+async def active_shops(session: AsyncSession, key: MonthKey) -> int:
+    """Cohort shops with a completed sale in the month (some units kept at completion)."""
+    org, month, currency = key
+    value = await session.scalar(
+        select(func.count(func.distinct(Override.shop_id))).where(
+            Override.organisation_id == org,
+            Override.month == month,
+            Override.currency == currency,
+            Override.fee_minor > 0,
+        )
+    )
+    return int(value or 0)
+
+
+async def close_pending(session: AsyncSession, key: MonthKey, status: OverrideStatus) -> int:
+    """Move the month's pending overrides to `status`; what they still hold, summed."""
+    org, month, currency = key
+    rows = await session.execute(
+        update(Override)
+        .where(
+            Override.organisation_id == org,
+            Override.month == month,
+            Override.currency == currency,
+            Override.status == OverrideStatus.pending,
+        )
+        .values(status=status, updated_at=func.now())
+        .returning(Override.accrued_minor - Override.reversed_minor)
+        .execution_options(synchronize_session=False)
+    )
+    return sum(int(r[0]) for r in rows)
+
+
+async def overrides_page(
+    session: AsyncSession, organisation_id: uuid.UUID, month: date, page: PageParams
+) -> Sequence[Override]:
+    stmt = select(Override).where(
+        Override.organisation_id == organisation_id, Override.month == month
+    )
+    return (await session.scalars(newest_first(stmt, Override.id, page))).all()
+
+
+async def override_totals(
+    session: AsyncSession, organisation_id: uuid.UUID, month: date
+) -> Sequence[Any]:
+    """Per currency: accrued, reversed and clawed back over the month's override lines."""
+    stmt = (
+        select(
+            Override.currency,
+            func.count().label("lines"),
+            func.coalesce(func.sum(Override.accrued_minor), 0).label("accrued"),
+            func.coalesce(func.sum(Override.reversed_minor), 0).label("reversed"),
+            func.coalesce(func.sum(Override.clawed_back_minor), 0).label("clawed_back"),
+        )
+        .where(Override.organisation_id == organisation_id, Override.month == month)
+        .group_by(Override.currency)
+        .order_by(Override.currency)
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def months_of(
+    session: AsyncSession, organisation_id: uuid.UUID, month: date
+) -> Sequence[OverrideMonth]:
+    stmt = (
+        select(OverrideMonth)
+        .where(OverrideMonth.organisation_id == organisation_id, OverrideMonth.month == month)
+        .order_by(OverrideMonth.currency)
+    )
+    return (await session.scalars(stmt)).all()

@@ -11,7 +11,13 @@ from pydantic import AwareDatetime, Field, model_validator
 from xiaopu.kit.money import BasisPoints, CurrencyCode
 from xiaopu.kit.schema import RequestModel, ResponseModel
 from xiaopu.kit.text import DisplayName, MultilineText
-from xiaopu.models import NoticeKind, OrganisationKind, OrganisationRole, OrganisationStatus
+from xiaopu.models import (
+    NoticeKind,
+    OrganisationKind,
+    OrganisationRole,
+    OrganisationStatus,
+    OverrideStatus,
+)
 
 # What a person types or scans: letters and digits, any case (stored upper case).
 INVITE_CODE_PATTERN = r"^[0-9A-Za-z]{6,16}$"
@@ -240,3 +246,66 @@ class ShopNoticeOut(ResponseModel):
     body: str
     created_at: datetime
     read_at: datetime | None
+
+
+# Overrides -----------------------------------------------------------------------------------
+
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+class OverrideOut(ResponseModel):
+    """The override on one completed cohort order line: `rate_bps` of the line's platform fee
+    for the units kept at completion, half-up, cut by the month's cap where it bound."""
+
+    id: uuid.UUID
+    shop_id: uuid.UUID
+    order_id: uuid.UUID
+    supplier_order_id: uuid.UUID
+    order_line_id: uuid.UUID
+    month: str = Field(description="Local month (platform time zone) the sale completed in.")
+    currency: str
+    fee_minor: int
+    rate_bps: int
+    accrued_minor: int
+    reversed_minor: int
+    clawed_back_minor: int = Field(description="Reversed after the month released it.")
+    net_minor: int
+    status: OverrideStatus
+    created_at: datetime
+
+
+class OverrideMonthOutcome(ResponseModel):
+    closed_at: datetime
+    active_shops: int
+    required: int
+    rule_met: bool
+    reason: str | None
+
+
+class OverrideTotals(ResponseModel):
+    currency: str
+    lines: int
+    accrued_minor: int
+    reversed_minor: int
+    clawed_back_minor: int
+    released_minor: int
+    returned_minor: int
+    cap_used_minor: int = Field(description="Accrued less reversed: what the cap is checked on.")
+    outcome: OverrideMonthOutcome | None = Field(description="None until the month closes.")
+
+
+class OverrideStatement(ResponseModel):
+    organisation_id: uuid.UUID
+    month: str
+    totals: list[OverrideTotals]
+
+
+class OverrideWalletBalance(ResponseModel):
+    currency: str
+    pending_minor: int
+    available_minor: int
+
+
+class OverrideWallet(ResponseModel):
+    organisation_id: uuid.UUID
+    balances: list[OverrideWalletBalance]
