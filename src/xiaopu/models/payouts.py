@@ -1,4 +1,5 @@
-"""Withdrawals shopkeepers ask for, and the payout batches that pay them."""
+"""Withdrawals shopkeepers and partner organisations ask for, and the payout batches that
+pay them."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ class Withdrawal(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        # A withdrawal pays a shop or an organisation: exactly one of them.
+        CheckConstraint("num_nonnulls(shop_id, organisation_id) = 1", name="one_payee"),
         Index(None, "shop_id", "id"),
+        Index(None, "organisation_id", "id"),
         Index("ix_withdrawals_queue", "currency", "id", postgresql_where="status = 'requested'"),
         # A claim names what the provider was asked, so a run after a crash can look it up.
         CheckConstraint(
@@ -34,7 +38,8 @@ class Withdrawal(IdMixin, TimestampMixin, Base):
         Index("ix_withdrawals_claimed", "claimed_at", postgresql_where="status = 'processing'"),
     )
 
-    shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id"))
+    shop_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("shops.id"))
+    organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
     currency: Mapped[str] = mapped_column(String(3))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[WithdrawalStatus] = mapped_column(

@@ -19,6 +19,7 @@ SANDBOX_FAILING_CENTS = 13
 class PayeeKind(enum.StrEnum):
     shop = "shop"
     supplier = "supplier"
+    organisation = "organisation"
 
 
 @dataclass(frozen=True, slots=True)

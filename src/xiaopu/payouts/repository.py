@@ -6,36 +6,44 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import ColumnElement, case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.pagination import PageParams, newest_first
 from xiaopu.models import PayoutBatch, Withdrawal, WithdrawalStatus
+from xiaopu.payouts.providers import Payee, PayeeKind
+
+
+def _of(payee: Payee) -> ColumnElement[bool]:
+    """Withdrawals paying `payee` (a shop or an organisation)."""
+    if payee.kind is PayeeKind.shop:
+        return Withdrawal.shop_id == payee.id
+    if payee.kind is PayeeKind.organisation:
+        return Withdrawal.organisation_id == payee.id
+    raise ValueError(f"withdrawals pay no {payee.kind}")
 
 
 async def withdrawal(
-    session: AsyncSession, shop_id: uuid.UUID, withdrawal_id: uuid.UUID, *, lock: bool = False
+    session: AsyncSession, payee: Payee, withdrawal_id: uuid.UUID, *, lock: bool = False
 ) -> Withdrawal | None:
-    stmt = select(Withdrawal).where(Withdrawal.shop_id == shop_id, Withdrawal.id == withdrawal_id)
+    stmt = select(Withdrawal).where(_of(payee), Withdrawal.id == withdrawal_id)
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(stmt)).one_or_none()
 
 
 async def page_of_withdrawals(
-    session: AsyncSession, shop_id: uuid.UUID, page: PageParams
+    session: AsyncSession, payee: Payee, page: PageParams
 ) -> Sequence[Withdrawal]:
-    stmt = newest_first(
-        select(Withdrawal).where(Withdrawal.shop_id == shop_id), Withdrawal.id, page
-    )
+    stmt = newest_first(select(Withdrawal).where(_of(payee)), Withdrawal.id, page)
     return (await session.scalars(stmt)).all()
 
 
-async def paid_totals(session: AsyncSession, shop_id: uuid.UUID) -> dict[str, int]:
+async def paid_totals(session: AsyncSession, payee: Payee) -> dict[str, int]:
     stmt = (
         select(Withdrawal.currency, func.sum(Withdrawal.amount_minor))
-        .where(Withdrawal.shop_id == shop_id, Withdrawal.status == WithdrawalStatus.paid)
+        .where(_of(payee), Withdrawal.status == WithdrawalStatus.paid)
         .group_by(Withdrawal.currency)
     )
     return {currency: int(total) for currency, total in (await session.execute(stmt)).all()}
@@ -84,12 +92,14 @@ async def claimed(session: AsyncSession, withdrawal_id: uuid.UUID) -> Withdrawal
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def lock_payee(session: AsyncSession, shop_id: uuid.UUID, currency: str) -> None:
-    """Take a shop's payout lock for one currency until the transaction ends. Only payout
-    records take it, each before any other lock, so it queues them without deadlocks."""
+async def lock_payee(session: AsyncSession, payee: Payee, currency: str) -> None:
+    """Take a payee's payout lock for one currency until the transaction ends. Only payout
+    records take it, each before any other lock, so it queues them without deadlocks. (A
+    shop's key names the shop alone, as it always has; an organisation's says what it is.)"""
+    who = str(payee.id) if payee.kind is PayeeKind.shop else f"{payee.kind}:{payee.id}"
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"payout:{shop_id}:{currency}"},
+        {"key": f"payout:{who}:{currency}"},
     )
 
 

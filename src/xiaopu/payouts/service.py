@@ -1,6 +1,7 @@
 """The shopkeeper's wallet, withdrawals (checked against the available balance under a lock),
 and payouts through the payout provider: claimed, asked outside any transaction, recorded; a
-failed payout returns the funds."""
+failed payout returns the funds. A partner organisation withdraws its override income the same
+way: a withdrawal pays a shop or an organisation (its payee), from the payee's ledger accounts."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ class NotRetryable(Conflict):
 async def wallet(session: AsyncSession, account_id: uuid.UUID) -> list[WalletBalance]:
     shop = await shops.shop_of(session, account_id)
     balances = await ledger.balances(session, OwnerKind.shop, shop.id)
-    paid = await repository.paid_totals(session, shop.id)
+    paid = await repository.paid_totals(session, Payee(PayeeKind.shop, shop.id))
     out = []
     for currency in sorted(balances.keys() | paid.keys()):
         by_purpose = balances.get(currency, {})
@@ -103,8 +104,20 @@ async def wallet(session: AsyncSession, account_id: uuid.UUID) -> list[WalletBal
     return out
 
 
-def _shop(shop_id: uuid.UUID, purpose: Purpose, amount: int) -> Leg:
-    return Leg(OwnerKind.shop, shop_id, purpose, amount)
+_OWNER_KINDS = {PayeeKind.shop: OwnerKind.shop, PayeeKind.organisation: OwnerKind.organisation}
+
+
+def payee_of(withdrawal: Withdrawal) -> Payee:
+    """Whom a withdrawal pays: its shop or its organisation (ck_withdrawals_one_payee)."""
+    if withdrawal.shop_id is not None:
+        return Payee(PayeeKind.shop, withdrawal.shop_id)
+    if withdrawal.organisation_id is not None:
+        return Payee(PayeeKind.organisation, withdrawal.organisation_id)
+    raise RuntimeError(f"withdrawal {withdrawal.id} pays no one")
+
+
+def _leg(payee: Payee, purpose: Purpose, amount: int) -> Leg:
+    return Leg(_OWNER_KINDS[payee.kind], payee.id, purpose, amount)
 
 
 async def _reserve(
@@ -118,8 +131,9 @@ async def _reserve(
             f"The smallest withdrawal is {display(threshold, currency)}.",
             extra={"threshold_minor": threshold, "currency": currency},
         )
+    payee = payee_of(withdrawal)
     available = -await ledger.lock_balance(
-        session, OwnerKind.shop, withdrawal.shop_id, Purpose.earnings_available, currency
+        session, _OWNER_KINDS[payee.kind], payee.id, Purpose.earnings_available, currency
     )
     if available < 0:
         raise NegativeBalance(extra={"negative_carry_minor": -available})
@@ -133,8 +147,8 @@ async def _reserve(
         cause=cause,
         currency=currency,
         legs=[
-            _shop(withdrawal.shop_id, Purpose.earnings_available, amount),
-            _shop(withdrawal.shop_id, Purpose.earnings_withdrawing, -amount),
+            _leg(payee, Purpose.earnings_available, amount),
+            _leg(payee, Purpose.earnings_withdrawing, -amount),
         ],
     )
 
@@ -143,16 +157,32 @@ async def request_withdrawal(
     session: AsyncSession, settings: Settings, account_id: uuid.UUID, data: WithdrawalIn
 ) -> WithdrawalOut:
     shop = await shops.shop_of(session, account_id)
+    return await _request(session, settings, Payee(PayeeKind.shop, shop.id), data)
+
+
+async def request_organisation_withdrawal(
+    session: AsyncSession, settings: Settings, organisation_id: uuid.UUID, data: WithdrawalIn
+) -> WithdrawalOut:
+    """An organisation's withdrawal of its available override income; the caller has checked
+    that an admin of the organisation asks."""
+    return await _request(session, settings, Payee(PayeeKind.organisation, organisation_id), data)
+
+
+async def _request(
+    session: AsyncSession, settings: Settings, payee: Payee, data: WithdrawalIn
+) -> WithdrawalOut:
     withdrawal = Withdrawal(
         id=new_id(),
-        shop_id=shop.id,
+        shop_id=payee.id if payee.kind is PayeeKind.shop else None,
+        organisation_id=payee.id if payee.kind is PayeeKind.organisation else None,
         currency=data.currency,
         amount_minor=data.amount_minor,
         status=WithdrawalStatus.requested,
         attempts=0,
     )
-    # Funds first, row second: inserting the row key-share-locks the shop, and the completion
-    # job locks the ledger accounts before the shop; taking them the other way round deadlocks.
+    # Funds first, row second: inserting the row key-share-locks the shop (or organisation),
+    # and the completion job locks the ledger accounts before the shop; taking them the other
+    # way round deadlocks.
     await _reserve(session, settings, withdrawal, f"withdrawal:{withdrawal.id}:0")
     session.add(withdrawal)
     await session.flush()
@@ -163,7 +193,24 @@ async def retry_withdrawal(
     session: AsyncSession, settings: Settings, account_id: uuid.UUID, withdrawal_id: uuid.UUID
 ) -> WithdrawalOut:
     shop = await shops.shop_of(session, account_id)
-    withdrawal = await repository.withdrawal(session, shop.id, withdrawal_id, lock=True)
+    return await _retry(session, settings, Payee(PayeeKind.shop, shop.id), withdrawal_id)
+
+
+async def retry_organisation_withdrawal(
+    session: AsyncSession,
+    settings: Settings,
+    organisation_id: uuid.UUID,
+    withdrawal_id: uuid.UUID,
+) -> WithdrawalOut:
+    return await _retry(
+        session, settings, Payee(PayeeKind.organisation, organisation_id), withdrawal_id
+    )
+
+
+async def _retry(
+    session: AsyncSession, settings: Settings, payee: Payee, withdrawal_id: uuid.UUID
+) -> WithdrawalOut:
+    withdrawal = await repository.withdrawal(session, payee, withdrawal_id, lock=True)
     if withdrawal is None:
         raise WithdrawalNotFound()
     if withdrawal.status is not WithdrawalStatus.failed:
@@ -181,7 +228,17 @@ async def list_withdrawals(
     session: AsyncSession, account_id: uuid.UUID, page: PageParams
 ) -> Page[WithdrawalOut]:
     shop = await shops.shop_of(session, account_id)
-    rows = await repository.page_of_withdrawals(session, shop.id, page)
+    return await _list(session, Payee(PayeeKind.shop, shop.id), page)
+
+
+async def list_organisation_withdrawals(
+    session: AsyncSession, organisation_id: uuid.UUID, page: PageParams
+) -> Page[WithdrawalOut]:
+    return await _list(session, Payee(PayeeKind.organisation, organisation_id), page)
+
+
+async def _list(session: AsyncSession, payee: Payee, page: PageParams) -> Page[WithdrawalOut]:
+    rows = await repository.page_of_withdrawals(session, payee, page)
     items, cursor = id_page(rows, page, lambda w: w.id)
     return Page[WithdrawalOut](
         items=[WithdrawalOut.model_validate(w) for w in items], next_cursor=cursor
@@ -189,9 +246,11 @@ async def list_withdrawals(
 
 
 def _event(withdrawal: Withdrawal) -> dict[str, object]:
+    payee = payee_of(withdrawal)
     return {
         "withdrawal_id": str(withdrawal.id),
-        "shop_id": str(withdrawal.shop_id),
+        # A shop's events say `shop_id`, as they always have; an organisation's, its own.
+        f"{payee.kind}_id": str(payee.id),
         "currency": withdrawal.currency,
         "amount_minor": withdrawal.amount_minor,
         "status": str(withdrawal.status),
@@ -236,12 +295,21 @@ class Claim:
     """One payout attempt as claimed: what the provider is asked, under which key."""
 
     withdrawal_id: uuid.UUID
-    shop_id: uuid.UUID
+    shop_id: uuid.UUID | None  # the payee: a shop, or
     currency: str
     amount_minor: int
     attempt: int
     key: str
     taken_over: bool  # claimed by a run that died before recording it
+    organisation_id: uuid.UUID | None = None  # an organisation
+
+    @property
+    def payee(self) -> Payee:
+        if self.shop_id is not None:
+            return Payee(PayeeKind.shop, self.shop_id)
+        if self.organisation_id is not None:
+            return Payee(PayeeKind.organisation, self.organisation_id)
+        raise RuntimeError(f"claim {self.key} pays no one")
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +330,7 @@ def _claim(withdrawal: Withdrawal, *, taken_over: bool) -> Claim:
         withdrawal.attempts - 1,
         withdrawal.payout_key,
         taken_over,
+        withdrawal.organisation_id,
     )
 
 
@@ -386,9 +455,8 @@ async def _settle(
             try:
                 outcome = await provider.lookup(claim.key) if claim.taken_over else None
                 if outcome is None:
-                    payee = Payee(PayeeKind.shop, claim.shop_id)
                     outcome = await provider.pay(
-                        claim.key, payee, claim.amount_minor, claim.currency
+                        claim.key, claim.payee, claim.amount_minor, claim.currency
                     )
             except Exception:
                 # Unknown whether it was paid: the claim stays for a later run to look up.
@@ -419,7 +487,7 @@ async def record(
     async with sessions() as session, session.begin():
         # First, before any other lock: a shop's payouts are recorded one at a time, so each
         # counts every payout committed before it when it marks commission lines paid.
-        await repository.lock_payee(session, claim.shop_id, claim.currency)
+        await repository.lock_payee(session, claim.payee, claim.currency)
         w = await repository.claimed(session, claim.withdrawal_id)
         if w is None or w.status is not WithdrawalStatus.processing or w.payout_key != claim.key:
             log.info("payouts.already_recorded", key=claim.key)
@@ -428,37 +496,40 @@ async def record(
             raise RuntimeError(f"claimed withdrawal {w.id} is in no batch")
         w.provider_ref = outcome.provider_ref
         attempt = claim.attempt
+        payee = payee_of(w)
         if outcome.succeeded:
             w.status = WithdrawalStatus.paid
             w.paid_at = utcnow()
             await session.flush()
             cause, kind, event = f"payout:{w.id}:{attempt}", "payout", EventType.payout_paid
-            # Commission lines before accounts: the order refunds and completion take them in.
-            paid_out = (await repository.paid_totals(session, w.shop_id)).get(w.currency, 0)
-            await commissions.mark_paid(session, w.shop_id, w.currency, paid_out, cause)
+            if w.shop_id is not None:
+                # Commission lines before accounts: the order refunds and completion take them
+                # in. (An organisation's override lines have no paid state.)
+                paid_out = (await repository.paid_totals(session, payee)).get(w.currency, 0)
+                await commissions.mark_paid(session, w.shop_id, w.currency, paid_out, cause)
             legs = [
-                _shop(w.shop_id, Purpose.earnings_withdrawing, w.amount_minor),
+                _leg(payee, Purpose.earnings_withdrawing, w.amount_minor),
                 Leg(OwnerKind.platform, PLATFORM_ID, Purpose.clearing, -w.amount_minor),
             ]
         else:
             w.status = WithdrawalStatus.failed
             w.failure_reason = (outcome.failure_reason or "refused")[:500]
             legs = [
-                _shop(w.shop_id, Purpose.earnings_withdrawing, w.amount_minor),
-                _shop(w.shop_id, Purpose.earnings_available, -w.amount_minor),
+                _leg(payee, Purpose.earnings_withdrawing, w.amount_minor),
+                _leg(payee, Purpose.earnings_available, -w.amount_minor),
             ]
             cause, kind, event = (
                 f"payout-failed:{w.id}:{attempt}",
                 "payout_failed",
                 EventType.payout_failed,
             )
-        # The shop's available account before `withdrawing`, as withdrawals take them.
+        # The payee's available account before `withdrawing`, as withdrawals take them.
         await ledger.lock_balance(
-            session, OwnerKind.shop, w.shop_id, Purpose.earnings_available, w.currency
+            session, _OWNER_KINDS[payee.kind], payee.id, Purpose.earnings_available, w.currency
         )
         await ledger.post(session, kind=kind, cause=cause, currency=w.currency, legs=legs)
         await session.flush()
-        await webhooks.emit(session, event, w.shop_id, _event(w))
+        await webhooks.emit(session, event, payee.id, _event(w))
         # Last: every record of a batch counts on its row, held from here to the commit.
         await repository.count_outcome(session, w.batch_id, paid=outcome.succeeded)
     return True
