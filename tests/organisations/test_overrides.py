@@ -1,7 +1,8 @@
 """Organisation overrides with exact figures: accrued at completion from the platform fee, a
 partial refund after completion reversing f(old) − f(new), month close with the activity rule
-met (available) and missed (returned to the platform), the cap binding and a refund giving room
-back, and one level only. Wallet and statement agree with the ledger.
+met (available) and missed (returned to the platform), then withdrawals paid (and failed) by the
+shops' payout run; the cap binding and a refund giving room back, and one level only. Wallet and
+statement agree with the ledger.
 
 The market: a unit sells at 10,000 base (+10% markup); the platform fee is 5% of the base
 (500 a unit, (base × 500 + 5000) // 10000 for a line); the override is 20% of the fee, so
@@ -14,12 +15,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.auth.helpers import assert_problem
 from tests.catalogue.helpers import Actor, add_to_shop, new_actor
-from tests.orders.helpers import Market, checkout, market, pay, supplier_act
+from tests.orders.helpers import Market, checkout, events, key, market, pay, supplier_act
 from tests.organisations.helpers import Headers, new_code, open_with_code
+from tests.payouts.helpers import run_queued_payouts
 from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
 from xiaopu.ledger import service as ledger
@@ -138,8 +142,48 @@ async def _get(client: httpx.AsyncClient, path: str, headers: Headers, **params:
     return response.json()
 
 
+def _balance(
+    *, pending: int = 0, available: int = 0, withdrawing: int = 0, paid: int = 0
+) -> dict[str, Any]:
+    return {
+        "currency": "CNY",
+        "pending_minor": pending,
+        "available_minor": available,
+        "withdrawing_minor": withdrawing,
+        "paid_minor": paid,
+    }
+
+
+async def _withdraw(
+    client: httpx.AsyncClient, org_id: str, headers: Headers, amount: int
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/organisations/{org_id}/withdrawals",
+        json={"amount_minor": amount, "currency": "CNY"},
+        headers={**headers, **key()},
+    )
+
+
+async def _payout_run(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    op: Headers,
+) -> None:
+    """An operator queues `payouts.run`, and the worker runs it as it runs shops' payouts."""
+    queued = await client.post("/v1/operator/payouts/run", headers={**op, **key()})
+    assert queued.status_code == 202, queued.text
+    assert await run_queued_payouts(session, sessionmaker, settings) == 1
+
+
 async def test_overrides_accrue_reverse_and_close_by_the_activity_rule(
-    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, test_clock: Clock
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    test_clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     test_clock.freeze(NOV)
     m = await market(
@@ -165,7 +209,7 @@ async def test_overrides_accrue_reverse_and_close_by_the_activity_rule(
         (x["fee_minor"], x["rate_bps"], x["accrued_minor"], x["status"]) for x in lines["items"]
     ) == [(1000, 2000, 200, "pending"), (1500, 2000, 300, "pending")]
     wallet = await _get(client, f"/v1/organisations/{org_id}/wallet", headers)
-    assert wallet["balances"] == [{"currency": "CNY", "pending_minor": 500, "available_minor": 0}]
+    assert wallet["balances"] == [_balance(pending=500)]
 
     # A refund of 1 of the keeper's 3 units after completion: f(3) − f(2) = 300 − 200 = 100.
     await _refund_after_completion(session, m, a, 1)
@@ -204,7 +248,7 @@ async def test_overrides_accrue_reverse_and_close_by_the_activity_rule(
     await _refund_after_completion(session, m, a, 1)
     headers = await _login(client, admin)
     wallet = await _get(client, f"/v1/organisations/{org_id}/wallet", headers)
-    assert wallet["balances"] == [{"currency": "CNY", "pending_minor": 100, "available_minor": 300}]
+    assert wallet["balances"] == [_balance(pending=100, available=300)]
     test_clock.freeze(JAN_CLOSE)
     run = await overrides.close_months(session, settings)
     await session.commit()
@@ -227,7 +271,7 @@ async def test_overrides_accrue_reverse_and_close_by_the_activity_rule(
 
     # Wallet and statements agree with the ledger's entries.
     wallet = await _get(client, f"/v1/organisations/{org_id}/wallet", headers)
-    assert wallet["balances"] == [{"currency": "CNY", "pending_minor": 0, "available_minor": 300}]
+    assert wallet["balances"] == [_balance(available=300)]
     moved = await _ledger_movement(session, org_id)
     months = [totals, dtotals]
     assert moved["earnings_available"] == sum(
@@ -240,6 +284,97 @@ async def test_overrides_accrue_reverse_and_close_by_the_activity_rule(
         - t["returned_minor"]
         for t in months
     )
+    assert await ledger.reconcile(session) == 0
+
+    # Withdrawals, by the shops' rules and payout run. ¥1.00 is the smallest here (¥10 by
+    # default), so the 300 can be withdrawn.
+    monkeypatch.setitem(settings.payout_thresholds_minor, "CNY", 100)
+    org_path = f"/v1/organisations/{org_id}/withdrawals"
+    staff = await new_actor(client)
+    added = await client.post(
+        f"/v1/organisations/{org_id}/members", json={"email": staff.email}, headers=headers
+    )
+    assert added.status_code == 201, added.text
+    staff_headers = await _login(client, staff)
+    assert_problem(
+        await _withdraw(client, org_id, staff_headers, 300), 403, "organisation_admin_only"
+    )
+    outsider = await _withdraw(client, org_id, await _login(client, m.keeper), 300)
+    assert_problem(outsider, 404, "organisation_not_found")
+    op = await _login(client, m.op)
+    no_key = await client.post(
+        org_path, json={"amount_minor": 300, "currency": "CNY"}, headers=headers
+    )
+    assert_problem(no_key, 400, "idempotency_key_missing")
+    too_much = assert_problem(
+        await _withdraw(client, org_id, headers, 301), 409, "insufficient_funds"
+    )
+    assert too_much["available_minor"] == 300
+    assert_problem(await _withdraw(client, org_id, headers, 99), 422, "below_payout_threshold")
+
+    # The sandbox refuses amounts ending in 13 minor units: the failed payout returns the funds.
+    doomed = await _withdraw(client, org_id, headers, 213)
+    assert doomed.status_code == 201, doomed.text
+    wallet = await _get(client, f"/v1/organisations/{org_id}/wallet", headers)
+    assert wallet["balances"] == [_balance(available=87, withdrawing=213)]
+    await _payout_run(client, session, sessionmaker, settings, op)
+    listed = await _get(client, org_path, staff_headers)  # staff may read
+    assert [(w["id"], w["status"], w["attempts"]) for w in listed["items"]] == [
+        (doomed.json()["id"], "failed", 1)
+    ]
+    assert listed["items"][0]["failure_reason"].startswith("sandbox:")
+    wallet = await _get(client, f"/v1/organisations/{org_id}/wallet", headers)
+    assert wallet["balances"] == [_balance(available=300)]
+    (failed,) = await events(session, "payout.failed")
+    assert (failed["organisation_id"], failed["amount_minor"], failed["status"]) == (
+        org_id,
+        213,
+        "failed",
+    )
+    assert "shop_id" not in failed
+
+    # All 300, paid by the next run under the key `withdrawal:{id}:0`.
+    paid = await _withdraw(client, org_id, headers, 300)
+    assert paid.status_code == 201, paid.text
+    await _payout_run(client, session, sessionmaker, settings, op)
+    listed = await _get(client, org_path, headers)
+    assert [(w["status"], w["amount_minor"]) for w in listed["items"]] == [
+        ("paid", 300),
+        ("failed", 213),
+    ]
+    retry = await client.post(f"{org_path}/{paid.json()['id']}/retry", headers={**headers, **key()})
+    assert_problem(retry, 409, "withdrawal_not_retryable")
+    wallet = await _get(client, f"/v1/organisations/{org_id}/wallet", headers)
+    assert wallet["balances"] == [_balance(paid=300)]
+    (paid_event,) = await events(session, "payout.paid")
+    assert (paid_event["organisation_id"], paid_event["amount_minor"]) == (org_id, 300)
+    owners = (
+        (
+            await session.execute(
+                text("SELECT DISTINCT owner_id::text FROM events WHERE type LIKE 'payout.%'")
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert owners == [org_id]
+    books = (
+        await session.execute(
+            text(
+                "SELECT key, payee_kind, payee_id::text, amount_minor, succeeded "
+                "FROM sandbox_payouts WHERE payee_id = :o ORDER BY amount_minor"
+            ),
+            {"o": org_id},
+        )
+    ).all()
+    assert [tuple(r) for r in books] == [
+        (f"withdrawal:{doomed.json()['id']}:0", "organisation", org_id, 213, False),
+        (f"withdrawal:{paid.json()['id']}:0", "organisation", org_id, 300, True),
+    ]
+    # The wallet and the ledger agree: all 300 left the organisation's accounts for clearing.
+    moved = await _ledger_movement(session, org_id)
+    assert (moved["earnings_pending"], moved["earnings_available"]) == (0, 0)
+    assert moved["earnings_withdrawing"] == 0
     assert await ledger.reconcile(session) == 0
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response, status
 from xiaopu.auth.auth import CurrentOperator, CurrentPerson
 from xiaopu.db import DbSession
 from xiaopu.deps import AppSettings
-from xiaopu.idempotency.service import OptionalIdempotency
+from xiaopu.idempotency.service import OptionalIdempotency, RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.organisations import overrides, service
 from xiaopu.organisations.auth import OrganisationAdmin, OrganisationMember
@@ -41,6 +41,8 @@ from xiaopu.organisations.schemas import (
     ShopNoticeOut,
     StatusChange,
 )
+from xiaopu.payouts import service as payouts
+from xiaopu.payouts.schemas import WithdrawalIn, WithdrawalOut
 
 operator_router = APIRouter(prefix="/v1/operator", tags=["operator"])
 router = APIRouter(prefix="/v1/organisations", tags=["organisations"])
@@ -334,9 +336,62 @@ async def statement(
 async def wallet(
     organisation_id: uuid.UUID, member: OrganisationMember, session: DbSession
 ) -> OverrideWallet:
-    """The organisation's override balances per currency, pending and available, from the
-    ledger."""
+    """The organisation's override balances per currency from the ledger: pending, available,
+    being withdrawn; and paid out."""
     return await overrides.wallet(session, member.organisation_id)
+
+
+@router.post(
+    "/{organisation_id}/withdrawals",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="organisations-request_withdrawal",
+)
+async def request_withdrawal(
+    organisation_id: uuid.UUID,
+    body: WithdrawalIn,
+    admin: OrganisationAdmin,
+    session: DbSession,
+    settings: AppSettings,
+    idempotency: RequiredIdempotency,
+) -> WithdrawalOut:
+    """Admins only. Withdraw available override income, paid by the same payout runs as shops'
+    withdrawals: at least the payout threshold (422 `below_payout_threshold`), at most what is
+    available (409 `insufficient_funds`), and not while a clawback has left the balance negative
+    (409 `negative_balance`)."""
+    return await idempotency.once(
+        lambda: payouts.request_organisation_withdrawal(
+            session, settings, admin.organisation_id, body
+        )
+    )
+
+
+@router.get("/{organisation_id}/withdrawals", operation_id="organisations-list_withdrawals")
+async def list_withdrawals(
+    organisation_id: uuid.UUID, member: OrganisationMember, session: DbSession, page: Pagination
+) -> Page[WithdrawalOut]:
+    """The organisation's withdrawals, newest first (staff may read them)."""
+    return await payouts.list_organisation_withdrawals(session, member.organisation_id, page)
+
+
+@router.post(
+    "/{organisation_id}/withdrawals/{withdrawal_id}/retry",
+    operation_id="organisations-retry_withdrawal",
+)
+async def retry_withdrawal(
+    organisation_id: uuid.UUID,
+    withdrawal_id: uuid.UUID,
+    admin: OrganisationAdmin,
+    session: DbSession,
+    settings: AppSettings,
+    idempotency: RequiredIdempotency,
+) -> WithdrawalOut:
+    """Admins only. Ask again for a withdrawal whose payout failed (its funds went back to
+    available); 409 `withdrawal_not_retryable` otherwise."""
+    return await idempotency.once(
+        lambda: payouts.retry_organisation_withdrawal(
+            session, settings, admin.organisation_id, withdrawal_id
+        )
+    )
 
 
 @router.post(

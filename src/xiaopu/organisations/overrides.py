@@ -282,16 +282,20 @@ async def statement(
 
 
 async def wallet(session: AsyncSession, organisation_id: uuid.UUID) -> OverrideWallet:
-    """Pending and available override per currency, from the ledger's kept counters."""
+    """Pending, available and being withdrawn per currency, from the ledger's kept counters;
+    paid out, from the organisation's paid withdrawals."""
     balances = await ledger.balances(session, OwnerKind.organisation, organisation_id)
+    paid = await repository.paid_withdrawals(session, organisation_id)
     return OverrideWallet(
         organisation_id=organisation_id,
         balances=[
             OverrideWalletBalance(
                 currency=currency,
-                pending_minor=-by_purpose.get(Purpose.earnings_pending, 0),
-                available_minor=-by_purpose.get(Purpose.earnings_available, 0),
+                pending_minor=-balances.get(currency, {}).get(Purpose.earnings_pending, 0),
+                available_minor=-balances.get(currency, {}).get(Purpose.earnings_available, 0),
+                withdrawing_minor=-balances.get(currency, {}).get(Purpose.earnings_withdrawing, 0),
+                paid_minor=paid.get(currency, 0),
             )
-            for currency, by_purpose in sorted(balances.items())
+            for currency in sorted(balances.keys() | paid.keys())
         ],
     )

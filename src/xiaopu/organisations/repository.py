@@ -34,6 +34,8 @@ from xiaopu.models import (
     ShopDaily,
     ShopDailyTraffic,
     ShopProduct,
+    Withdrawal,
+    WithdrawalStatus,
 )
 
 # Organisations -------------------------------------------------------------------------------
@@ -652,3 +654,16 @@ async def months_of(
         .order_by(OverrideMonth.currency)
     )
     return (await session.scalars(stmt)).all()
+
+
+async def paid_withdrawals(session: AsyncSession, organisation_id: uuid.UUID) -> dict[str, int]:
+    """What the organisation's withdrawals have paid out, per currency (payouts pays them)."""
+    stmt = (
+        select(Withdrawal.currency, func.sum(Withdrawal.amount_minor))
+        .where(
+            Withdrawal.organisation_id == organisation_id,
+            Withdrawal.status == WithdrawalStatus.paid,
+        )
+        .group_by(Withdrawal.currency)
+    )
+    return {currency: int(total) for currency, total in (await session.execute(stmt)).all()}

@@ -302,8 +302,10 @@ class OverrideStatement(ResponseModel):
 
 class OverrideWalletBalance(ResponseModel):
     currency: str
-    pending_minor: int
-    available_minor: int
+    pending_minor: int = Field(description="Accrued this month or an open one: not yet closed.")
+    available_minor: int = Field(description="Released at month close: withdrawable.")
+    withdrawing_minor: int = Field(description="Asked for, not yet paid out.")
+    paid_minor: int = Field(description="Paid out to the organisation so far.")
 
 
 class OverrideWallet(ResponseModel):
