@@ -25,6 +25,8 @@ BOUNDED = {
     "/v1/orders/{order_id}/returns": "an order's returns: at most one open per line, 50 lines",
     "/v1/shops/mine/wallet": "one balance per currency the shop earned in",
     "/v1/suppliers/{supplier_id}/balance": "one balance per currency the supplier sells in",
+    "OverrideWallet.balances": "one balance per currency the organisation earned in",
+    "OverrideStatement.totals": "one total per currency of the month's override lines",
     "CatalogueProduct.image_urls": "20 a product (ProductIn)",
     "PublicProduct.image_urls": "20 a product (ProductIn)",
     "ProductOut.image_urls": "20 a product (ProductIn)",
