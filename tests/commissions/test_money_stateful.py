@@ -10,7 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -69,6 +69,9 @@ from xiaopu.orders.schemas import (
     Shipment,
 )
 from xiaopu.orders.service import CampaignUnitsShort
+from xiaopu.organisations import overrides
+from xiaopu.organisations import service as organisations
+from xiaopu.organisations.schemas import CohortMoveIn, OrganisationCreate
 from xiaopu.payouts import service as payouts
 from xiaopu.payouts.schemas import BatchOut, WithdrawalIn
 from xiaopu.payouts.service import BelowThreshold, InsufficientFunds, NegativeBalance
@@ -103,6 +106,13 @@ TIME_STEPS = [
     timedelta(days=8),
     timedelta(days=15),
 ]
+# An organisation's contract: its override of the platform fee (nothing, rounding to nothing,
+# usual, odd, all of it), a monthly cap (never reached, reached by a line or two, by the first
+# unit, none at all) and the cohort shops with a completed sale its month needs (only the
+# example's shop sells: 1 is met by a sale, 2 never).
+OVERRIDE_BPS = (2_000, 0, 1, 3_333, 10_000)
+CAPS = (1_000_000_000, 300, 40, 1, 0)
+MIN_ACTIVE = (1, 2)
 # The close job runs this long after a settlement period ends.
 CLOSE_RUNS_AFTER = timedelta(minutes=10)
 ADDRESS = {
@@ -145,6 +155,21 @@ CATALOGUE = [
     Spec("B", 2_513, "USD", 2_000, None, 0, 0, 7),
     Spec("B", 50_000, "USD", 1_000, None, 1_000, 1_000, 5),
 ]
+
+
+@dataclass(frozen=True)
+class OrgState:
+    """An organisation of the example and its contract, as the machine made it."""
+
+    id: uuid.UUID
+    override_bps: int
+    currency: str
+    cap: int
+    min_active: int
+
+    def f(self, fee: int) -> int:
+        """The override of a platform fee, half-up."""
+        return (fee * self.override_bps + 5_000) // 10_000
 
 
 def _short(id_: uuid.UUID) -> str:
@@ -668,6 +693,13 @@ class MoneyMachine(RuleBasedStateMachine):
         self.campaign: CampaignState | None = None
         # The world's orders, in the database under every example (not the example's own).
         self.history_orders = [o.id for o in self.world.history.orders]
+        # The example's organisations, the one the shop is in now (or none), the override each
+        # completed line must have earned (line -> organisation, fee kept, rate, accrued), and
+        # the local month whose end the month close last ran after.
+        self.orgs: list[OrgState] = []
+        self.cohort: uuid.UUID | None = None
+        self.expected_overrides: dict[uuid.UUID, tuple[uuid.UUID, int, int, int]] = {}
+        self.month = overrides.month_of(clock.now(), self.settings.zone)
 
     @initialize(funded=st.booleans(), data=st.data())
     def pick_shop(self, funded: bool, data: st.DataObject) -> None:
@@ -677,7 +709,70 @@ class MoneyMachine(RuleBasedStateMachine):
             self.keeper = self.world.funded
             past = copy.deepcopy(self.world.history)
             self.orders, self.returns, self.unseen = past.orders, past.returns, frozenset()
+        self._start_organisations(data)
         self._start_campaign(data)
+
+    @property
+    def _operator(self) -> uuid.UUID:
+        """The account standing in for the operator (and the organisations' admin): the
+        keeper of the world's other shop."""
+        other = self.world.funded if self.keeper is self.world.fresh else self.world.fresh
+        return other.account_id
+
+    def _start_organisations(self, data: st.DataObject) -> None:
+        """Two organisations with drawn contracts; the shop mostly starts in the first's
+        cohort (an operator's move), now and then in none."""
+        orgs = []
+        for n in range(2):
+            bps = data.draw(st.sampled_from(OVERRIDE_BPS), label="override_bps")
+            currency = data.draw(st.sampled_from(("CNY", "CNY", "USD")), label="contract currency")
+            cap = data.draw(st.sampled_from(CAPS), label="monthly cap")
+            need = data.draw(st.sampled_from(MIN_ACTIVE), label="min_active_shops")
+            orgs.append((f"机构{n}", bps, currency, cap, need))
+        inside = data.draw(st.integers(0, 5), label="in a cohort") > 0
+        operator = self._operator
+
+        async def make(s: AsyncSession) -> list[uuid.UUID]:
+            ids = []
+            for name, bps, currency, cap, need in orgs:
+                body = OrganisationCreate.model_validate(
+                    {
+                        "name": name,
+                        "kind": "city_partner",
+                        "contract": {
+                            "override_bps": bps,
+                            "currency": currency,
+                            "monthly_cap_minor": cap,
+                            "min_active_shops": need,
+                        },
+                        "admin": {"account_id": operator},
+                    }
+                )
+                ids.append((await organisations.create(s, operator, body)).id)
+            if inside:
+                move = CohortMoveIn(organisation_id=ids[0], reason="首批入驻")
+                await organisations.move_shop(s, operator, self.keeper.shop_id, move)
+            return ids
+
+        ids = self._run(make)
+        self.orgs = [OrgState(i, *o[1:]) for i, o in zip(ids, orgs, strict=True)]  # type: ignore[arg-type]
+        self.cohort = ids[0] if inside else None
+        event(f"cohort: {'first organisation' if inside else 'none'}")
+
+    @precondition(lambda self: self.orgs)
+    @rule(data=st.data())
+    def move_cohort(self, data: st.DataObject) -> None:
+        """An operator moves the shop into the other organisation's cohort, or out of any:
+        its sales completed from now on earn the new organisation (or none)."""
+        options: list[uuid.UUID | None] = [None, *(o.id for o in self.orgs)]
+        options.remove(self.cohort)
+        target = data.draw(st.sampled_from(options), label="cohort")
+        move = CohortMoveIn(organisation_id=target, reason="运营调整")
+        operator, shop = self._operator, self.keeper.shop_id
+        out = self._run(lambda s: organisations.move_shop(s, operator, shop, move))
+        assert (out.from_organisation_id, out.to_organisation_id) == (self.cohort, target)
+        self.cohort = target
+        event("shop moved " + ("out of any cohort" if target is None else "into a cohort"))
 
     def _start_campaign(self, data: st.DataObject) -> None:
         """A campaign with a boost (or none), a small budget per currency and a few units
@@ -1121,10 +1216,49 @@ class MoneyMachine(RuleBasedStateMachine):
             for p in self._parts("delivered")
             if p.id not in open_parts and all(p.window_closes(ln) <= now for ln in p.lines)
         ]
+        org = next((o for o in self.orgs if o.id == self.cohort), None)
+        month = overrides.month_of(now, self.settings.zone)
+        used = 0
+        if org is not None and due:
+            used = sum(
+                int(r.accrued_minor)
+                for r in self._rows(OVERRIDE_COUNTER, o=org.id, m=month, c=org.currency)
+            )
         assert self._run(lambda s: fulfilment.complete_due(s, self.settings)) == len(due)
         for part in due:
             part.status = "completed"
+        if org is not None and due:
+            self._expect_overrides(org, [p.id for p in due], used)
+        if month != self.month:
+            self._close_months(month)
         self._tick(now)
+
+    def _expect_overrides(self, org: OrgState, parts: list[uuid.UUID], used: int) -> None:
+        """What the completion must have accrued to the shop's organisation: each line in the
+        contract's currency earns f(the platform fee it kept) = (fee × bps + 5000) // 10000,
+        line after line in (supplier order, line) order, as much as the cap leaves room for."""
+        for r in sorted(self._rows(KEPT_FEES, parts=parts), key=lambda r: (r[0], r[1])):
+            if r.currency != org.currency:
+                continue
+            fee = int(r.fee)
+            amount = min(org.f(fee), max(0, org.cap - used))
+            used += amount
+            self.expected_overrides[r.order_line_id] = (org.id, fee, org.override_bps, amount)
+            if amount < org.f(fee):
+                event("override cut by the monthly cap")
+
+    def _close_months(self, month: date) -> None:
+        """The clock crossed a local midnight into a new month: the month close job runs and
+        closes every ended month with an open counter (all this example's months before now)."""
+        before = self._rows(OPEN_MONTHS, orgs=[o.id for o in self.orgs], m=month)
+        run = self._run(lambda s: overrides.close_months(s, self.settings))
+        assert run.closed == len(before), (run, before)
+        self.month = month
+        if run.closed:
+            event(
+                f"override month closed: released {bool(run.released_minor)}, "
+                f"returned {bool(run.returned_minor)}"
+            )
 
     def _tick(self, now: datetime) -> None:
         """The campaigns' clock: live at the start, ended at the end (its units back to
@@ -1580,8 +1714,15 @@ class MoneyMachine(RuleBasedStateMachine):
                     if read_at != self.statement_read_at.get(supplier_id):
                         self.statement_causes[supplier_id] = await self._statement(s, supplier_id)
                         self.statement_read_at[supplier_id] = read_at
+                (orgs,) = await _all(s, ORG_CHECKS)
+                found |= dict(orgs._mapping)
+                stated = [
+                    await overrides.statement(s, uuid.UUID(m["organisation_id"]), m["month"][:7])
+                    for m in found["override_months"]
+                ]
             self._judge(found)
             self._judge_campaign(found)
+            self._judge_overrides(found, stated)
 
         self.rig.loop.run_until_complete(check())
 
@@ -1706,7 +1847,9 @@ class MoneyMachine(RuleBasedStateMachine):
             (r["owner_kind"], r["owner_id"], r["purpose"], r["currency"]): int(r["total"])
             for r in found["balances"]
         }
-        expected = _expected_balances(found["lines"], found["withdrawn"], found["settled"])
+        expected = _expected_balances(
+            found["lines"], found["withdrawn"], found["settled"], found["override_rows"]
+        )
         wrong = _differences(balances, expected)
         assert not wrong, wrong
         # 6. The statement says, cause by cause, what the supplier's accounts moved.
@@ -1742,6 +1885,95 @@ class MoneyMachine(RuleBasedStateMachine):
         assert {k: v for k, v in where.items() if k not in self.unseen} == mine_where
         self.available = {c: -int(v) for c, v in found["available"].items()}
 
+    def _judge_overrides(self, found: dict[str, Any], stated: list[Any]) -> None:
+        """16 to 21: the organisations' overrides, their month counters, their statements and
+        the ledger agree (5. priced their accounts from the override lines by status)."""
+        rows = found["override_rows"]
+        orgs = {str(o.id): o for o in self.orgs}
+        # 16. Each line is what the machine computed at its completion: the fee its sale's line
+        # kept, the contract's rate, min(f(fee), room under the cap); and none where the shop
+        # was in no cohort or sold in another currency than the contract's.
+        mine = {
+            uuid.UUID(r["order_line_id"]): (
+                uuid.UUID(r["organisation_id"]),
+                int(r["fee_minor"]),
+                int(r["rate_bps"]),
+                int(r["accrued_minor"]),
+            )
+            for r in rows
+        }
+        assert mine == self.expected_overrides, (mine, self.expected_overrides)
+        pending_months = {(m["organisation_id"], m["month"], m["currency"]) for m in rows}
+        for r in rows:
+            org = orgs[r["organisation_id"]]
+            accrued, taken = int(r["accrued_minor"]), int(r["reversed_minor"])
+            # 17. One level only: a line is the override of one platform fee line of a sale of
+            # the example's shop, completed, in the contract's currency.
+            assert (r["fee_lines"], r["same_sale"], r["completed"]) == (1, True, True), r
+            assert (r["shop_id"], r["currency"]) == (str(self.keeper.shop_id), org.currency), r
+            assert int(r["fee_minor"]) <= int(r["fee_accrued"]), r
+            # 18. Never more reversed than accrued, never more clawed back than reversed.
+            assert 0 <= int(r["clawed_back_minor"]) <= taken <= accrued, r
+            assert r["status"] != "pending" or int(r["clawed_back_minor"]) == 0, r
+            # A line the cap did not cut holds f(the fee its sale's line holds now): refunds
+            # took f(old) − f(new) each. One returned at its month's close moves no more.
+            if r["status"] != "returned" and accrued == org.f(int(r["fee_minor"])):
+                assert accrued - taken == org.f(int(r["fee_now"])), r
+        # 19. Each organisation-month's counter is what its lines hold, never past the cap;
+        # it is closed once its month ended (the close ran on crossing into a new month), with
+        # the activity rule's outcome: met iff enough cohort shops completed a sale in it.
+        for m in found["override_months"]:
+            org = orgs[m["organisation_id"]]
+            assert int(m["accrued_minor"]) == int(m["net"]) <= org.cap, m
+            ended = date.fromisoformat(m["month"]) < self.month
+            assert m["closed"] == ended, (m, self.month)
+            if ended:
+                met = int(m["active"]) >= org.min_active
+                assert (m["active_shops"], m["required"], m["rule_met"]) == (
+                    int(m["active"]),
+                    org.min_active,
+                    met,
+                ), m
+                pending_months.discard((m["organisation_id"], m["month"], m["currency"]))
+        assert found["uncounted"] == [], found["uncounted"]
+        for r in rows:
+            # Pending while its month is open; available or returned (by the rule) once closed.
+            key = (r["organisation_id"], r["month"], r["currency"])
+            if key in pending_months:
+                assert r["status"] == "pending", r
+            else:
+                (m,) = [
+                    m
+                    for m in found["override_months"]
+                    if (m["organisation_id"], m["month"], m["currency"]) == key
+                ]
+                assert r["status"] == ("available" if m["rule_met"] else "returned"), (r, m)
+        # 20. Every transaction touching an organisation's account is an override's accrual,
+        # reversal or close, between its accounts and the platform's fees.
+        postings = {tuple(p) for p in found["org_postings"]}
+        assert postings <= ORG_POSTINGS, postings - ORG_POSTINGS
+        # 21. The statements' totals are the organisation's ledger movement: pending moves by
+        # accrued − (reversed − clawed back) − released − returned, available by released −
+        # clawed back; and its wallet's kept counters agree.
+        moved: dict[tuple[str, str, str], int] = defaultdict(int)
+        for a in found["org_moved"]:
+            assert a["counter"] is None or int(a["counter"]) == int(a["moved"]), a
+            moved[(a["owner_id"], a["currency"], a["purpose"])] += int(a["moved"])
+        told: dict[tuple[str, str, str], int] = defaultdict(int)
+        for st_ in stated:
+            for t in st_.totals:
+                org_id = str(st_.organisation_id)
+                told[(org_id, t.currency, "earnings_pending")] += (
+                    t.accrued_minor
+                    - (t.reversed_minor - t.clawed_back_minor)
+                    - t.released_minor
+                    - t.returned_minor
+                )
+                told[(org_id, t.currency, "earnings_available")] += (
+                    t.released_minor - t.clawed_back_minor
+                )
+        assert _differences(dict(moved), dict(told)) == {}, (dict(moved), dict(told))
+
     def _line_statuses(self, order: Order, part: Part) -> dict[str, set[str]]:
         """Where the machine expects a paid supplier order's parts: each beneficiary's lines
         pending until completion and available after, but the shop's earnings on a
@@ -1770,7 +2002,10 @@ Key = tuple[str, str, str, str]  # owner kind, owner id, purpose, currency
 
 
 def _expected_balances(
-    lines: list[dict[str, Any]], withdrawn: list[dict[str, Any]], settled: list[dict[str, Any]]
+    lines: list[dict[str, Any]],
+    withdrawn: list[dict[str, Any]],
+    settled: list[dict[str, Any]],
+    override_rows: list[dict[str, Any]],
 ) -> dict[Key, int]:
     """What every shop, supplier and platform account (all but clearing) should hold, in the
     ledger's sign (what the platform owes is a credit, negative), from the commission lines
@@ -1811,6 +2046,16 @@ def _expected_balances(
         settling, paid = int(s["settling"]), int(s["paid"])
         out[("supplier", supplier, "payable", currency)] += settling
         out[("supplier", supplier, "payable_settling", currency)] -= settling - paid
+    for o in override_rows:
+        # What an override line still holds left the platform's fees for the organisation's
+        # pending account, then (its month closed with the rule met) available; a line returned
+        # at its month's close sits back in the platform's fees.
+        if o["status"] == "returned":
+            continue
+        net, currency = int(o["accrued_minor"]) - int(o["reversed_minor"]), o["currency"]
+        purpose = "earnings_pending" if o["status"] == "pending" else "earnings_available"
+        out[("organisation", o["organisation_id"], purpose, currency)] -= net
+        out[("platform", _PLATFORM_ID, "fees", currency)] += net
     return dict(out)
 
 
@@ -2074,6 +2319,86 @@ SELECT
   (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id
    WHERE l.campaign_id = :c AND o.paid_at IS NOT NULL) AS units
 """
+
+
+# Organisations' overrides ------------------------------------------------------------------
+
+OVERRIDE_COUNTER = """
+    SELECT accrued_minor FROM override_months
+    WHERE organisation_id = :o AND month = :m AND currency = :c
+"""
+# The platform fee each line of these supplier orders holds (at completion: what it kept).
+KEPT_FEES = """
+    SELECT supplier_order_id, order_line_id, currency, accrued_minor - reversed_minor AS fee
+    FROM commissions WHERE supplier_order_id = ANY(CAST(:parts AS uuid[]))
+      AND beneficiary = 'platform' AND kind = 'platform_fee' AND order_line_id IS NOT NULL
+"""
+OPEN_MONTHS = """
+    SELECT organisation_id, month, currency FROM override_months
+    WHERE organisation_id = ANY(CAST(:orgs AS uuid[])) AND closed_at IS NULL AND month < :m
+"""
+# Every override line with the platform fee line it was computed from; every month counter
+# with its lines' sums; what the transactions touching an organisation's account are made of;
+# and what the organisations' accounts moved, from their entries.
+ORG_CHECKS = """
+SELECT
+  (SELECT coalesce(json_agg(t), '[]') FROM (
+     SELECT o.order_line_id, o.organisation_id, o.shop_id, o.order_id, o.supplier_order_id,
+            o.month, o.currency, o.fee_minor, o.rate_bps, o.accrued_minor, o.reversed_minor,
+            o.clawed_back_minor, o.status, count(c.id) AS fee_lines,
+            coalesce(sum(c.accrued_minor - c.reversed_minor), 0) AS fee_now,
+            coalesce(sum(c.accrued_minor), 0) AS fee_accrued,
+            bool_and(c.shop_id = o.shop_id AND c.order_id = o.order_id
+                     AND c.supplier_order_id = o.supplier_order_id
+                     AND c.currency = o.currency) AS same_sale,
+            bool_and(so.status = 'completed') AS completed
+     FROM overrides o
+     LEFT JOIN commissions c ON c.order_line_id = o.order_line_id
+       AND c.beneficiary = 'platform' AND c.kind = 'platform_fee'
+     LEFT JOIN supplier_orders so ON so.id = o.supplier_order_id
+     GROUP BY o.id) t) AS override_rows,
+  (SELECT coalesce(json_agg(t), '[]') FROM (
+     SELECT m.organisation_id, m.month, m.currency, m.accrued_minor, m.closed_at IS NOT NULL
+              AS closed, m.active_shops, m.required, m.rule_met, m.released_minor,
+            m.returned_minor, g.monthly_cap_minor AS cap, g.min_active_shops,
+            coalesce(l.net, 0) AS net, coalesce(l.active, 0) AS active
+     FROM override_months m JOIN organisations g ON g.id = m.organisation_id
+     LEFT JOIN LATERAL (
+       SELECT sum(o.accrued_minor - o.reversed_minor) AS net,
+              count(DISTINCT o.shop_id) FILTER (WHERE o.fee_minor > 0) AS active
+       FROM overrides o WHERE o.organisation_id = m.organisation_id AND o.month = m.month
+         AND o.currency = m.currency) l ON true) t) AS override_months,
+  (SELECT coalesce(json_agg(t), '[]') FROM (
+     SELECT o.organisation_id, o.month, o.currency FROM overrides o
+     LEFT JOIN override_months m ON (m.organisation_id, m.month, m.currency)
+       = (o.organisation_id, o.month, o.currency)
+     WHERE m.id IS NULL) t) AS uncounted,
+  (SELECT coalesce(json_agg(DISTINCT jsonb_build_array(t.kind, a.owner_kind, a.purpose)),
+            '[]')
+   FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+   JOIN ledger_accounts a ON a.id = e.account_id
+   WHERE t.id IN (SELECT e2.transaction_id FROM ledger_entries e2
+                  JOIN ledger_accounts a2 ON a2.id = e2.account_id
+                  WHERE a2.owner_kind = 'organisation')) AS org_postings,
+  (SELECT coalesce(json_agg(t), '[]') FROM (
+     SELECT a.owner_id, a.purpose, a.currency, -coalesce(sum(e.amount_minor), 0) AS moved,
+            -a.balance_minor AS counter
+     FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id
+     WHERE a.owner_kind = 'organisation' GROUP BY a.id) t) AS org_moved
+"""
+# What a transaction touching an organisation's account may be made of: an accrual (platform
+# fees to the organisation's pending), a refund's reversal (back to fees from pending or, a
+# clawback, available) and a month close (pending to available, or back to fees).
+ORG_POSTINGS = {
+    ("override", "platform", "fees"),
+    ("override", "organisation", "earnings_pending"),
+    ("override_refund", "platform", "fees"),
+    ("override_refund", "organisation", "earnings_pending"),
+    ("override_refund", "organisation", "earnings_available"),
+    ("override_close", "platform", "fees"),
+    ("override_close", "organisation", "earnings_pending"),
+    ("override_close", "organisation", "earnings_available"),
+}
 
 
 # A shop's days as the rollup keeps them, and as its orders and commission lines say.
