@@ -111,6 +111,13 @@ async def test_a_suspended_organisations_codes_stop_working(
         f"/v1/organisations/{org['id']}/invite-codes", json={}, headers=admin.headers
     )
     assert_problem(made, 409, "organisation_suspended")
+    # Nor does money leave it while suspended: the refusal comes before any balance check.
+    withdrawn = await client.post(
+        f"/v1/organisations/{org['id']}/withdrawals",
+        json={"amount_minor": 100, "currency": "CNY"},
+        headers={**admin.headers, "Idempotency-Key": "suspended-withdrawal"},
+    )
+    assert_problem(withdrawn, 409, "organisation_suspended")
     resumed = await client.post(
         f"/v1/operator/organisations/{org['id']}/resume",
         json={"reason": "reviewed"},

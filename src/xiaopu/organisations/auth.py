@@ -23,8 +23,9 @@ class Member:
 
 
 class OrganisationAccess:
-    def __init__(self, *, admin_only: bool = False) -> None:
+    def __init__(self, *, admin_only: bool = False, active_only: bool = False) -> None:
         self.admin_only = admin_only
+        self.active_only = active_only
 
     async def __call__(
         self, organisation_id: uuid.UUID, person: CurrentPerson, session: DbSession
@@ -34,8 +35,14 @@ class OrganisationAccess:
             raise service.OrganisationNotFound()
         if self.admin_only and role is not OrganisationRole.admin:
             raise service.OrganisationAdminOnly()
+        if self.active_only:
+            await service.require_active(session, organisation_id)
         return Member(organisation_id, person.account_id, role)
 
 
 OrganisationMember = Annotated[Member, Depends(OrganisationAccess())]
 OrganisationAdmin = Annotated[Member, Depends(OrganisationAccess(admin_only=True))]
+# Moving money out (withdrawals): an admin of an organisation that is not suspended.
+ActiveOrganisationAdmin = Annotated[
+    Member, Depends(OrganisationAccess(admin_only=True, active_only=True))
+]

@@ -15,7 +15,11 @@ from xiaopu.deps import AppSettings
 from xiaopu.idempotency.service import OptionalIdempotency, RequiredIdempotency
 from xiaopu.kit.pagination import Page, Pagination
 from xiaopu.organisations import overrides, service
-from xiaopu.organisations.auth import OrganisationAdmin, OrganisationMember
+from xiaopu.organisations.auth import (
+    ActiveOrganisationAdmin,
+    OrganisationAdmin,
+    OrganisationMember,
+)
 from xiaopu.organisations.schemas import (
     MONTH_PATTERN,
     CohortDays,
@@ -349,15 +353,16 @@ async def wallet(
 async def request_withdrawal(
     organisation_id: uuid.UUID,
     body: WithdrawalIn,
-    admin: OrganisationAdmin,
+    admin: ActiveOrganisationAdmin,
     session: DbSession,
     settings: AppSettings,
     idempotency: RequiredIdempotency,
 ) -> WithdrawalOut:
     """Admins only. Withdraw available override income, paid by the same payout runs as shops'
     withdrawals: at least the payout threshold (422 `below_payout_threshold`), at most what is
-    available (409 `insufficient_funds`), and not while a clawback has left the balance negative
-    (409 `negative_balance`)."""
+    available (409 `insufficient_funds`), not while a clawback has left the balance negative
+    (409 `negative_balance`), and not while the organisation is suspended (409
+    `organisation_suspended`)."""
     return await idempotency.once(
         lambda: payouts.request_organisation_withdrawal(
             session, settings, admin.organisation_id, body
@@ -380,7 +385,7 @@ async def list_withdrawals(
 async def retry_withdrawal(
     organisation_id: uuid.UUID,
     withdrawal_id: uuid.UUID,
-    admin: OrganisationAdmin,
+    admin: ActiveOrganisationAdmin,
     session: DbSession,
     settings: AppSettings,
     idempotency: RequiredIdempotency,

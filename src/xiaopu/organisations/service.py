@@ -537,6 +537,11 @@ def _code_out(settings: Settings, code: InviteCode) -> InviteCodeOut:
     )
 
 
+async def require_active(session: AsyncSession, organisation_id: uuid.UUID) -> None:
+    """409 `organisation_suspended` unless the organisation is active."""
+    await _active(session, organisation_id)
+
+
 async def _active(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
     org = await _organisation(session, organisation_id)
     if org.status is not OrganisationStatus.active:
