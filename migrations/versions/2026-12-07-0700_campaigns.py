@@ -247,8 +247,8 @@ def upgrade() -> None:
         unique=False,
     )
     op.add_column("order_lines", sa.Column("campaign_id", sa.Uuid(), nullable=True))
-    # Constant defaults fill the lines sold so far without rewriting the table; they are dropped
-    # at once, so checkout always says what a line reserved.
+    # Constant defaults fill the lines sold so far without rewriting the table, and stay: a
+    # line written by anything but checkout (a data fix, a bulk load) is no campaign line.
     op.add_column(
         "order_lines",
         sa.Column("boost_bps", sa.SmallInteger(), nullable=False, server_default="0"),
@@ -257,8 +257,6 @@ def upgrade() -> None:
         "order_lines",
         sa.Column("boost_withheld", sa.Boolean(), nullable=False, server_default="false"),
     )
-    op.alter_column("order_lines", "boost_bps", server_default=None)
-    op.alter_column("order_lines", "boost_withheld", server_default=None)
     op.create_check_constraint(
         op.f("ck_order_lines_boost_bps_range"), "order_lines", "boost_bps BETWEEN 0 AND 10000"
     )

@@ -245,8 +245,8 @@ class OrderLine(IdMixin, CreatedAtMixin, Base):
     # the line reserved from the campaign's budget (0, with boost_withheld, when what was left
     # could not cover it). Units and boost go back to the campaign on expiry, cancel and refunds.
     campaign_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("campaigns.id"))
-    boost_bps: Mapped[int] = mapped_column(SmallInteger, default=0)
-    boost_withheld: Mapped[bool] = mapped_column(default=False)
+    boost_bps: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    boost_withheld: Mapped[bool] = mapped_column(default=False, server_default="false")
 
 
 class Payment(IdMixin, TimestampMixin, Base):
