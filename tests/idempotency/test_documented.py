@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.catalogue.helpers import active_supplier, open_shop, operator
+from tests.organisations.helpers import create_organisation
 from xiaopu.app import api_routes, create_app
 from xiaopu.config import Settings
 from xiaopu.idempotency.service import HEADER, requires_key
@@ -48,11 +49,14 @@ def test_routes_that_require_the_key_document_it(settings: Settings) -> None:
     assert ("POST", "/v1/shops/mine/withdrawals") in marked
 
 
-def _path_value(parameter: dict[str, Any], supplier_id: str) -> str:
-    """A value each path parameter accepts: the caller's own supplier, or an id of nothing."""
+def _path_value(parameter: dict[str, Any], supplier_id: str, organisation_id: str) -> str:
+    """A value each path parameter accepts: the caller's own supplier or organisation, or an id
+    of nothing."""
     schema = parameter["schema"]
     if parameter["name"] == "supplier_id":
         return supplier_id
+    if parameter["name"] == "organisation_id":
+        return organisation_id
     if "enum" in schema:
         return str(schema["enum"][0])
     if schema.get("format") == "uuid":
@@ -64,17 +68,19 @@ async def test_every_operation_without_the_key_answers_as_documented(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     """Each operation is called without the key by a caller allowed to call it (an operator
-    who owns an active supplier and a shop), so that the key is what decides: those that
-    answer 400 `idempotency_key_missing` are exactly those that document the key required."""
+    who owns an active supplier and a shop and administers an organisation), so that the key is
+    what decides: those that answer 400 `idempotency_key_missing` are exactly those that
+    document the key required."""
     caller = await operator(client, session)
     supplier_id = await active_supplier(client, caller.headers, caller.headers)
     await open_shop(client, caller.headers)
+    organisation_id = (await create_organisation(client, caller.headers, caller))["id"]
     schema = create_app(settings).openapi()
     disagreements = []
     required = 0
     for method, path, operation in _operations(schema):
         values = {
-            p["name"]: _path_value(p, supplier_id)
+            p["name"]: _path_value(p, supplier_id, organisation_id)
             for p in operation.get("parameters", [])
             if p["in"] == "path"
         }
