@@ -44,6 +44,7 @@ from tests.webhooks.helpers import new_endpoint
 from xiaopu.app import create_app
 from xiaopu.config import Settings
 from xiaopu.kit.clock import Clock
+from xiaopu.kit.pagination import encode_cursor
 
 APPS = "/v1/operator/applications"
 
@@ -414,6 +415,21 @@ async def test_the_leaderboard_is_read_by_signed_up_shops_and_the_supplier_only(
         f"/v1/shops/mine/campaigns/{uuid.uuid4()}/leaderboard", headers=keeper.headers
     )
     assert_problem(missing, 404, "campaign_not_found")
+    # Pages by a cursor it gave out; any other cursor is a clear 400, never a 500.
+    paged = await client.get(
+        f"/v1/suppliers/{supply.id}/campaigns/{c['id']}/leaderboard",
+        params={"limit": 1, "cursor": encode_cursor([1])},
+        headers=supply.headers,
+    )
+    assert paged.status_code == 200, paged.text
+    assert paged.json()["items"] == []
+    for bad in (encode_cursor(["x"]), encode_cursor([1, 2]), encode_cursor([-1]), "!!"):
+        refused = await client.get(
+            f"/v1/suppliers/{supply.id}/campaigns/{c['id']}/leaderboard",
+            params={"cursor": bad},
+            headers=supply.headers,
+        )
+        assert_problem(refused, 400, "invalid_cursor")
 
 
 # Events ----------------------------------------------------------------------------------------

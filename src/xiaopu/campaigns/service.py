@@ -43,7 +43,7 @@ from xiaopu.catalogue import service as catalogue
 from xiaopu.commissions.split import boost_of
 from xiaopu.config import Settings
 from xiaopu.db import Read, read_together
-from xiaopu.errors import AppError, Conflict, NotFound
+from xiaopu.errors import AppError, Conflict, InvalidCursor, NotFound
 from xiaopu.kit.clock import utcnow
 from xiaopu.kit.ids import new_id
 from xiaopu.kit.money import shop_price
@@ -862,8 +862,11 @@ async def leaderboard(
     campaign = await _readable(session, campaign_id, supplier_id, account_id)
     offset = 0
     if page.cursor is not None:
-        (offset_value,) = decode_cursor(page.cursor)
-        offset = int(offset_value)
+        values = decode_cursor(page.cursor)
+        # Our cursors hold one rank offset: anything else is a cursor we never gave out.
+        if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
+            raise InvalidCursor()
+        offset = values[0]
     rows = await repository.leaderboard(session, campaign.id, page.limit + 1, offset)
     more = len(rows) > page.limit
     rows = rows[: page.limit]
